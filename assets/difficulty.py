@@ -1,0 +1,37 @@
+"""Asset `difficulty`: per-problem pass rate, intervals, Beta posterior and learnability for the student."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.metadata import counts_metadata, histogram_markdown, table_metadata
+from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from scoring.stages import build_difficulty
+
+
+@dg.asset(
+    group_name="grading",
+    kinds={"python", "parquet"},
+    deps=["rollouts"],
+    description="Difficulty per (problem, student, revision, sampling config, verifier): methods.md §1.",
+)
+def difficulty(
+    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+) -> dg.MaterializeResult:
+    summary = build_difficulty(effective_config(project, student), data_root.root())
+    bands = summary.table.column("band").to_pylist()
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                summary.table,
+                columns=["problem_id", "n", "k", "post_mean", "post_lo", "post_hi", "band"],
+                query="select band, count(*), avg(post_mean) from difficulty group by band",
+            ),
+            **counts_metadata(summary.counts),
+            **counts_metadata({f"band_{b}": bands.count(b) for b in sorted(set(bands))}),
+            "pass_rate_histogram": dg.MetadataValue.md(
+                histogram_markdown(summary.table.column("pass_rate").to_pylist())
+            ),
+            "path": dg.MetadataValue.path(str(summary.path)),
+        }
+    )

@@ -1,0 +1,36 @@
+"""Asset `rollouts`: K verified answers per problem from the student (through the persistent cache)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.metadata import counts_metadata, table_metadata
+from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from scoring.stages import build_rollouts
+
+
+@dg.asset(
+    group_name="grading",
+    kinds={"python", "parquet"},
+    deps=["problems"],
+    description="K sampled, verified student answers per problem; cached, so reruns cost no model calls.",
+)
+def rollouts(
+    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+) -> dg.MaterializeResult:
+    config, root = effective_config(project, student), data_root.root()
+    with student.open(root) as engine:
+        summary = build_rollouts(config, root, engine)
+    return dg.MaterializeResult(
+        metadata={
+            **table_metadata(
+                summary.table,
+                columns=["problem_id", "sample_index", "verdict", "extracted_answer", "completion_tokens"],
+                query="select verdict, count(*) from rollouts group by verdict",
+            ),
+            **counts_metadata(summary.counts),
+            **counts_metadata(summary.figures),
+            "student": dg.MetadataValue.text(config.student.id),
+            "path": dg.MetadataValue.path(str(summary.path)),
+        }
+    )

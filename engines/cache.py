@@ -1,0 +1,86 @@
+"""A persistent, content-addressed cache of completions, in SQLite (WAL) under the data root.
+
+The key is the sha256 of the canonical JSON of everything that determines a sample: backend, model id and
+revision, messages, per-sample sampling parameters, seed and sample index. Each completion is committed as soon
+as it exists, so a killed run resumes without paying for finished samples, and concurrent writers (two runs,
+two processes) are safe: SQLite serialises the writes and `INSERT OR IGNORE` keeps the first value.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from engines.base import Completion, SampleCall, canonical_json, sha256_hex
+
+_SCHEMA = """
+create table if not exists completions (
+    key text primary key,
+    backend text not null,
+    model_id text not null,
+    value text not null,
+    created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)
+"""
+
+
+def cache_key(backend: str, model_id: str, model_revision: str, call: SampleCall) -> str:
+    """The content address of one sample."""
+    return sha256_hex(
+        canonical_json(
+            {
+                "backend": backend,
+                "model_id": model_id,
+                "model_revision": model_revision,
+                "messages": call.messages_json(),
+                "sampling": call.sampling.per_sample(),
+                "seed": call.sampling.seed,
+                "sample_index": call.sample_index,
+            }
+        )
+    )
+
+
+class CompletionCache:
+    """Get and put completions by key. Only successful completions are stored: errors are retried next run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+        self._conn.execute("pragma journal_mode=wal")
+        self._conn.execute("pragma synchronous=normal")
+        self._conn.execute(_SCHEMA)
+
+    def get_many(self, keys: list[str]) -> dict[str, Completion]:
+        found: dict[str, Completion] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(f"select key, value from completions where key in ({marks})", chunk)
+                for key, value in rows:
+                    found[key] = Completion(**json.loads(value))
+        return found
+
+    def put(self, key: str, backend: str, model_id: str, completion: Completion) -> None:
+        if not completion.ok:
+            return
+        value = json.dumps({**asdict(completion), "cached": False})
+        with self._lock:
+            self._conn.execute(
+                "insert or ignore into completions (key, backend, model_id, value) values (?, ?, ?, ?)",
+                (key, backend, model_id, value),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("select count(*) from completions").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

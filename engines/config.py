@@ -1,0 +1,91 @@
+"""Engine configuration and the factory that turns it into a cached `Engine`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engines.base import Backend
+from engines.cache import CompletionCache
+from engines.engine import Engine
+from engines.errors import ConfigError, did_you_mean
+from engines.models import DEFAULT_MODEL, is_model_path, resolve_embedded, resolve_model_file
+
+BACKENDS = ("embedded", "openai", "vllm")
+
+
+class EngineConfig(BaseModel):
+    """Which model answers, and how to reach it. The same fields back the Dagster engine resources."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = Field("embedded", description=f"one of {', '.join(BACKENDS)}")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="embedded: a registry model name or a .gguf path; openai: the served model name; "
+        "vllm: a model path or name",
+    )
+    model_revision: str | None = Field(None, description="what changes when the model changes (openai/vllm)")
+    base_url: str | None = Field(None, description="openai: server root, e.g. http://127.0.0.1:8000")
+    api_key: str | None = Field(None, description="openai: bearer token (use an env var, never a file)")
+    n_ctx: int = Field(2048, ge=256, description="embedded: context window in tokens")
+    n_threads: int | None = Field(None, ge=1, description="embedded: CPU threads (default: all cores)")
+    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight")
+    timeout_s: float = Field(120.0, gt=0, description="openai: per-request timeout in seconds")
+    max_retries: int = Field(4, ge=1, description="openai: attempts per request on 429/5xx/connection errors")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model replica")
+
+
+def check_backend(name: str) -> None:
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown engine backend {name!r};" + did_you_mean(name, BACKENDS))
+
+
+def expected_revision(config: EngineConfig, models_dir: Path) -> str:
+    """The student revision the configured model will report, without starting it."""
+    check_backend(config.backend)
+    if config.backend == "embedded":
+        if is_model_path(config.model):
+            return resolve_model_file(config.model, models_dir)[1]
+        return resolve_embedded(config.model).sha256
+    return config.model_revision or config.model
+
+
+def build_backend(config: EngineConfig, models_dir: Path) -> Backend:
+    """Start the configured backend; raise `ConfigError` for an unknown backend or a missing model."""
+    check_backend(config.backend)
+    if config.backend == "embedded":
+        from engines.embedded import EmbeddedBackend
+
+        path, revision = resolve_model_file(config.model, models_dir)
+        return EmbeddedBackend(path, config.model, revision, n_ctx=config.n_ctx, n_threads=config.n_threads)
+    if config.backend == "openai":
+        if not config.base_url:
+            raise ConfigError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000)")
+        from engines.openai_compat import OpenAICompatBackend
+
+        return OpenAICompatBackend(
+            config.base_url,
+            config.model,
+            api_key=config.api_key,
+            model_revision=config.model_revision,
+            max_concurrency=config.max_concurrency,
+            timeout_s=config.timeout_s,
+            max_retries=config.max_retries,
+        )
+    if config.backend == "vllm":
+        from engines.vllm_offline import VLLMBackend
+
+        return VLLMBackend(
+            config.model,
+            model_revision=config.model_revision,
+            tensor_parallel_size=config.tensor_parallel_size,
+        )
+    raise AssertionError(f"unreachable: backend {config.backend!r} passed check_backend")
+
+
+def build_engine(config: EngineConfig, models_dir: Path, cache_path: Path | None) -> Engine:
+    """A backend with the persistent cache in front of it (no cache when `cache_path` is None)."""
+    backend = build_backend(config, models_dir)
+    return Engine(backend, CompletionCache(cache_path) if cache_path is not None else None)

@@ -1,0 +1,86 @@
+"""The project config (`gradus.yaml`): data root, student, sources, rollouts, curriculum.
+
+Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engines.config import EngineConfig
+from engines.errors import ConfigError
+from scoring.curriculum import CurriculumConfig
+from scoring.rollouts import RolloutConfig
+from scoring.storage import DataRoot, safe_name
+from synthesis.sources import SourcesConfig
+
+DEFAULT_DATA_ROOT = ".gradus"
+
+
+class StudentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field("qwen15-coder", description="a user-facing name for the student; used in paths")
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        try:
+            return safe_name(value, "student id")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class ProjectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_root: str = DEFAULT_DATA_ROOT
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    rollouts: RolloutConfig = Field(default_factory=RolloutConfig)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    base_dir: str = Field(".", description="set by the loader: the config file's directory")
+
+
+def _format_validation(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown key {where!r}")
+        else:
+            lines.append(f"{where}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_config(path: str | Path) -> ProjectConfig:
+    """Parse and validate a `gradus.yaml`; raise `ConfigError` naming the file and the bad key or value."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping, got {type(raw).__name__}")
+    if "base_dir" in raw:
+        raise ConfigError(f"config file {str(path)!r}: unknown key 'base_dir'")
+    try:
+        return ProjectConfig(**raw, base_dir=str(path.resolve().parent))
+    except ValidationError as exc:
+        raise ConfigError(f"config file {str(path)!r}: {_format_validation(exc)}") from None
+
+
+def resolve_data_root(config: ProjectConfig, override: str | None = None) -> DataRoot:
+    """Data root: an explicit override, else `GRADUS_HOME`, else the config's (relative to the config file)."""
+    chosen = override or os.environ.get("GRADUS_HOME")
+    if chosen:
+        return DataRoot(Path(chosen).expanduser())  # relative to the working directory, like any CLI path
+    path = Path(config.data_root).expanduser()
+    return DataRoot(path if path.is_absolute() else Path(config.base_dir) / path)

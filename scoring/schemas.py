@@ -1,0 +1,144 @@
+"""Every table's schema, declared once. Data is cast to these before Parquet is written."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from engines.errors import ConfigError, did_you_mean
+
+PROBLEMS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("source", pa.string()),
+        ("family", pa.string()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("solution", pa.string()),
+        ("difficulty_knob", pa.int32()),
+        ("source_ref", pa.string()),
+        ("metadata", pa.string()),
+    ]
+)
+
+REJECTS = pa.schema(
+    [("stage", pa.string()), ("input_ref", pa.string()), ("reason", pa.string()), ("raw_text", pa.string())]
+)
+
+ROLLOUT_KEY = ("problem_id", "student_id", "student_revision", "sampling_hash", "sample_index")
+ROLLOUTS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("sampling_hash", pa.string()),
+        ("sample_index", pa.int32()),
+        ("completion", pa.string()),
+        ("extracted_answer", pa.string()),
+        ("verdict", pa.string()),
+        ("verdict_reason", pa.string()),
+        ("verifier_version", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("completion_tokens", pa.int32()),
+        ("finish_reason", pa.string()),
+        ("latency_s", pa.float64()),
+    ]
+)
+
+DIFFICULTY_KEY = ("problem_id", "student_id", "student_revision", "sampling_hash", "verifier_version")
+DIFFICULTY = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("sampling_hash", pa.string()),
+        ("verifier_version", pa.string()),
+        ("n", pa.int32()),
+        ("k", pa.int32()),
+        ("n_timeout", pa.int32()),
+        ("n_error", pa.int32()),
+        ("pass_rate", pa.float64()),
+        ("wilson_lo", pa.float64()),
+        ("wilson_hi", pa.float64()),
+        ("jeffreys_lo", pa.float64()),
+        ("jeffreys_hi", pa.float64()),
+        ("beta_alpha", pa.float64()),
+        ("beta_beta", pa.float64()),
+        ("post_mean", pa.float64()),
+        ("post_lo", pa.float64()),
+        ("post_hi", pa.float64()),
+        ("learnability", pa.float64()),
+        ("exp_abs_adv", pa.float64()),
+        ("band", pa.string()),
+        ("method", pa.string()),
+        ("mean_response_tokens", pa.float64()),
+        ("tokens_spent", pa.int64()),
+        ("seconds_spent", pa.float64()),
+    ]
+)
+
+CURRICULUM = pa.schema(
+    [
+        ("student_id", pa.string()),
+        ("strategy", pa.string()),
+        ("position", pa.int32()),
+        ("problem_id", pa.string()),
+        ("shard", pa.string()),
+        ("post_mean", pa.float64()),
+    ]
+)
+
+CURRICULUM_EXCLUDED = pa.schema(
+    [
+        ("student_id", pa.string()),
+        ("strategy", pa.string()),
+        ("problem_id", pa.string()),
+        ("reason", pa.string()),
+        ("n", pa.int32()),
+        ("k", pa.int32()),
+    ]
+)
+
+SHARD = pa.schema(
+    [
+        ("position", pa.int32()),
+        ("problem_id", pa.string()),
+        ("source", pa.string()),
+        ("family", pa.string()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("difficulty_knob", pa.int32()),
+        ("n", pa.int32()),
+        ("k", pa.int32()),
+        ("pass_rate", pa.float64()),
+        ("post_mean", pa.float64()),
+        ("post_lo", pa.float64()),
+        ("post_hi", pa.float64()),
+        ("difficulty", pa.float64()),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "problems": PROBLEMS,
+    "rejects": REJECTS,
+    "rollouts": ROLLOUTS,
+    "difficulty": DIFFICULTY,
+    "curriculum": CURRICULUM,
+    "curriculum_excluded": CURRICULUM_EXCLUDED,
+}
+
+
+def schema_for(table: str) -> pa.Schema:
+    try:
+        return TABLES[table]
+    except KeyError:
+        raise ConfigError(f"unknown table {table!r};" + did_you_mean(table, TABLES)) from None
+
+
+def to_table(rows: list[dict[str, object]], schema: pa.Schema) -> pa.Table:
+    """Rows → a table of exactly `schema` (missing columns are null, extra keys are an error)."""
+    names = set(schema.names)
+    for row in rows[:1]:
+        extra = set(row) - names
+        if extra:
+            raise ValueError(f"columns {sorted(extra)} are not in the schema {schema.names}")
+    return pa.Table.from_pylist(rows, schema=schema)

@@ -1,0 +1,67 @@
+"""Extract a final answer from free text: the last `\\boxed{}`, else "the answer is …", else the last number.
+
+Model output is untrusted, so every step is bounded: the text is cut to its last `MAX_SCAN_CHARS`, brace
+matching stops at `MAX_ANSWER_CHARS`, and only linear-time regular expressions are used.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_SCAN_CHARS = 20_000
+MAX_ANSWER_CHARS = 500
+
+_ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*[:\s]*\$?([^\n$]{1,200})", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedAnswer:
+    text: str
+    method: str  # "boxed", "answer_is", "last_number"
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` (or `\\fbox{...}`), braces matched; None if absent or unclosed."""
+    text = text[-MAX_SCAN_CHARS:]
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    brace = text.find("{", start)
+    if brace < 0 or brace - start > 7:
+        return None
+    depth = 0
+    for pos in range(brace, min(len(text), brace + MAX_ANSWER_CHARS + 2)):
+        char = text[pos]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[brace + 1 : pos].strip()
+    return None
+
+
+def _clean(answer: str) -> str:
+    answer = answer.strip().strip("$").strip()
+    answer = answer.rstrip(".").strip()
+    return _THOUSANDS.sub("", answer)
+
+
+def extract_final_answer(text: str) -> ExtractedAnswer | None:
+    """The final answer a completion commits to, or None when it commits to none."""
+    tail = text[-MAX_SCAN_CHARS:]
+    boxed = last_boxed(tail)
+    if boxed:
+        return ExtractedAnswer(_clean(boxed)[:MAX_ANSWER_CHARS], "boxed")
+    matches = list(_ANSWER_IS.finditer(tail))
+    if matches:
+        candidate = _clean(matches[-1].group(1))
+        if candidate:
+            return ExtractedAnswer(candidate[:MAX_ANSWER_CHARS], "answer_is")
+    numbers = _NUMBER.findall(tail)
+    if numbers:
+        return ExtractedAnswer(_clean(numbers[-1]), "last_number")
+    return None

@@ -1,0 +1,91 @@
+"""The openai backend against real servers on loopback: llama.cpp's server, and a fault-injecting one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engines import ChatRequest, Engine, Message, SamplingParams
+from engines.cache import CompletionCache
+from engines.models import EMBEDDED_MODELS, ensure_model
+from engines.openai_compat import OpenAICompatBackend
+from tests.conftest import SMALL_MODEL
+from tests.engines.servers import chat_body, llama_cpp_server, scripted_server
+
+PROMPT = (Message("system", "Answer with a number only."), Message("user", "What is 9 + 4?"))
+
+
+@pytest.fixture(scope="module")
+def llama_server(session_root: Path) -> Iterator[str]:
+    model = ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
+    with llama_cpp_server(model, "small", session_root / "llama_server.log") as url:
+        yield url
+
+
+def test_real_server_samples_through_engine_and_cache(llama_server: str, tmp_path: Path) -> None:
+    backend = OpenAICompatBackend(llama_server, "small", max_concurrency=2, timeout_s=120)
+    engine = Engine(backend, CompletionCache(tmp_path / "cache.sqlite"))
+    requests = [ChatRequest(PROMPT, SamplingParams(max_tokens=16, n=2, seed=s)) for s in (1, 2)]
+    groups = engine.generate(requests, progress=False)
+    assert engine.stats.model_calls == 4 and engine.stats.failed_calls == 0
+    for group in groups:
+        assert [c.sample_index for c in group] == [0, 1]
+        assert all(c.ok and c.completion_tokens > 0 and c.prompt_tokens > 0 for c in group)
+    again = engine.generate(requests, progress=False)
+    assert engine.stats.model_calls == 4 and engine.stats.cache_hits == 4
+    assert [[c.text for c in g] for g in again] == [[c.text for c in g] for g in groups]
+    engine.close()
+
+
+def test_retries_5xx_and_429_then_succeeds() -> None:
+    replies = [
+        lambda body: (500, {}, b'{"error": "boom"}'),
+        lambda body: (429, {"Retry-After": "0"}, b'{"error": "slow down"}'),
+        lambda body: (200, {}, chat_body("\\boxed{13}")),
+    ]
+    with scripted_server(replies) as (url, received):
+        backend = OpenAICompatBackend(url, "m", max_retries=4, timeout_s=5)
+        [[completion]] = Engine(backend, None).generate([ChatRequest(PROMPT)], progress=False)
+    assert completion.ok and completion.text == "\\boxed{13}" and completion.completion_tokens == 3
+    assert (
+        len(received) == 3
+        and received[0]["model"] == "m"
+        and received[0]["messages"][1]["content"] == PROMPT[1].content
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (lambda body: (200, {}, b"{not json"), "invalid JSON"),
+        (lambda body: (200, {}, b'{"choices": []}'), "malformed chat completion"),
+        (lambda body: (400, {}, b'{"error": "bad request"}'), "HTTP 400"),
+        (lambda body: (503, {}, b"unavailable"), "HTTP 503"),
+    ],
+)
+def test_garbage_becomes_a_failed_completion_with_reason(reply, reason: str, tmp_path: Path) -> None:
+    with scripted_server([reply]) as (url, _):
+        backend = OpenAICompatBackend(url, "m", max_retries=2, timeout_s=5)
+        engine = Engine(backend, CompletionCache(tmp_path / "c.sqlite"))
+        [[completion]] = engine.generate([ChatRequest(PROMPT)], progress=False)
+    assert not completion.ok and completion.finish_reason == "error"
+    assert reason in (completion.error or "")
+    assert engine.stats.failed_calls == 1
+    assert engine.cache is not None
+    assert len(engine.cache) == 0, "failures must not be cached, so the next run retries them"
+
+
+def test_timeout_becomes_a_failed_completion() -> None:
+    def slow(body: dict) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(1.5)
+        return 200, {}, chat_body("late")
+
+    with scripted_server([slow]) as (url, received):
+        backend = OpenAICompatBackend(url, "m", max_retries=2, timeout_s=0.5)
+        started = time.monotonic()
+        [[completion]] = Engine(backend, None).generate([ChatRequest(PROMPT)], progress=False)
+    assert not completion.ok and "Timeout" in (completion.error or "")
+    assert len(received) == 2 and time.monotonic() - started < 10

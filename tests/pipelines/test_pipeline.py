@@ -1,0 +1,146 @@
+"""End to end on the real 0.5B CPU model: `dg.materialize` of every asset into a data root, read back with
+DuckDB; a second run makes zero model calls and rewrites byte-identical shards; `gradus run` does the same."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from assets import ALL_ASSETS
+from pipelines.resources import build_resources
+from tests.conftest import SMALL_MODEL
+
+STUDENT = "qwen05-test"
+
+
+@dataclass
+class Run:
+    config_path: Path
+    root: Path
+    first: dg.ExecuteInProcessResult
+    shard_bytes: dict[str, bytes]
+
+
+def _shards(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "shards" / STUDENT).rglob("*")) if p.is_file()}
+
+
+def _materialize(config_path: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(ALL_ASSETS, resources=build_resources(config_path), instance=dg.DagsterInstance.ephemeral())
+
+
+@pytest.fixture(scope="module")
+def first_run(session_root: Path, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    work = tmp_path_factory.mktemp("pipeline")
+    gsm8k_line = (shared_dir / "data" / "gsm8k" / "train.jsonl").read_text().splitlines()[0]
+    seeds = work / "seeds.jsonl"
+    seeds.write_text(gsm8k_line + "\n" + '{"question": "broken line", "answer": \n')
+    config = {
+        "data_root": str(session_root),
+        "student": {"id": STUDENT, "engine": {"backend": "embedded", "model": SMALL_MODEL, "n_ctx": 1024}},
+        "sources": {
+            "procedural": [{"family": "arithmetic", "levels": [1, 5], "per_level": 3, "seed": 0}],
+            "imports": [{"preset": "gsm8k", "path": str(seeds)}],
+        },
+        "rollouts": {"k": 4, "max_tokens": 160, "temperature": 0.8, "seed": 0},
+        "curriculum": {"shard_size": 2},
+    }
+    config_path = work / "gradus.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    result = _materialize(config_path)
+    assert result.success
+    return Run(config_path, session_root, result, _shards(session_root))
+
+
+def _meta(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]:
+    return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
+
+
+def test_first_run_grades_with_real_rollouts(first_run: Run) -> None:
+    meta = _meta(first_run.first, "rollouts")
+    assert meta["rollouts_this_run"] == 7 * 4
+    assert meta["model_calls"] + meta["cache_hits"] == 28
+    assert "pass_rate_histogram" in _meta(first_run.first, "difficulty")
+    with duckdb.connect(str(first_run.root / "catalog.duckdb"), read_only=True) as con:
+        by_level = dict(
+            con.execute(
+                "select p.difficulty_knob, avg(d.pass_rate) from difficulty d join problems p using (problem_id) "
+                f"where p.family = 'arithmetic' and d.student_id = '{STUDENT}' group by 1"
+            ).fetchall()
+        )
+        assert by_level[1] > by_level[5], f"harder knob must have a lower mean pass rate: {by_level}"
+        counts = con.execute(f"select count(*), sum(n) from difficulty where student_id = '{STUDENT}'").fetchone()
+        assert (
+            counts[0] == 7
+            and counts[1] + con.execute("select coalesce(sum(n_timeout + n_error), 0) from difficulty").fetchone()[0] == 28
+        )
+
+
+def test_shards_are_ordered_and_every_graded_problem_is_accounted_for(first_run: Run) -> None:
+    with duckdb.connect(str(first_run.root / "catalog.duckdb"), read_only=True) as con:
+        ordered = con.execute(
+            f"select position, difficulty from shards where filename like '%/{STUDENT}/%' order by position"
+        ).fetchall()
+        difficulties = [d for _, d in ordered]
+        assert difficulties == sorted(difficulties)
+        kept = len(ordered)
+        excluded = con.execute(f"select count(*) from curriculum_excluded where student_id = '{STUDENT}'").fetchone()[0]
+        reasons = con.execute("select distinct split_part(reason, ':', 1) from curriculum_excluded").fetchall()
+    assert kept + excluded == 7
+    assert {r for (r,) in reasons} <= {"too_easy", "too_hard", "ungraded"}
+
+
+def test_malformed_seed_line_becomes_a_reject_with_its_line_number(first_run: Run) -> None:
+    with duckdb.connect(str(first_run.root / "catalog.duckdb"), read_only=True) as con:
+        rows = con.execute("select input_ref, reason from rejects").fetchall()
+        assert rows == [("seeds.jsonl:2", rows[0][1])] and "malformed JSON" in rows[0][1]
+        assert con.execute("select count(*) from problems where source = 'gsm8k'").fetchone() == (1,)
+
+
+def test_second_run_makes_no_model_calls_and_identical_shards(first_run: Run) -> None:
+    second = _materialize(first_run.config_path)
+    assert second.success
+    meta = _meta(second, "rollouts")
+    assert meta["model_calls"] == 0 and meta["cache_hits"] == 28
+    assert _shards(first_run.root) == first_run.shard_bytes
+    with duckdb.connect(str(first_run.root / "catalog.duckdb"), read_only=True) as con:
+        assert con.execute(f"select count(*) from rollouts where student_id = '{STUDENT}'").fetchone() == (28,)
+
+
+def test_cli_run_uses_the_cache_and_reports(first_run: Run, tmp_path: Path) -> None:
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    gradus = Path(sys.executable).parent / "gradus"
+    proc = subprocess.run(
+        [str(gradus), "run", "--config", str(first_run.config_path), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "model calls 0, cache hits 28" in proc.stdout
+    assert "mean_pass_rate" in proc.stdout
+    assert _shards(first_run.root) == first_run.shard_bytes
+
+
+def test_cli_bad_engine_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "gradus.yaml"
+    path.write_text("student:\n  id: s\n  engine:\n    backend: llamacpp\n")
+    gradus = Path(sys.executable).parent / "gradus"
+    proc = subprocess.run(
+        [str(gradus), "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 2
+    assert "unknown engine backend 'llamacpp'" in proc.stderr and "embedded" in proc.stderr

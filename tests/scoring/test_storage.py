@@ -1,0 +1,70 @@
+"""The data root: atomic Parquet tables, idempotent upserts, a real DuckDB catalog, safe path names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from engines.errors import ConfigError
+from scoring.schemas import REJECTS, ROLLOUT_KEY, ROLLOUTS, to_table
+from scoring.storage import DataRoot
+
+
+def _rollouts(indices: list[int], verdict: str = "correct") -> pa.Table:
+    return to_table(
+        [
+            {
+                "problem_id": "p",
+                "student_id": "s",
+                "student_revision": "r",
+                "sampling_hash": "h",
+                "sample_index": i,
+                "completion": f"c{i}",
+                "verdict": verdict,
+                "verifier_version": "v",
+                "prompt_tokens": 1,
+                "completion_tokens": 1,
+                "finish_reason": "stop",
+                "latency_s": 0.1,
+            }
+            for i in indices
+        ],
+        ROLLOUTS,
+    )
+
+
+def test_upsert_adds_new_keys_and_never_duplicates(tmp_path: Path) -> None:
+    root = DataRoot(tmp_path)
+    root.upsert_table("rollouts", _rollouts([0, 1]), ROLLOUT_KEY, {"student": "s"})
+    merged = root.upsert_table("rollouts", _rollouts([1, 2, 3], verdict="wrong"), ROLLOUT_KEY, {"student": "s"})
+    assert merged.column("sample_index").to_pylist() == [0, 1, 2, 3]
+    assert merged.column("verdict").to_pylist() == ["correct", "correct", "wrong", "wrong"]
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name], "no temp files left behind"
+
+
+def test_catalog_views_are_queryable_from_a_real_duckdb_file(tmp_path: Path) -> None:
+    root = DataRoot(tmp_path)
+    root.write_table("rollouts", _rollouts([0, 1, 2]), {"student": "s"})
+    root.write_table("rejects", to_table([{"stage": "import", "input_ref": "f:2", "reason": "bad"}], REJECTS))
+    assert set(root.refresh_catalog()) == {"rollouts", "rejects"}
+    with duckdb.connect(str(root.catalog_path), read_only=True) as con:
+        assert con.execute("select count(*), min(student) from rollouts").fetchone() == (3, "s")
+        assert con.execute("select input_ref from rejects").fetchone() == ("f:2",)
+
+
+def test_writes_cast_to_the_declared_schema(tmp_path: Path) -> None:
+    root = DataRoot(tmp_path)
+    loose = pa.table({"reason": ["r"], "stage": ["s"], "input_ref": ["i"], "raw_text": [None]})
+    root.write_table("rejects", loose)
+    assert root.read_table("rejects").schema == REJECTS
+    with pytest.raises(ConfigError, match="unknown table"):
+        root.write_table("nope", loose)
+
+
+@pytest.mark.parametrize("bad", ["../escape", "a/b", "..", "", "x" * 200])
+def test_path_traversal_in_partition_names_is_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match="not a safe name"):
+        DataRoot(tmp_path).table_path("rollouts", {"student": bad})
