@@ -33,7 +33,7 @@ def _instance(config_path: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def run(config_path: Path, data_root: str | None, quiet: bool) -> int:
+def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
     config = load_config(config_path)
     root = resolve_data_root(config, data_root)
     # Fail fast on a bad engine/model choice, before Dagster starts a run.
@@ -47,16 +47,18 @@ def run(config_path: Path, data_root: str | None, quiet: bool) -> int:
         ALL_ASSETS,
         resources=build_resources(config_path, data_root),
         instance=_instance(config_path),
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "WARNING"}}}},
         raise_on_error=False,
         tags={"gradus/cli": "run"},
     )
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+                error = event.step_failure_data.error
+                while error.cause is not None:  # Dagster wraps the real error; show the innermost one
+                    error = error.cause
                 print(
-                    f"gradus: step {event.step_key} failed: {event.step_failure_data.error.message.strip()}",
-                    file=sys.stderr,
+                    f"gradus: step {event.step_key} failed: {error.message.strip()}", file=sys.stderr
                 )
         return 1
     rollout_meta = result.asset_materializations_for_node("rollouts")[0].metadata
@@ -77,11 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     run_p = sub.add_parser("run", help="materialize problems → rollouts → difficulty → curriculum shards")
     run_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
     run_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
-    run_p.add_argument("--quiet", action="store_true", help="only warnings from Dagster")
+    run_p.add_argument("--verbose", action="store_true", help="show Dagster's step events (default: warnings)")
     args = parser.parse_args(argv)
     config_path = (args.config or default_config_path()).resolve()
     try:
-        return run(config_path, args.data_root, args.quiet)
+        return run(config_path, args.data_root, args.verbose)
     except GradusError as exc:
         print(f"gradus: error: {exc}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@ embedded model, and a small scripted server of our own that injects faults."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -96,10 +97,8 @@ def scripted_server(replies: list[Reply]) -> Iterator[tuple[str, list[dict]]]:
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
                 self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (the timeout test): expected
 
         def log_message(self, *args: object) -> None:
             pass

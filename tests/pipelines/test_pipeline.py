@@ -80,7 +80,8 @@ def test_first_run_grades_with_real_rollouts(first_run: Run) -> None:
         counts = con.execute(f"select count(*), sum(n) from difficulty where student_id = '{STUDENT}'").fetchone()
         assert (
             counts[0] == 7
-            and counts[1] + con.execute("select coalesce(sum(n_timeout + n_error), 0) from difficulty").fetchone()[0] == 28
+            and counts[1] + con.execute("select coalesce(sum(n_timeout + n_error), 0) from difficulty").fetchone()[0]
+            == 28
         )
 
 
@@ -119,7 +120,7 @@ def test_cli_run_uses_the_cache_and_reports(first_run: Run, tmp_path: Path) -> N
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     gradus = Path(sys.executable).parent / "gradus"
     proc = subprocess.run(
-        [str(gradus), "run", "--config", str(first_run.config_path), "--quiet"],
+        [str(gradus), "run", "--config", str(first_run.config_path)],
         env=env,
         capture_output=True,
         text=True,

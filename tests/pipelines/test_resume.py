@@ -1,0 +1,73 @@
+"""A run killed with SIGKILL mid-rollouts resumes: the rerun pays only for samples the cache lacks, and the
+tables end complete, without duplicates and without partial files."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from engines.models import EMBEDDED_MODELS, ensure_model
+from tests.conftest import SMALL_MODEL
+
+
+def _cached(cache: Path) -> int:
+    if not cache.exists():
+        return 0
+    try:
+        with sqlite3.connect(cache, timeout=5) as con:
+            return int(con.execute("select count(*) from completions").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # the table is being created
+
+
+def test_sigkill_during_rollouts_then_resume(session_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
+    (root / "models").symlink_to(session_root / "models")  # reuse the assembled model file
+    config = {
+        "data_root": str(root),
+        "student": {"id": "resume-test", "engine": {"model": SMALL_MODEL, "n_ctx": 512}},
+        "sources": {"procedural": [{"family": "arithmetic", "levels": [1, 2], "per_level": 2, "seed": 7}]},
+        "rollouts": {"k": 2, "max_tokens": 48, "seed": 1},
+        "curriculum": {"shard_size": 2},
+    }
+    config_path = tmp_path / "gradus.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    gradus = str(Path(sys.executable).parent / "gradus")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    cache = root / "cache" / "completions.sqlite"
+
+    proc = subprocess.Popen(
+        [gradus, "run", "--config", str(config_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while _cached(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    done_before_kill = _cached(cache)
+    assert 2 <= done_before_kill < 8, "the kill must land mid-rollouts"
+    assert not (root / "shards").exists(), "nothing downstream was published by the killed run"
+
+    rerun = subprocess.run(
+        [gradus, "run", "--config", str(config_path)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    calls, hits = map(int, re.search(r"model calls (\d+), cache hits (\d+)", rerun.stdout).groups())  # type: ignore[union-attr]
+    assert hits >= done_before_kill and calls + hits == 8
+    assert not [p for p in root.rglob("*") if ".tmp-" in p.name], "no partial files under the data root"
+    with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
+        total, distinct = con.execute(
+            "select count(*), count(distinct (problem_id, sample_index)) from rollouts"
+        ).fetchone()
+    assert total == distinct == 8
