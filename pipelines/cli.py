@@ -57,9 +57,7 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
                 error = event.step_failure_data.error
                 while error.cause is not None:  # Dagster wraps the real error; show the innermost one
                     error = error.cause
-                print(
-                    f"gradus: step {event.step_key} failed: {error.message.strip()}", file=sys.stderr
-                )
+                print(f"gradus: step {event.step_key} failed: {error.message.strip()}", file=sys.stderr)
         return 1
     rollout_meta = result.asset_materializations_for_node("rollouts")[0].metadata
     calls, hits = rollout_meta["model_calls"].value, rollout_meta["cache_hits"].value

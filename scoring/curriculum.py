@@ -41,7 +41,7 @@ class CurriculumPlan:
 
 def exclusion_reason(n: int, k: int) -> str | None:
     if n == 0:
-        return "ungraded: no rollout received a correct/wrong/unparseable verdict"
+        return "ungraded: no verified rollout for this student, revision and sampling config"
     if k == n:
         return f"too_easy: all {n} rollouts correct (no learning signal)"
     if k == 0:
@@ -50,20 +50,19 @@ def exclusion_reason(n: int, k: int) -> str | None:
 
 
 def plan_curriculum(problems: pa.Table, difficulty: pa.Table, *, student_id: str) -> CurriculumPlan:
-    """Join problems with their difficulty rows for one student, exclude signal-free ones, order easy→hard."""
-    by_id = {row["problem_id"]: row for row in problems.to_pylist()}
+    """Join the pool with one student's difficulty rows; exclude ungraded and signal-free problems (each with
+    its reason), order the rest easy→hard. Every pool problem ends up in exactly one of the two tables."""
+    grades = {row["problem_id"]: row for row in difficulty.to_pylist()}
     kept, excluded = [], []
-    for grade in difficulty.to_pylist():
-        problem = by_id.get(grade["problem_id"])
-        if problem is None:
-            continue  # graded earlier but no longer in the pool
+    for problem in problems.to_pylist():
+        grade = grades.get(problem["problem_id"]) or {"n": 0, "k": 0}
         reason = exclusion_reason(grade["n"], grade["k"])
         if reason:
             excluded.append(
                 {
                     "student_id": student_id,
                     "strategy": STRATEGY,
-                    "problem_id": grade["problem_id"],
+                    "problem_id": problem["problem_id"],
                     "reason": reason,
                     "n": grade["n"],
                     "k": grade["k"],

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engines import Engine
-from engines.config import build_engine, expected_revision
+from engines.config import expected_revision
 from scoring.config import ProjectConfig
 from scoring.curriculum import STRATEGY, plan_curriculum, write_shards
 from scoring.difficulty import grade_rollouts
@@ -58,10 +58,6 @@ def load_problems(root: DataRoot) -> list[Problem]:
     return [Problem(**row) for row in root.read_table("problems").to_pylist()]
 
 
-def open_student_engine(config: ProjectConfig, root: DataRoot) -> Engine:
-    return build_engine(config.student.engine, root.models_dir, root.cache_path)
-
-
 def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, progress: bool = True) -> StageSummary:
     """K verified rollouts per pool problem for the student, added to its `rollouts` partition."""
     problems = load_problems(root)
@@ -74,8 +70,20 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
             verifier=verifier,
             progress=progress,
         )
-    # Failed calls are not evidence: keep them visible in this run's output but let the next run retry them.
-    evidence = fresh.filter(pc.invert(pc.equal(fresh.column("verdict"), "error")))
+    # Failed engine calls are not evidence about the student: they go to `rejects` with their reason (replaced
+    # each run), stay out of `rollouts`, and are retried next run because the cache never stores failures.
+    failed = pc.equal(fresh.column("finish_reason"), "error")
+    evidence = fresh.filter(pc.invert(failed))
+    rejects = [
+        {
+            "stage": "rollouts",
+            "input_ref": f"{r['problem_id']}#{r['sample_index']}",
+            "reason": r["verdict_reason"],
+            "raw_text": "",
+        }
+        for r in fresh.filter(failed).to_pylist()
+    ]
+    root.write_table("rejects", to_table(rejects, REJECTS), {"origin": f"rollouts-{config.student.id}"})
     merged = root.upsert_table("rollouts", evidence, ROLLOUT_KEY, student_partition(config))
     verdicts = fresh.column("verdict").to_pylist()
     counts = {"rollouts_this_run": fresh.num_rows, "rollouts_stored": merged.num_rows}

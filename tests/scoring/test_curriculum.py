@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from engines.errors import IntegrityError
@@ -46,7 +47,8 @@ def _tables(ks: dict[str, int], n: int = 4):
 
 
 def test_plan_orders_easy_to_hard_and_excludes_signal_free_problems() -> None:
-    problems, grades = _tables({"p1": 1, "p2": 3, "p3": 4, "p4": 0, "p5": 2, "p6": 3})
+    problems, grades = _tables({"p1": 1, "p2": 3, "p3": 4, "p4": 0, "p5": 2, "p6": 3, "p7": 2})
+    grades = grades.filter(pc.not_equal(grades.column("problem_id"), "p7"))  # in the pool, never graded
     plan = plan_curriculum(problems, grades, student_id="s")
     assert plan.ordered.column("problem_id").to_pylist() == ["p2", "p6", "p5", "p1"]
     assert plan.ordered.column("position").to_pylist() == [0, 1, 2, 3]
@@ -54,6 +56,8 @@ def test_plan_orders_easy_to_hard_and_excludes_signal_free_problems() -> None:
     assert difficulty == sorted(difficulty)
     excluded = {r["problem_id"]: r["reason"] for r in plan.excluded.to_pylist()}
     assert excluded["p3"].startswith("too_easy") and excluded["p4"].startswith("too_hard")
+    assert excluded["p7"].startswith("ungraded")
+    assert plan.ordered.num_rows + plan.excluded.num_rows == problems.num_rows
 
 
 def test_shards_are_byte_identical_on_rewrite_and_read_back_in_order(tmp_path: Path) -> None:
