@@ -109,6 +109,22 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class ModelIdentity:
+    """The `model_id` / `model_revision` pair every backend reports; set both in `__init__`."""
+
+    def __init__(self, model_id: str, model_revision: str) -> None:
+        self._model_id = model_id
+        self._model_revision = model_revision
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def model_revision(self) -> str:
+        return self._model_revision
+
+
 def canonical_json(value: object) -> str:
     """JSON with sorted keys and no whitespace: the stable text that hashes are taken of."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

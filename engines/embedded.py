@@ -8,11 +8,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engines.base import Completion, SampleCall
+from engines.base import Completion, ModelIdentity, SampleCall
 from engines.errors import ConfigError
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(ModelIdentity):
     """llama.cpp on the CPU. Calls run one at a time (llama.cpp already uses every thread it is given);
     consecutive samples of one prompt reuse its evaluated prefix, so keep a request's samples together."""
 
@@ -32,8 +32,7 @@ class EmbeddedBackend:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - llama-cpp-python is a core dependency
             raise ConfigError("the embedded backend needs llama-cpp-python: pip install -e .") from exc
-        self._model_id = model_id
-        self._revision = model_revision
+        super().__init__(model_id, model_revision)
         self._llm = Llama(
             model_path=str(model_path),
             n_ctx=n_ctx,
@@ -41,14 +40,6 @@ class EmbeddedBackend:
             chat_format=chat_format,
             verbose=False,
         )
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def model_revision(self) -> str:
-        return self._revision
 
     def complete(self, calls: Sequence[SampleCall]) -> Iterator[tuple[int, Completion]]:
         for position, call in enumerate(calls):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import httpx
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from engines.base import Completion, SampleCall
+from engines.base import Completion, ModelIdentity, SampleCall
 
 _MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
@@ -28,7 +28,7 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _Retryable | httpx.TransportError)
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(ModelIdentity):
     name = "openai"
 
     def __init__(
@@ -42,8 +42,7 @@ class OpenAICompatBackend:
         timeout_s: float = 120.0,
         max_retries: int = 4,
     ) -> None:
-        self._model = model
-        self._revision = model_revision or model
+        super().__init__(model, model_revision or model)
         self._max_concurrency = max(1, max_concurrency)
         self._max_retries = max(1, max_retries)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -54,14 +53,6 @@ class OpenAICompatBackend:
             limits=httpx.Limits(max_connections=self._max_concurrency),
         )
 
-    @property
-    def model_id(self) -> str:
-        return self._model
-
-    @property
-    def model_revision(self) -> str:
-        return self._revision
-
     def complete(self, calls: Sequence[SampleCall]) -> Iterator[tuple[int, Completion]]:
         with ThreadPoolExecutor(max_workers=self._max_concurrency) as pool:
             futures = {pool.submit(self._one, call): pos for pos, call in enumerate(calls)}
@@ -71,7 +62,7 @@ class OpenAICompatBackend:
     def _one(self, call: SampleCall) -> Completion:
         started = time.perf_counter()
         payload = {
-            "model": self._model,
+            "model": self.model_id,
             "messages": call.messages_json(),
             "temperature": call.sampling.temperature,
             "top_p": call.sampling.top_p,

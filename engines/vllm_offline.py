@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from engines.base import Completion, SampleCall
+from engines.base import Completion, ModelIdentity, SampleCall
 from engines.errors import ConfigError
 
 
-class VLLMBackend:
+class VLLMBackend(ModelIdentity):
     name = "vllm"
 
     def __init__(
@@ -27,8 +27,7 @@ class VLLMBackend:
         llm: Any = None,
         sampling_params_cls: Any = None,
     ) -> None:
-        self._model = model
-        self._revision = model_revision or model
+        super().__init__(model, model_revision or model)
         if llm is None or sampling_params_cls is None:
             try:
                 import vllm
@@ -46,14 +45,6 @@ class VLLMBackend:
             sampling_params_cls = sampling_params_cls or vllm.SamplingParams
         self._llm = llm
         self._sampling_params_cls = sampling_params_cls
-
-    @property
-    def model_id(self) -> str:
-        return self._model
-
-    @property
-    def model_revision(self) -> str:
-        return self._revision
 
     def complete(self, calls: Sequence[SampleCall]) -> Iterator[tuple[int, Completion]]:
         if not calls:
