@@ -15,6 +15,7 @@ from engines.config import expected_revision
 from engines.errors import GradusError
 from pipelines.resources import build_resources, default_config_path
 from scoring.config import load_config, resolve_data_root
+from synthesis.families import FAMILIES
 
 SAMPLE_QUERY = """select p.family, p.difficulty_knob, count(*) as problems,
        round(avg(d.pass_rate), 3) as mean_pass_rate, sum(d.n) as rollouts
@@ -71,6 +72,29 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
     return 0
 
 
+def families(name: str | None, seed: int) -> int:
+    """List the registered procedural families, or show one with a sample problem at each knob setting."""
+    if name is None:
+        print(f"{'family':<22} difficulties  description")
+        for family_name in FAMILIES.names():
+            cls = FAMILIES.get(family_name)
+            knobs = cls.difficulties
+            summary = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+            print(f"{family_name:<22} {min(knobs)}–{max(knobs):<10}  {summary}")
+        try:
+            from synthesis.reasoning_gym_source import rg_dataset_names
+
+            print(f"\n+ {len(rg_dataset_names())} reasoning-gym datasets (sources.reasoning_gym in gradus.yaml)")
+        except ImportError:
+            pass
+        return 0
+    family = FAMILIES.get(name)()
+    for difficulty in family.difficulties:
+        [problem] = family.sample(seed, [difficulty], 1)
+        print(f"[{difficulty}] {problem.question}\n    answer: {problem.answer}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gradus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
     run_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
     run_p.add_argument("--verbose", action="store_true", help="show Dagster's step events (default: warnings)")
+    fam_p = sub.add_parser("families", help="list procedural problem families, or show one with samples")
+    fam_p.add_argument("name", nargs="?", help="a family name to show samples of")
+    fam_p.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    config_path = (args.config or default_config_path()).resolve()
     try:
+        if args.command == "families":
+            return families(args.name, args.seed)
+        config_path = (args.config or default_config_path()).resolve()
         return run(config_path, args.data_root, args.verbose)
     except GradusError as exc:
         print(f"gradus: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from engines.errors import ConfigError
 from scoring.curriculum import CurriculumConfig
 from scoring.rollouts import RolloutConfig
 from scoring.storage import DataRoot, safe_name
+from scoring.verify import VerifyConfig
 from synthesis.sources import SourcesConfig
 
 DEFAULT_DATA_ROOT = ".gradus"
@@ -43,6 +44,7 @@ class ProjectConfig(BaseModel):
     student: StudentConfig = Field(default_factory=StudentConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     rollouts: RolloutConfig = Field(default_factory=RolloutConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
 

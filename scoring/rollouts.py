@@ -7,15 +7,16 @@ nothing is silently lost; the cache does not keep failures, so the next run retr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines import ChatRequest, Engine, Message, SamplingParams
 from engines.base import canonical_json, sha256_hex
-from scoring.schemas import ROLLOUTS, to_table
-from scoring.verify import Verifier
-from synthesis.problem import Problem
+from scoring.schemas import ROLLOUTS, VERDICT_AUDIT, to_table
+from scoring.verify import CheckItem, Verifier
+from synthesis.problem import Problem, Verdict
 
 PROMPT_VERSION = "solve_boxed_v1"
 SYSTEM_PROMPT = (
@@ -33,7 +34,6 @@ class RolloutConfig(BaseModel):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1)
     seed: int = 0
-    verify_timeout_s: float = Field(5.0, gt=0, description="time limit of one answer check")
 
 
 def sampling_hash(config: RolloutConfig) -> str:
@@ -63,6 +63,12 @@ def solve_request(problem: Problem, config: RolloutConfig) -> ChatRequest:
     return ChatRequest((Message("system", SYSTEM_PROMPT), Message("user", problem.question)), sampling)
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutResult:
+    rollouts: pa.Table  # ROLLOUTS rows, one per sample (failed engine calls included, verdict "error")
+    audit: pa.Table  # VERDICT_AUDIT rows: every applicable checker's verdict per verified sample
+
+
 def run_rollouts(
     problems: Sequence[Problem],
     engine: Engine,
@@ -71,36 +77,46 @@ def run_rollouts(
     config: RolloutConfig,
     verifier: Verifier,
     progress: bool = True,
-) -> pa.Table:
-    """Sample `config.k` answers per problem, verify each, and return the rows of the rollouts table."""
+) -> RolloutResult:
+    """Sample `config.k` answers per problem, verify each, and return the rollouts and the verdict audit."""
     completions = engine.generate([solve_request(p, config) for p in problems], progress=progress, desc="rollouts")
     s_hash = sampling_hash(config)
-    pairs = [(p.answer, c.text) for p, group in zip(problems, completions, strict=True) for c in group if c.ok]
-    verdicts = iter(verifier.check_completions(pairs))
-    rows = []
+    items = [
+        CheckItem(p.answer, c.text, p) for p, group in zip(problems, completions, strict=True) for c in group if c.ok
+    ]
+    audits = iter(verifier.audit(items))
+    rows, audit_rows = [], []
     for problem, group in zip(problems, completions, strict=True):
         for completion in group:
+            key = {
+                "problem_id": problem.problem_id,
+                "student_id": student_id,
+                "student_revision": engine.model_revision,
+                "sampling_hash": s_hash,
+                "sample_index": completion.sample_index,
+            }
             if completion.ok:
-                verdict = next(verdicts)
-                label, reason, extracted = verdict.label, verdict.reason, verdict.extracted
+                verdicts = next(audits)
+                decided = verdicts[0]
+                audit_rows += [
+                    {**key, "rule": v.rule, "verdict": v.label, "reason": v.reason, "extracted_answer": v.extracted}
+                    for v in verdicts
+                ]
             else:
-                label, reason, extracted = "error", f"engine: {completion.error}", None
+                decided = Verdict("error", f"engine: {completion.error}", None, "engine")
             rows.append(
                 {
-                    "problem_id": problem.problem_id,
-                    "student_id": student_id,
-                    "student_revision": engine.model_revision,
-                    "sampling_hash": s_hash,
-                    "sample_index": completion.sample_index,
+                    **key,
                     "completion": completion.text,
-                    "extracted_answer": extracted,
-                    "verdict": label,
-                    "verdict_reason": reason,
+                    "extracted_answer": decided.extracted,
+                    "verdict": decided.label,
+                    "verdict_reason": decided.reason,
                     "verifier_version": verifier.version,
+                    "verifier_rule": decided.rule,
                     "prompt_tokens": completion.prompt_tokens,
                     "completion_tokens": completion.completion_tokens,
                     "finish_reason": completion.finish_reason,
                     "latency_s": round(completion.latency_s, 4),
                 }
             )
-    return to_table(rows, ROLLOUTS)
+    return RolloutResult(to_table(rows, ROLLOUTS), to_table(audit_rows, VERDICT_AUDIT))

@@ -37,10 +37,26 @@ ROLLOUTS = pa.schema(
         ("verdict", pa.string()),
         ("verdict_reason", pa.string()),
         ("verifier_version", pa.string()),
+        ("verifier_rule", pa.string()),
         ("prompt_tokens", pa.int32()),
         ("completion_tokens", pa.int32()),
         ("finish_reason", pa.string()),
         ("latency_s", pa.float64()),
+    ]
+)
+
+AUDIT_KEY = (*ROLLOUT_KEY, "rule")
+VERDICT_AUDIT = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("sampling_hash", pa.string()),
+        ("sample_index", pa.int32()),
+        ("rule", pa.string()),
+        ("verdict", pa.string()),
+        ("reason", pa.string()),
+        ("extracted_answer", pa.string()),
     ]
 )
 
@@ -121,6 +137,7 @@ TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
     "rejects": REJECTS,
     "rollouts": ROLLOUTS,
+    "verdict_audit": VERDICT_AUDIT,
     "difficulty": DIFFICULTY,
     "curriculum": CURRICULUM,
     "curriculum_excluded": CURRICULUM_EXCLUDED,

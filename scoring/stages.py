@@ -19,7 +19,7 @@ from scoring.config import ProjectConfig
 from scoring.curriculum import STRATEGY, plan_curriculum, write_shards
 from scoring.difficulty import grade_rollouts
 from scoring.rollouts import run_rollouts, sampling_hash
-from scoring.schemas import PROBLEMS, REJECTS, ROLLOUT_KEY, to_table
+from scoring.schemas import AUDIT_KEY, PROBLEMS, REJECTS, ROLLOUT_KEY, to_table
 from scoring.storage import DataRoot
 from scoring.verify import VERIFIER_VERSION, Verifier
 from synthesis.problem import Problem
@@ -61,8 +61,8 @@ def load_problems(root: DataRoot) -> list[Problem]:
 def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, progress: bool = True) -> StageSummary:
     """K verified rollouts per pool problem for the student, added to its `rollouts` partition."""
     problems = load_problems(root)
-    with Verifier(timeout_s=config.rollouts.verify_timeout_s) as verifier:
-        fresh = run_rollouts(
+    with Verifier(config.verify) as verifier:
+        result = run_rollouts(
             problems,
             engine,
             student_id=config.student.id,
@@ -70,6 +70,8 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
             verifier=verifier,
             progress=progress,
         )
+    fresh = result.rollouts
+    root.upsert_table("verdict_audit", result.audit, AUDIT_KEY, student_partition(config))
     # Failed engine calls are not evidence about the student: they go to `rejects` with their reason (replaced
     # each run), stay out of `rollouts`, and are retried next run because the cache never stores failures.
     failed = pc.equal(fresh.column("finish_reason"), "error")
@@ -86,11 +88,23 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
     root.write_table("rejects", to_table(rejects, REJECTS), {"origin": f"rollouts-{config.student.id}"})
     merged = root.upsert_table("rollouts", evidence, ROLLOUT_KEY, student_partition(config))
     verdicts = fresh.column("verdict").to_pylist()
-    counts = {"rollouts_this_run": fresh.num_rows, "rollouts_stored": merged.num_rows}
+    counts = {
+        "rollouts_this_run": fresh.num_rows,
+        "rollouts_stored": merged.num_rows,
+        "checker_disagreements": count_disagreements(result.audit),
+    }
     counts |= {f"verdict_{v}": verdicts.count(v) for v in sorted(set(verdicts))}
     return StageSummary(
         fresh, counts, engine.stats.as_dict(), path=root.table_path("rollouts", student_partition(config))
     )
+
+
+def count_disagreements(audit: pa.Table) -> int:
+    """Samples whose checkers (family scorer, math-verify, exact match) did not all agree."""
+    labels: dict[tuple[object, ...], set[str]] = {}
+    for row in audit.to_pylist():
+        labels.setdefault(tuple(row[k] for k in ROLLOUT_KEY), set()).add(row["verdict"])
+    return sum(len(found) > 1 for found in labels.values())
 
 
 def build_difficulty(config: ProjectConfig, root: DataRoot) -> StageSummary:

@@ -106,9 +106,15 @@ class DataRoot:
     def read_table(self, table: str, partition: dict[str, str] | None = None) -> pa.Table:
         """The stored table, or an empty one of the declared schema when nothing was written yet."""
         path = self.table_path(table, partition)
+        schema = schema_for(table)
         if not path.exists():
-            return schema_for(table).empty_table()
-        return pq.read_table(path, schema=schema_for(table))
+            return schema.empty_table()
+        stored = pq.read_table(path)
+        # Files written before a column was added get it as nulls, so old data keeps loading.
+        for field in schema:
+            if field.name not in stored.column_names:
+                stored = stored.append_column(field, pa.nulls(stored.num_rows, field.type))
+        return stored.select(schema.names).cast(schema)
 
     def upsert_table(
         self, table: str, new: pa.Table, key: tuple[str, ...], partition: dict[str, str] | None = None
@@ -142,6 +148,9 @@ class DataRoot:
                             f"'{_sql_str(glob)}', hive_partitioning = true, union_by_name = true)"
                         )
                         views.append(table)
+                    if "verdict_audit" in views:
+                        con.execute(DISAGREEMENTS_VIEW)
+                        views.append("disagreements")
                     if any(self.shards_dir.glob("*/*/shard-*.parquet")):
                         glob = (self.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
                         con.execute(
@@ -156,6 +165,18 @@ class DataRoot:
                     raise
                 time.sleep(0.5 * (attempt + 1))
         return views
+
+
+DISAGREEMENTS_VIEW = """
+create or replace view disagreements as
+select problem_id, student_id, student_revision, sampling_hash, sample_index,
+       any_value(extracted_answer) as extracted_answer,
+       map_from_entries(list({'k': rule, 'v': verdict} order by rule)) as verdicts,
+       list(rule || ': ' || reason order by rule) as reasons
+from verdict_audit
+group by all
+having count(distinct verdict) > 1
+"""
 
 
 def _sql_str(value: str) -> str:

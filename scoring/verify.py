@@ -1,9 +1,16 @@
-"""Verification: pull the final answer out of a completion and compare it with the gold answer.
+"""Verification: pull the final answer out of a completion and decide whether it matches the gold answer.
 
-Two pure functions — `parse_answer(text)` and `verify(gold, pred)` — and a `Verifier` that runs `verify` in a
-process pool with a per-check time limit (math-verify's own limits use `signal.alarm`, which breaks in
-threads; a hostile answer like `9^9^9^9` must not hang the run). Nothing is ever `eval`ed.
-Answer checking follows `../shared/methods.md` §15 (Qwen2.5-Math extraction order; Math-Verify equivalence).
+Two pure functions — `parse_answer(text, config)` and `verify(gold, pred, config)` — and a `Verifier` that
+checks batches in a pool of worker processes (both cores busy) with a per-answer time limit. math-verify's
+own limits use `signal.alarm` in the caller, which breaks in threads; here each worker arms its own timer per
+answer, and a hung worker is killed and its batch re-checked one answer at a time. Nothing is ever `eval`ed.
+Conventions follow `../shared/methods.md` §15 (Qwen2.5-Math extraction order, Math-Verify equivalence).
+
+Which checker decides (`Verdict.rule`): a procedural family's own exact scorer when the problem comes from a
+registered family ("family:<name>"), else an exact numeric comparison for plain numbers ("numeric"), a
+multiple-choice letter match ("choice"), normalized string equality ("exact"), and finally math-verify's
+symbolic equivalence ("math_verify"). The audit (`Verifier.audit`) runs every applicable checker so their
+disagreements can be inspected instead of guessed.
 
 Verdicts: `correct`, `wrong`, `unparseable` (no answer could be extracted), `timeout` (the checker ran out of
 time), `error` (the checker itself failed).
@@ -13,78 +20,260 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import re
+import signal
 from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from fractions import Fraction
 
-from pebble import ProcessPool
+from pebble import ProcessExpired, ProcessPool
+from pydantic import BaseModel, ConfigDict, Field
 
 from synthesis.answers import MAX_ANSWER_CHARS, ExtractedAnswer, extract_final_answer
-from synthesis.problem import Verdict
+from synthesis.families import FAMILIES
+from synthesis.problem import Problem, Verdict
 
-VERIFIER_VERSION = "math_verify_v1"
-DEFAULT_TIMEOUT_S = 5.0
-
-
-def parse_answer(text: str) -> ExtractedAnswer | None:
-    """The final answer a completion commits to (`\\boxed{}`, "the answer is", last number), or None."""
-    return extract_final_answer(text)
+VERIFIER_VERSION = "gradus_verify_v2"
 
 
-def verify(gold: str, pred: str) -> Verdict:
-    """Compare two final answers with math-verify (numeric and symbolic equivalence). No time limit here:
-    call it through `Verifier` for untrusted input."""
+class VerifyConfig(BaseModel):
+    """How answers are checked. `timeout_s` bounds one answer; `workers` processes share a batch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_s: float = Field(5.0, gt=0, description="time limit for checking one answer")
+    workers: int = Field(2, ge=1, description="checker processes")
+    chunk_size: int = Field(16, ge=1, description="answers sent to a worker at a time")
+    use_family_scorer: bool = Field(True, description="let procedural families check their own problems")
+
+
+DEFAULT_CONFIG = VerifyConfig()
+_CHOICE_GOLD = re.compile(r"^\(?([A-Ea-e])\)?$")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_SIMPLE_FRACTION = re.compile(r"^([+-]?\d+)\s*/\s*(\d+)$|^([+-]?)\\[dt]?frac\{(\d+)\}\{(\d+)\}$")
+_SPACES = re.compile(r"\s+")
+
+
+def parse_answer(text: str, config: VerifyConfig | None = None, *, choices: bool = False) -> ExtractedAnswer | None:
+    """The final answer a completion commits to (`\\boxed{}`, "the answer is", last number or, for
+    multiple choice, last letter), or None when it commits to none."""
+    del config  # extraction has no knobs yet; the parameter keeps the two functions' shapes aligned
+    return extract_final_answer(text, choices=choices)
+
+
+def _normalize(text: str) -> str:
+    text = _SPACES.sub("", text.replace("\\!", "").replace("\\,", "").replace("\\left", "").replace("\\right", ""))
+    return text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").strip("$").rstrip(".").lower()
+
+
+def _as_fraction(text: str) -> Fraction | None:
+    text = text.replace(",", "").replace("\\$", "").replace("$", "").strip()
+    if _PLAIN_NUMBER.match(text):
+        return Fraction(text)
+    match = _SIMPLE_FRACTION.match(text)
+    if match is None:
+        return None
+    if match.group(1) is not None:
+        num, den = int(match.group(1)), int(match.group(2))
+    else:
+        num, den = int(match.group(4)) * (-1 if match.group(3) == "-" else 1), int(match.group(5))
+    return Fraction(num, den) if den else None
+
+
+def verify(gold: str, pred: str, config: VerifyConfig | None = None) -> Verdict:
+    """Compare two final answers. Pure and without a time limit: call it through `Verifier` for untrusted input."""
+    del config
+    if _normalize(gold) == _normalize(pred):
+        return Verdict("correct", "same text after normalization", pred, "exact")
+    choice = _CHOICE_GOLD.match(gold.strip())
+    if choice:
+        picked = _CHOICE_GOLD.match(pred.strip())
+        if picked is None:
+            return Verdict("unparseable", f"expected a choice letter A–E, got {pred[:80]!r}", pred, "choice")
+        same = picked.group(1).upper() == choice.group(1).upper()
+        return Verdict(
+            "correct" if same else "wrong",
+            f"choice {picked.group(1).upper()} vs gold {choice.group(1).upper()}",
+            pred,
+            "choice",
+        )
+    gold_num, pred_num = _as_fraction(gold), _as_fraction(pred)
+    if gold_num is not None and pred_num is not None and (gold_num == pred_num or "." not in gold + pred):
+        label = "correct" if gold_num == pred_num else "wrong"
+        return Verdict(label, f"{pred[:40]!r} {'=' if label == 'correct' else '!='} {gold[:40]!r}", pred, "numeric")
+    return _math_verify(gold, pred)
+
+
+def _math_verify(gold: str, pred: str) -> Verdict:
     from math_verify import parse
     from math_verify import verify as mv_verify
 
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None)  # type: ignore[arg-type]
     if not gold_parsed:
-        return Verdict("error", f"gold answer {gold[:80]!r} could not be parsed", pred)
+        return Verdict("error", f"gold answer {gold[:80]!r} could not be parsed", pred, "math_verify")
     pred_parsed = parse(f"\\boxed{{{pred}}}", parsing_timeout=None)  # type: ignore[arg-type]
     if not pred_parsed:
-        return Verdict("unparseable", f"answer {pred[:80]!r} is not a mathematical expression", pred)
+        return Verdict("unparseable", f"answer {pred[:80]!r} is not a mathematical expression", pred, "math_verify")
     if mv_verify(gold_parsed, pred_parsed, timeout_seconds=None):
-        return Verdict("correct", f"equivalent to gold {gold[:80]!r}", pred)
-    return Verdict("wrong", f"{pred[:80]!r} is not equivalent to gold {gold[:80]!r}", pred)
+        return Verdict("correct", f"equivalent to gold {gold[:80]!r}", pred, "math_verify")
+    return Verdict("wrong", f"{pred[:80]!r} is not equivalent to gold {gold[:80]!r}", pred, "math_verify")
 
 
-def _verify_in_worker(gold: str, pred: str) -> tuple[str, str, str | None]:
-    verdict = verify(gold, pred)
-    return verdict.label, verdict.reason, verdict.extracted
+def exact_match(gold: str, pred: str) -> Verdict:
+    """A strict second opinion for the audit: normalized text equality only."""
+    same = _normalize(gold) == _normalize(pred)
+    return Verdict("correct" if same else "wrong", "normalized text equality", pred, "exact_match")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckItem:
+    """One answer to check: the gold answer, the full completion, and the problem when it is known."""
+
+    gold: str
+    completion: str
+    problem: Problem | None = None
+
+
+def _warm_up() -> None:
+    """Import and exercise math-verify once per worker, so the first answer's timer does not pay for it."""
+    _math_verify("\\sqrt{2}", "2^{1/2}")
+
+
+class _AnswerTimeout(BaseException):
+    """Raised by the worker's timer; a BaseException so library code's `except Exception` cannot swallow it."""
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _AnswerTimeout
+
+
+def _family_scorer(item: CheckItem, use_family: bool):  # noqa: ANN202 - returns a bound method or None
+    if not use_family or item.problem is None or item.problem.family not in FAMILIES:
+        return None
+    return FAMILIES.get(item.problem.family)().score
+
+
+def _decide(item: CheckItem, extracted: ExtractedAnswer, use_family: bool, audit: bool) -> list[Verdict]:
+    """The primary verdict first, then (for the audit) the other checkers' verdicts."""
+    family_score = _family_scorer(item, use_family)
+    verdicts = []
+    if family_score is not None and item.problem is not None:
+        family_verdict = family_score(item.problem, extracted.text)
+        verdicts.append(
+            Verdict(family_verdict.label, family_verdict.reason, extracted.text, f"family:{item.problem.family}")
+        )
+    if audit or not verdicts:
+        verdicts.append(verify(item.gold, extracted.text))
+    if audit:
+        verdicts.append(exact_match(item.gold, extracted.text))
+    return verdicts
+
+
+def _check_chunk(items: list[CheckItem], timeout_s: float, use_family: bool, audit: bool) -> list[list[Verdict]]:
+    """Runs in a worker process (its main thread), so a per-answer interval timer is safe here."""
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    results = []
+    try:
+        for item in items:
+            choices = _CHOICE_GOLD.match(item.gold.strip()) is not None
+            extracted = extract_final_answer(item.completion, choices=choices)
+            if extracted is None:
+                results.append(
+                    [Verdict("unparseable", "no \\boxed{}, 'the answer is' or number found", None, "extract")]
+                )
+                continue
+            if len(extracted.text) >= MAX_ANSWER_CHARS:
+                results.append(
+                    [Verdict("unparseable", f"answer longer than {MAX_ANSWER_CHARS} chars", None, "extract")]
+                )
+                continue
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+            try:
+                verdicts = _decide(item, extracted, use_family, audit)
+            except _AnswerTimeout:
+                verdicts = [Verdict("timeout", f"checker exceeded {timeout_s}s", extracted.text, "timer")]
+            except Exception as exc:  # the checker itself failed: its own verdict, never folded into wrong
+                verdicts = [Verdict("error", f"checker failed: {type(exc).__name__}: {exc}"[:300], extracted.text)]
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            results.append([_tag(v, extracted) for v in verdicts])
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return results
+
+
+def _tag(verdict: Verdict, extracted: ExtractedAnswer) -> Verdict:
+    return Verdict(
+        verdict.label, f"{verdict.reason} [extracted by {extracted.method}]", verdict.extracted, verdict.rule
+    )
 
 
 class Verifier:
-    """Checks completions against gold answers in a pool of worker processes, each check time-limited."""
+    """Checks completions against gold answers in worker processes, each answer time-limited."""
 
     version = VERIFIER_VERSION
 
-    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, workers: int = 2) -> None:
-        self.timeout_s = timeout_s
-        self._pool = ProcessPool(max_workers=workers, context=multiprocessing.get_context("spawn"))
+    def __init__(self, config: VerifyConfig | None = None, *, timeout_s: float | None = None) -> None:
+        config = config or DEFAULT_CONFIG
+        if timeout_s is not None:
+            config = config.model_copy(update={"timeout_s": timeout_s})
+        self.config = config
+        self.timeout_s = config.timeout_s
+        self._pool = ProcessPool(
+            max_workers=config.workers, context=multiprocessing.get_context("spawn"), initializer=_warm_up
+        )
 
-    def check_completions(self, items: Sequence[tuple[str, str]]) -> list[Verdict]:
+    def check(self, items: Sequence[CheckItem]) -> list[Verdict]:
+        """The deciding verdict for each item, in order."""
+        return [verdicts[0] for verdicts in self._run(items, audit=False)]
+
+    def audit(self, items: Sequence[CheckItem]) -> list[list[Verdict]]:
+        """Every applicable checker's verdict for each item (the deciding one first)."""
+        return self._run(items, audit=True)
+
+    def check_completions(self, pairs: Sequence[tuple[str, str]]) -> list[Verdict]:
         """Verdicts for `(gold answer, completion text)` pairs, in order."""
-        verdicts: list[Verdict | None] = [None] * len(items)
-        pending = []
-        for pos, (gold, text) in enumerate(items):
-            extracted = parse_answer(text)
-            if extracted is None:
-                verdicts[pos] = Verdict("unparseable", "no \\boxed{}, 'the answer is' or number found", None)
-                continue
-            if len(extracted.text) >= MAX_ANSWER_CHARS:
-                verdicts[pos] = Verdict("unparseable", f"answer longer than {MAX_ANSWER_CHARS} chars", None)
-                continue
-            future = self._pool.schedule(_verify_in_worker, args=(gold, extracted.text), timeout=self.timeout_s)
-            pending.append((pos, extracted, future))
-        for pos, extracted, future in pending:
+        return self.check([CheckItem(gold, text) for gold, text in pairs])
+
+    def _run(self, items: Sequence[CheckItem], *, audit: bool) -> list[list[Verdict]]:
+        cfg = self.config
+        chunks = [list(items[i : i + cfg.chunk_size]) for i in range(0, len(items), cfg.chunk_size)]
+        # Each answer has its own timer inside the worker; the chunk's hard limit only catches a worker stuck
+        # where a timer cannot interrupt it (e.g. inside one huge C-level integer operation).
+        futures = [self._schedule(chunk, cfg.timeout_s + 2 + 0.25 * len(chunk), audit) for chunk in chunks]
+        results: list[list[Verdict]] = []
+        for chunk, future in zip(chunks, futures, strict=True):
             try:
-                label, reason, _ = future.result()
-                verdicts[pos] = Verdict(label, f"{reason} [extracted by {extracted.method}]", extracted.text)  # type: ignore[arg-type]
-            except FutureTimeout:
-                verdicts[pos] = Verdict("timeout", f"checker exceeded {self.timeout_s}s", extracted.text)
-            except Exception as exc:  # the checker itself crashed: its own verdict, never folded into wrong
-                verdicts[pos] = Verdict("error", f"checker failed: {type(exc).__name__}: {exc}"[:300], extracted.text)
-        return [v for v in verdicts if v is not None]
+                results.extend(future.result())
+            except (FutureTimeout, ProcessExpired):
+                # A worker hung past its own timers or died: re-check this chunk one answer at a time.
+                results.extend(self._one_by_one(chunk, audit))
+        return results
+
+    def _schedule(self, chunk: list[CheckItem], timeout: float, audit: bool):  # noqa: ANN202 - pebble future
+        return self._pool.schedule(
+            _check_chunk, args=(chunk, self.config.timeout_s, self.config.use_family_scorer, audit), timeout=timeout
+        )
+
+    def _one_by_one(self, chunk: list[CheckItem], audit: bool) -> list[list[Verdict]]:
+        out = []
+        for item in chunk:
+            try:
+                out.extend(self._schedule([item], self.config.timeout_s + 1, audit).result())
+            except (FutureTimeout, ProcessExpired) as exc:
+                out.append(
+                    [
+                        Verdict(
+                            "timeout" if isinstance(exc, FutureTimeout) else "error",
+                            f"checker process {'hung' if isinstance(exc, FutureTimeout) else 'died'}",
+                            None,
+                            "pool",
+                        )
+                    ]
+                )
+        return out
 
     def close(self) -> None:
         self._pool.stop()

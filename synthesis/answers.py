@@ -15,6 +15,9 @@ MAX_ANSWER_CHARS = 500
 _ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*[:\s]*\$?([^\n$]{1,200})", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
+_MATH_TOKEN = re.compile(r"^[-(\[\\\d][\w\\{}^()\[\],.+\-*/=]*$")
+_CHOICE = re.compile(r"(?:^|[\s(\[{*:])([A-E])(?:$|[\s)\]}.,*:])")
+_MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +48,52 @@ def last_boxed(text: str) -> str | None:
 
 
 def _clean(answer: str) -> str:
-    answer = answer.strip().strip("$").strip()
+    answer = answer.translate(_MINUS).strip().strip("$").strip()
     answer = answer.rstrip(".").strip()
     return _THOUSANDS.sub("", answer)
 
 
-def extract_final_answer(text: str) -> ExtractedAnswer | None:
-    """The final answer a completion commits to, or None when it commits to none."""
-    tail = text[-MAX_SCAN_CHARS:]
+def extract_final_answer(text: str, *, choices: bool = False) -> ExtractedAnswer | None:
+    """The final answer a completion commits to, or None when it commits to none.
+
+    With `choices=True` (multiple-choice gold), a letter A–E is looked for after "the answer is" and then as
+    the last standalone letter, instead of the last number."""
+    tail = text[-MAX_SCAN_CHARS:].translate(_MINUS)
     boxed = last_boxed(tail)
     if boxed:
         return ExtractedAnswer(_clean(boxed)[:MAX_ANSWER_CHARS], "boxed")
+    if choices:
+        return _extract_choice(tail)
     matches = list(_ANSWER_IS.finditer(tail))
     if matches:
         candidate = _clean(matches[-1].group(1))
         if candidate:
             return ExtractedAnswer(candidate[:MAX_ANSWER_CHARS], "answer_is")
+    trailing = _trailing_expression(tail)
+    if trailing:
+        return ExtractedAnswer(trailing, "last_expression")
     numbers = _NUMBER.findall(tail)
     if numbers:
         return ExtractedAnswer(_clean(numbers[-1]), "last_number")
     return None
+
+
+def _trailing_expression(tail: str) -> str | None:
+    """The completion's last token when it is a bare math expression ("We get \\frac{14}{3}"), so the
+    last-number fallback does not cut a fraction or a tuple in half."""
+    stripped = tail.rstrip().rstrip(".;:!").rstrip()
+    token = stripped.rsplit(None, 1)[-1] if stripped else ""
+    if 0 < len(token) <= 200 and any(c.isdigit() for c in token) and _MATH_TOKEN.match(token):
+        cleaned = _clean(token)
+        return cleaned if cleaned.count("{") == cleaned.count("}") else None
+    return None
+
+
+def _extract_choice(tail: str) -> ExtractedAnswer | None:
+    said = list(_ANSWER_IS.finditer(tail))
+    if said:
+        letters = _CHOICE.findall(" " + said[-1].group(1) + " ")
+        if letters:
+            return ExtractedAnswer(letters[0], "answer_is")
+    letters = _CHOICE.findall(tail[-2000:])
+    return ExtractedAnswer(letters[-1], "last_choice") if letters else None

@@ -70,6 +70,7 @@ class Verdict:
     label: VerdictLabel
     reason: str
     extracted: str | None = None
+    rule: str = ""  # which checker decided: "family:<name>", "numeric", "exact", "choice", "math_verify", …
 
     @property
     def is_correct(self) -> bool:

@@ -8,13 +8,10 @@ operands directly, never by evaluating the expression text.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
-from synthesis.families.base import FAMILIES, Family
+from synthesis.families.base import FAMILIES, Family, score_integer
 from synthesis.problem import Problem, Verdict
-
-_INT = re.compile(r"^[+-]?\d+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +60,4 @@ class ArithmeticFamily(Family):
         )
 
     def score(self, problem: Problem, answer: str) -> Verdict:
-        text = answer.strip().replace(",", "").replace(" ", "")
-        if not _INT.match(text):
-            return Verdict("unparseable", f"not an integer: {answer[:80]!r}", None)
-        if int(text) == int(problem.answer):
-            return Verdict("correct", "exact integer match", text)
-        return Verdict("wrong", f"{text} != {problem.answer}", text)
+        return score_integer(problem, answer)

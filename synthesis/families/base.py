@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 from engines.errors import ConfigError
 from synthesis.problem import Problem, Verdict
 from synthesis.registry import Registry
+
+MAX_INTEGER_ANSWER_CHARS = 200
+_INTEGER = re.compile(r"(?P<sign>[+-]?)\s*(?P<digits>\d+)(?:\.0+)?", re.ASCII)
+_GROUPING = re.compile(r"(?<=\d)[, ](?=\d{3}(?:\D|$))", re.ASCII)
 
 
 def item_rng(family: str, seed: int, index: int) -> random.Random:
@@ -32,6 +37,17 @@ class Family(ABC):
     def score(self, problem: Problem, answer: str) -> Verdict:
         """Check a final answer (already extracted from a completion) against the problem's gold answer."""
 
+    def perturbed_answer(self, problem: Problem) -> str:
+        """A deterministic answer that is well-formed but wrong: the contract test expects `score` to say "wrong".
+
+        The default adds one to an integer gold answer; families whose answers are not integers must override it.
+        """
+        if re.fullmatch(r"[+-]?\d+", problem.answer):
+            return str(int(problem.answer) + 1)
+        raise NotImplementedError(
+            f"family {self.name!r}: gold answer {problem.answer[:80]!r} is not an integer; override perturbed_answer"
+        )
+
     def sample(self, seed: int, difficulties: Iterable[int], per_level: int) -> list[Problem]:
         """`per_level` problems at each knob setting; the same seed always gives the same items."""
         problems = []
@@ -48,3 +64,27 @@ class Family(ABC):
 
 
 FAMILIES: Registry[Family] = Registry("problem family", Family)
+
+
+def parse_integer(answer: str) -> int | None:
+    """An integer final answer ("42", "-7", "1,234", "$15", "42.0"), or None when the text is not one.
+
+    Bounded: longer inputs are refused before any regular expression or `int()` runs on them.
+    """
+    if len(answer) > MAX_INTEGER_ANSWER_CHARS:
+        return None
+    text = answer.replace("\\$", "").replace("$", "").strip().removesuffix(".").strip()
+    match = _INTEGER.fullmatch(_GROUPING.sub("", text))
+    if match is None:
+        return None
+    return int(match.group("sign") + match.group("digits"))
+
+
+def score_integer(problem: Problem, answer: str) -> Verdict:
+    """The verdict for an integer-valued family: exact integer equality with the gold answer."""
+    value = parse_integer(answer)
+    if value is None:
+        return Verdict("unparseable", f"not an integer: {answer[:80]!r}", None)
+    if value == int(problem.answer):
+        return Verdict("correct", "exact integer match", str(value))
+    return Verdict("wrong", f"{value} != {problem.answer}", str(value))

@@ -16,8 +16,9 @@ def test_family_contract(name: str) -> None:
     assert len(problems) == 4 * len(family.difficulties)
     for problem in problems:
         assert family.score(problem, problem.answer).label == "correct"
-        perturbed = str(int(problem.answer) + 1) if problem.answer.lstrip("-").isdigit() else problem.answer + "x"
-        assert family.score(problem, perturbed).label == "wrong"
+        perturbed = family.perturbed_answer(problem)
+        assert perturbed != problem.answer
+        assert family.score(problem, perturbed).label == "wrong", (problem.question, perturbed)
         assert family.score(problem, "no idea").label == "unparseable"
     again = family.sample(seed=3, difficulties=family.difficulties, per_level=4)
     assert [p.problem_id for p in again] == [p.problem_id for p in problems]
