@@ -35,6 +35,7 @@ from synthesis.families import FAMILIES
 from synthesis.problem import Problem, Verdict
 
 VERIFIER_VERSION = "gradus_verify_v2"
+RG_FAMILY_PREFIX = "rg:"
 
 
 class VerifyConfig(BaseModel):
@@ -149,8 +150,15 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _AnswerTimeout
 
 
-def _family_scorer(item: CheckItem, use_family: bool):  # noqa: ANN202 - returns a bound method or None
-    if not use_family or item.problem is None or item.problem.family not in FAMILIES:
+def _family_scorer(item: CheckItem, use_family: bool):  # noqa: ANN202 - returns a scorer or None
+    """The problem's own exact scorer: a registered Gradus family, or reasoning-gym's for `rg:` problems."""
+    if not use_family or item.problem is None:
+        return None
+    if item.problem.family.startswith(RG_FAMILY_PREFIX):
+        from synthesis.reasoning_gym_source import rg_score  # imported only in workers that meet such problems
+
+        return rg_score
+    if item.problem.family not in FAMILIES:
         return None
     return FAMILIES.get(item.problem.family)().score
 

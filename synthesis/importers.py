@@ -1,21 +1,43 @@
-"""Import existing datasets from JSONL files with a field mapping (GSM8K preset to start).
+"""Import existing datasets with a field mapping, read through Hugging Face `datasets` (GSM8K and MATH presets).
 
-A malformed line, or a row missing a mapped field or an extractable answer, becomes a `Reject` naming the file
-and line number; the rest of the file proceeds. A missing file is a `ConfigError`.
+Files are loaded by extension — `.jsonl`/`.json` with the `json` builder, `.parquet`, `.csv` (every column read as
+text, so a gold answer like `042` keeps its zero) — and a directory written by `Dataset.save_to_disk` with
+`load_from_disk`. Nothing goes to the network (offline mode is on while loading) and nothing is cached in the
+user's home: builders write to a temporary directory and keep the table in memory.
+
+A mapped column missing from the whole dataset is a `ConfigError` naming the file, the field and the columns
+that do exist. A row whose value is null, empty or has no extractable answer becomes a `Reject` naming
+`file:row` (rows count from 1; for JSONL the number is the line). A JSONL file that `datasets` cannot read
+(a malformed line, a blank line, a line that is not an object) is read line by line instead, so each bad line
+becomes a `Reject` and the rest of the file proceeds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-from dataclasses import dataclass, replace
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from engines.errors import ConfigError, did_you_mean
 from synthesis.answers import last_boxed
 from synthesis.problem import Problem, Reject, SourceResult
 
-_MAX_LINE_BYTES = 1_000_000  # a larger line is rejected, not parsed
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+_MAX_LINE_BYTES = 1_000_000  # a larger JSONL line is rejected, not parsed
+_BATCH_ROWS = 1_000
+BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +48,25 @@ class FieldMapping:
     answer: str = "answer"
     answer_rule: str = "after_hash"  # "after_hash" (GSM8K `#### 42`), "boxed" (last \boxed{}), "column"
     id_field: str | None = None
+    solution: str | None = None  # a column with the worked solution, when it is not the answer column itself
+
+    def columns(self) -> dict[str, str]:
+        """Mapped role -> column name, for every role that names a column."""
+        roles = {"question": self.question, "answer": self.answer, "id_field": self.id_field, "solution": self.solution}
+        return {role: column for role, column in roles.items() if column}
 
 
 PRESETS: dict[str, FieldMapping] = {
     "gsm8k": FieldMapping(question="question", answer="answer", answer_rule="after_hash"),
-    "math": FieldMapping(question="problem", answer="answer", answer_rule="column", id_field="unique_id"),
+    # MATH-500: problem / solution / answer / subject / level / unique_id
+    "math": FieldMapping(
+        question="problem", answer="answer", answer_rule="column", id_field="unique_id", solution="solution"
+    ),
+    # MATH test 5000: problem / level / type / solution / idx — no answer column; the answer is the last \boxed{}
+    "math_solution": FieldMapping(question="problem", answer="solution", answer_rule="boxed", id_field="idx"),
 }
 ANSWER_RULES = ("after_hash", "boxed", "column")
+_OPTIONAL_ROLES = ("id_field", "solution")  # an override of "" switches these off
 _HASH_ANSWER = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
 
 
@@ -42,12 +76,238 @@ def mapping_for(preset: str | None, overrides: dict[str, str] | None = None) -> 
         if preset not in PRESETS:
             raise ConfigError(f"unknown import preset {preset!r};" + did_you_mean(preset, PRESETS))
         base = PRESETS[preset]
-    mapping = replace(base, **overrides) if overrides else base
+    overrides = dict(overrides or {})
+    known = [f.name for f in fields(FieldMapping)]
+    for key in overrides:
+        if key not in known:
+            raise ConfigError(f"unknown field-mapping key {key!r};" + did_you_mean(key, known))
+    for role in _OPTIONAL_ROLES:
+        if overrides.get(role) == "":
+            overrides[role] = None  # type: ignore[assignment]
+    mapping = replace(base, **overrides)
     if mapping.answer_rule not in ANSWER_RULES:
         raise ConfigError(
             f"unknown answer_rule {mapping.answer_rule!r};" + did_you_mean(mapping.answer_rule, ANSWER_RULES)
         )
     return mapping
+
+
+def import_dataset(path: Path, *, source: str, mapping: FieldMapping, limit: int | None = None) -> SourceResult:
+    """Read problems from a JSONL/JSON/Parquet/CSV file or a saved dataset directory; stop after `limit`
+    problems (rejects don't count toward it)."""
+    path = Path(path)
+    if path.is_dir():
+        return _import_rows(_load_saved(path), path, source, mapping, limit, refs=None)
+    if not path.is_file():
+        raise ConfigError(f"import file {str(path)!r} does not exist")
+    builder = BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise ConfigError(
+            f"import file {str(path)!r} has an unknown extension {path.suffix!r}; expected one of "
+            f"{', '.join(BUILDERS)} or a directory written by Dataset.save_to_disk"
+        )
+    if path.suffix.lower() == ".jsonl":
+        return _import_jsonl_file(path, source, mapping, limit)
+    try:
+        dataset = _load_file(builder, path)
+    except ConfigError:
+        raise
+    except _load_errors() as exc:
+        raise ConfigError(f"could not read {str(path)!r} as {builder}: {_describe(exc)}") from exc
+    return _import_rows(dataset, path, source, mapping, limit, refs=None)
+
+
+def import_jsonl(path: Path, *, source: str, mapping: FieldMapping, limit: int | None = None) -> SourceResult:
+    """The name of the earlier JSONL-only importer; any supported format works."""
+    return import_dataset(path, source=source, mapping=mapping, limit=limit)
+
+
+# --- loading through `datasets` -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _offline_datasets() -> Iterator[ModuleType]:
+    """The `datasets` module with offline mode on and progress bars off, both restored afterwards."""
+    import datasets  # imported here: it takes seconds and only imports need it
+
+    offline = (datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE)
+    bars_were_off = datasets.utils.are_progress_bars_disabled()
+    datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
+    datasets.utils.disable_progress_bars()
+    try:
+        yield datasets
+    finally:
+        datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE = offline
+        if not bars_were_off:
+            datasets.utils.enable_progress_bars()
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What `datasets` raises for a file it cannot parse (it varies by builder and by the kind of damage)."""
+    from datasets.exceptions import DatasetGenerationError
+    from pyarrow import ArrowException
+
+    return (DatasetGenerationError, ArrowException, ValueError, StopIteration)
+
+
+def _describe(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    text = f"{type(exc).__name__}: {exc}"
+    return f"{text} ({type(cause).__name__}: {cause})" if cause is not None else text
+
+
+def _load_file(builder: str, path: Path) -> Dataset:
+    with _offline_datasets() as datasets, tempfile.TemporaryDirectory(prefix="gradus-import-") as cache_dir:
+        options: dict[str, Any] = {}
+        if builder == "csv":
+            options["features"] = datasets.Features({c: datasets.Value("string") for c in _csv_header(path)})
+        return datasets.load_dataset(
+            builder, data_files=str(path), split="train", cache_dir=cache_dir, keep_in_memory=True, **options
+        )
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        raise ConfigError(f"CSV file {str(path)!r} has no header row")
+    return header
+
+
+def _load_saved(path: Path) -> Dataset:
+    with _offline_datasets() as datasets:
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{str(path)!r} is a directory but not one written by save_to_disk: {exc}") from exc
+    if isinstance(loaded, datasets.DatasetDict):
+        if len(loaded) != 1:
+            raise ConfigError(
+                f"{str(path)!r} holds the splits {sorted(loaded)}; point the import at one split's directory, "
+                f"e.g. {str(path / sorted(loaded)[0])!r}"
+            )
+        loaded = next(iter(loaded.values()))
+    return loaded
+
+
+def _check_columns(path: Path, mapping: FieldMapping, columns: list[str]) -> None:
+    for role, column in mapping.columns().items():
+        if column not in columns:
+            hint = f" (or set {role} to '' to import without it)" if role in _OPTIONAL_ROLES else ""
+            raise ConfigError(
+                f"{str(path)!r} has no column {column!r} for the mapped field {role!r}{hint};"
+                + did_you_mean(column, columns)
+            )
+
+
+def _import_rows(
+    dataset: Dataset, path: Path, source: str, mapping: FieldMapping, limit: int | None, refs: list[str] | None
+) -> SourceResult:
+    """Problems from a loaded dataset; `refs` names each row (JSONL line numbers), else `file:row` from 1."""
+    _check_columns(path, mapping, dataset.column_names)
+    result = SourceResult()
+    needed = sorted(set(mapping.columns().values()))
+    index = 0
+    for batch in dataset.select_columns(needed).iter(batch_size=_BATCH_ROWS):
+        for values in zip(*(batch[c] for c in needed), strict=True):
+            if limit is not None and len(result.problems) >= limit:
+                return result
+            ref = refs[index] if refs is not None else f"{path.name}:{index + 1}"
+            index += 1
+            row = dict(zip(needed, values, strict=True))
+            _append(result, _row_to_problem(row, ref, source, mapping))
+    return result
+
+
+# --- JSONL: through `datasets`, else line by line ---------------------------------------------------------------
+
+
+def _import_jsonl_file(path: Path, source: str, mapping: FieldMapping, limit: int | None) -> SourceResult:
+    line_numbers, oversized = _content_lines(path)
+    if not line_numbers:
+        return SourceResult()
+    if not oversized:
+        try:
+            dataset = _load_file("json", path)
+        except _load_errors() as exc:
+            log.info("datasets could not read %s (%s); reading it line by line", path, _describe(exc))
+        else:
+            if len(dataset) == len(line_numbers):
+                refs = [f"{path.name}:{n}" for n in line_numbers]
+                return _import_rows(dataset, path, source, mapping, limit, refs)
+            log.info(
+                "datasets read %d rows from %d lines of %s; reading it line by line",
+                len(dataset),
+                len(line_numbers),
+                path,
+            )
+    return _import_jsonl_lines(path, source, mapping, limit)
+
+
+def _content_lines(path: Path) -> tuple[list[int], bool]:
+    """Numbers of the non-blank lines, and whether any line is longer than the limit."""
+    numbers, oversized = [], False
+    with open(path, "rb") as fh:
+        for lineno, raw_line in enumerate(fh, start=1):
+            if raw_line.strip():
+                numbers.append(lineno)
+                oversized = oversized or len(raw_line) > _MAX_LINE_BYTES
+    return numbers, oversized
+
+
+def _import_jsonl_lines(path: Path, source: str, mapping: FieldMapping, limit: int | None) -> SourceResult:
+    """The fallback reader: every line on its own, so one bad line is one `Reject`."""
+    parsed: list[tuple[str, dict[str, Any] | Reject, str]] = []
+    columns: set[str] = set()
+    with open(path, "rb") as fh:
+        for lineno, raw_line in enumerate(fh, start=1):
+            ref = f"{path.name}:{lineno}"
+            if len(raw_line) > _MAX_LINE_BYTES:
+                parsed.append((ref, Reject.create("import", ref, f"line longer than {_MAX_LINE_BYTES} bytes"), ""))
+                continue
+            text = raw_line.decode("utf-8", errors="replace").strip()
+            if text:
+                row = _parse_line(text, ref)
+                columns.update(row if isinstance(row, dict) else ())
+                parsed.append((ref, row, text))
+    if columns:
+        _check_columns(path, mapping, sorted(columns))
+    result = SourceResult()
+    for ref, row, text in parsed:
+        if limit is not None and len(result.problems) >= limit:
+            break
+        _append(result, row if isinstance(row, Reject) else _row_to_problem(row, ref, source, mapping, text))
+    return result
+
+
+def _parse_line(text: str, ref: str) -> dict[str, Any] | Reject:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Reject.create("import", ref, f"malformed JSON: {exc.msg} at column {exc.colno}", text)
+    if not isinstance(row, dict):
+        return Reject.create("import", ref, f"expected a JSON object, got {type(row).__name__}", text)
+    return row
+
+
+# --- one row -----------------------------------------------------------------------------------------------------
+
+
+def _append(result: SourceResult, item: Problem | Reject) -> None:
+    if isinstance(item, Reject):
+        result.rejects.append(item)
+    else:
+        result.problems.append(item)
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _final_answer(raw: str, rule: str) -> tuple[str, str | None] | None:
@@ -63,54 +323,28 @@ def _final_answer(raw: str, rule: str) -> tuple[str, str | None] | None:
     return (boxed, raw.strip()) if boxed else None
 
 
-def import_jsonl(path: Path, *, source: str, mapping: FieldMapping, limit: int | None = None) -> SourceResult:
-    """Read problems from a JSONL file; stop after `limit` problems (rejects don't count toward it)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"import file {str(path)!r} does not exist")
-    result = SourceResult()
-    with open(path, "rb") as fh:
-        for lineno, raw_line in enumerate(fh, start=1):
-            if limit is not None and len(result.problems) >= limit:
-                break
-            ref = f"{path.name}:{lineno}"
-            if len(raw_line) > _MAX_LINE_BYTES:
-                result.rejects.append(Reject.create("import", ref, f"line longer than {_MAX_LINE_BYTES} bytes"))
-                continue
-            text = raw_line.decode("utf-8", errors="replace").strip()
-            if not text:
-                continue
-            problem_or_reject = _row_to_problem(text, ref, source, mapping)
-            if isinstance(problem_or_reject, Reject):
-                result.rejects.append(problem_or_reject)
-            else:
-                result.problems.append(problem_or_reject)
-    return result
+def _row_to_problem(
+    row: dict[str, Any], ref: str, source: str, mapping: FieldMapping, raw_text: str | None = None
+) -> Problem | Reject:
+    def reject(reason: str) -> Reject:
+        text = raw_text if raw_text is not None else json.dumps(row, ensure_ascii=False, default=str)
+        return Reject.create("import", ref, reason, text)
 
-
-def _row_to_problem(text: str, ref: str, source: str, mapping: FieldMapping) -> Problem | Reject:
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return Reject.create("import", ref, f"malformed JSON: {exc.msg} at column {exc.colno}", text)
-    if not isinstance(row, dict):
-        return Reject.create("import", ref, f"expected a JSON object, got {type(row).__name__}", text)
     for field in (mapping.question, mapping.answer):
         if field not in row:
-            return Reject.create("import", ref, f"missing field {field!r}; the row has columns {sorted(row)}", text)
-    question, answer_raw = row[mapping.question], row[mapping.answer]
+            return reject(f"missing field {field!r}; the row has columns {sorted(row)}")
+        if row[field] is None:
+            return reject(f"field {field!r} is null")
+    question = row[mapping.question]
     if not isinstance(question, str) or not question.strip():
-        return Reject.create("import", ref, f"field {mapping.question!r} is not a non-empty string", text)
-    extracted = _final_answer(str(answer_raw), mapping.answer_rule)
+        return reject(f"field {mapping.question!r} is not a non-empty string")
+    extracted = _final_answer(_as_text(row[mapping.answer]), mapping.answer_rule)
     if extracted is None:
-        return Reject.create(
-            "import",
-            ref,
-            f"no final answer found in {mapping.answer!r} by rule {mapping.answer_rule!r}",
-            text,
-        )
+        return reject(f"no final answer found in {mapping.answer!r} by rule {mapping.answer_rule!r}")
     answer, solution = extracted
-    extra = {"original_id": str(row[mapping.id_field])} if mapping.id_field and mapping.id_field in row else {}
+    if mapping.solution and isinstance(row.get(mapping.solution), str) and row[mapping.solution].strip():
+        solution = row[mapping.solution].strip()
+    original_id = row.get(mapping.id_field) if mapping.id_field else None
     return Problem.create(
         source=source,
         family=source,
@@ -118,5 +352,5 @@ def _row_to_problem(text: str, ref: str, source: str, mapping: FieldMapping) -> 
         answer=answer,
         source_ref=ref,
         solution=solution,
-        metadata=extra,
+        metadata={"original_id": _as_text(original_id)} if original_id is not None else None,
     )

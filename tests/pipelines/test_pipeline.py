@@ -77,6 +77,17 @@ def test_first_run_grades_with_real_rollouts(first_run: Run) -> None:
             ).fetchall()
         )
         assert by_level[1] > by_level[5], f"harder knob must have a lower mean pass rate: {by_level}"
+        rules = dict(
+            con.execute(
+                "select p.family, any_value(r.verifier_rule) from rollouts r join problems p "
+                "using (problem_id) where r.verdict != 'unparseable' group by 1"
+            ).fetchall()
+        )
+        assert rules.get("arithmetic", "family:arithmetic") == "family:arithmetic"
+        assert not rules.get("gsm8k", "").startswith("family:")
+        audit_rules = {r for (r,) in con.execute("select distinct rule from verdict_audit").fetchall()}
+        assert {"family:arithmetic", "exact_match"} <= audit_rules
+        assert con.execute("select count(*) from disagreements").fetchone()[0] >= 0  # the view resolves
         counts = con.execute(f"select count(*), sum(n) from difficulty where student_id = '{STUDENT}'").fetchone()
         assert (
             counts[0] == 7

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from engines.errors import ConfigError
-from scoring.schemas import REJECTS, ROLLOUT_KEY, ROLLOUTS, to_table
+from scoring.schemas import REJECTS, ROLLOUT_KEY, ROLLOUTS, VERDICT_AUDIT, to_table
 from scoring.storage import DataRoot
 
 
@@ -68,3 +68,19 @@ def test_writes_cast_to_the_declared_schema(tmp_path: Path) -> None:
 def test_path_traversal_in_partition_names_is_refused(tmp_path: Path, bad: str) -> None:
     with pytest.raises(ConfigError, match="not a safe name"):
         DataRoot(tmp_path).table_path("rollouts", {"student": bad})
+
+
+def test_disagreements_view_lists_samples_whose_checkers_differ(tmp_path: Path) -> None:
+    root = DataRoot(tmp_path)
+    key = {"problem_id": "p", "student_id": "s", "student_revision": "r", "sampling_hash": "h"}
+    rows = [
+        {**key, "sample_index": 0, "rule": "family:fractions", "verdict": "correct", "reason": "3/4 == 0.75"},
+        {**key, "sample_index": 0, "rule": "exact_match", "verdict": "wrong", "reason": "text differs"},
+        {**key, "sample_index": 1, "rule": "family:fractions", "verdict": "correct", "reason": "same"},
+        {**key, "sample_index": 1, "rule": "exact_match", "verdict": "correct", "reason": "same"},
+    ]
+    root.write_table("verdict_audit", to_table(rows, VERDICT_AUDIT), {"student": "s"})
+    assert "disagreements" in root.refresh_catalog()
+    with duckdb.connect(str(root.catalog_path), read_only=True) as con:
+        found = con.execute("select sample_index, verdicts['exact_match'] from disagreements").fetchall()
+    assert found == [(0, "wrong")]

@@ -42,8 +42,38 @@ CASES = [
     ("3", "__import__('os').system('echo pwned')", "unparseable"),
 ]
 
+# Hand-written hard cases: equivalent forms that must match, near misses that must not.
+HARD_CASES = [
+    ("\\frac{3}{4}", "so \\boxed{\\dfrac{3}{4}}", "correct"),
+    ("0.5", "\\boxed{\\frac12}", "correct"),
+    ("1000", "The total is 1,000.", "correct"),
+    ("1000", "\\boxed{1{,}000}", "correct"),
+    ("3", "\\boxed{x=3}", "correct"),
+    ("x=3", "\\boxed{3}", "correct"),
+    ("[1,2)", "\\boxed{[1, 2)}", "correct"),
+    ("[1,2)", "\\boxed{(1, 2)}", "wrong"),
+    ("\\{1,2\\}", "\\boxed{\\{2, 1\\}}", "correct"),
+    ("(1,2)", "\\boxed{(2,1)}", "wrong"),
+    ("90^\\circ", "\\boxed{90}", "correct"),
+    ("50\\%", "\\boxed{50}", "correct"),
+    ("10", "\\boxed{10 \\text{ cm}}", "correct"),
+    ("12", "She pays \\boxed{\\$12}.", "correct"),
+    ("-5", "\\boxed{\u22125}", "correct"),
+    ("-5", "The answer is \u22125.", "correct"),
+    ("7", "Maybe \\boxed{3}? No: recheck, 3 + 4 = 7, so \\boxed{7}.", "correct"),
+    ("3", "Maybe \\boxed{3}? No: recheck, 3 + 4 = 7, so \\boxed{7}.", "wrong"),
+    ("\\frac{\\sqrt{2}}{2}", "\\boxed{\\frac{1}{\\sqrt{2}}}", "correct"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}", "correct"),
+    ("C", "Comparing the options, the answer is (C).", "correct"),
+    ("C", "Option B fits best, so B.", "wrong"),
+    ("\\frac{14}{3}", "We get \\frac{14}{3}", "correct"),
+    ("(-2,1)", "We get (-2,1).", "correct"),
+    ("7", "@#%&" * 12_500, "unparseable"),
+    ("7", "", "unparseable"),
+]
 
-@pytest.mark.parametrize(("gold", "completion", "expected"), CASES)
+
+@pytest.mark.parametrize(("gold", "completion", "expected"), CASES + HARD_CASES)
 def test_regression_table(verifier: Verifier, gold: str, completion: str, expected: str) -> None:
     [verdict] = verifier.check_completions([(gold, completion)])
     assert verdict.label == expected, verdict.reason
@@ -77,3 +107,23 @@ def test_parse_answer_methods() -> None:
 def test_verify_pure_function() -> None:
     assert verify("2", "2.0").label == "correct"
     assert verify("2", "3").label == "wrong"
+
+
+def test_family_and_reasoning_gym_problems_use_their_own_scorers(verifier: Verifier) -> None:
+    from scoring.verify import CheckItem
+    from synthesis.families import FAMILIES
+    from synthesis.reasoning_gym_source import rg_problems
+
+    [countdown] = FAMILIES.get("countdown")().sample(0, [2], 1)
+    [rg] = rg_problems("basic_arithmetic", size=1, seed=0)
+    items = [
+        CheckItem(countdown.answer, f"One way: \\boxed{{{countdown.answer}}}", countdown),
+        CheckItem(countdown.answer, f"\\boxed{{{FAMILIES.get('countdown')().perturbed_answer(countdown)}}}", countdown),
+        CheckItem(rg.answer, f"The answer is {rg.answer}.", rg),
+        CheckItem(rg.answer, f"The answer is {rg.answer}1.", rg),
+    ]
+    verdicts = verifier.check(items)
+    assert [v.label for v in verdicts] == ["correct", "wrong", "correct", "wrong"]
+    assert [v.rule for v in verdicts] == ["family:countdown"] * 2 + ["family:rg:basic_arithmetic"] * 2
+    audit = verifier.audit(items[:1])[0]
+    assert [v.rule for v in audit][0] == "family:countdown" and "exact_match" in {v.rule for v in audit}
