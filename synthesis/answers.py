@@ -47,9 +47,15 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+_DELIMITERS = (("\\(", "\\)"), ("\\[", "\\]"), ("$", "$"))
+
+
 def _clean(answer: str) -> str:
-    answer = answer.translate(_MINUS).strip().strip("$").strip()
-    answer = answer.rstrip(".").strip()
+    answer = answer.translate(_MINUS).strip().rstrip(".,;").strip()
+    # "\(42\)", "$42$" and the tail "126\)" of "\(47 + 79 = 126\)" all mean 42 / 126
+    for opening, closing in _DELIMITERS:
+        answer = answer.removeprefix(opening).removesuffix(closing).strip()
+    answer = answer.strip("$").strip().rstrip(".,;").strip()
     return _THOUSANDS.sub("", answer)
 
 
@@ -81,7 +87,7 @@ def extract_final_answer(text: str, *, choices: bool = False) -> ExtractedAnswer
 def _trailing_expression(tail: str) -> str | None:
     """The completion's last token when it is a bare math expression ("We get \\frac{14}{3}"), so the
     last-number fallback does not cut a fraction or a tuple in half."""
-    stripped = tail.rstrip().rstrip(".;:!").rstrip()
+    stripped = tail.rstrip().rstrip(".,;:!").rstrip()
     token = stripped.rsplit(None, 1)[-1] if stripped else ""
     if 0 < len(token) <= 200 and any(c.isdigit() for c in token) and _MATH_TOKEN.match(token):
         cleaned = _clean(token)
