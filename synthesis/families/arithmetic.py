@@ -48,14 +48,11 @@ class ArithmeticFamily(Family):
 
     def generate(self, rng: random.Random, difficulty: int) -> Problem:
         expression, value = _level_expression(rng, difficulty)
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=f"Compute {expression}.",
             answer=str(value),
-            source_ref=f"{self.name}:level{difficulty}",
             solution=f"{expression} = {value}",
-            difficulty_knob=difficulty,
             metadata={"expression": expression},
         )
 

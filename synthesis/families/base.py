@@ -7,6 +7,7 @@ import random
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import Any
 
 from engines.errors import ConfigError
 from synthesis.problem import Problem, Verdict
@@ -28,6 +29,7 @@ class Family(ABC):
 
     name: str = ""
     difficulties: tuple[int, ...] = ()
+    config: Any  # a frozen `<Name>Config` dataclass with at least `source: str`, set by the subclass
 
     @abstractmethod
     def generate(self, rng: random.Random, difficulty: int) -> Problem:
@@ -46,6 +48,27 @@ class Family(ABC):
             return str(int(problem.answer) + 1)
         raise NotImplementedError(
             f"family {self.name!r}: gold answer {problem.answer[:80]!r} is not an integer; override perturbed_answer"
+        )
+
+    def make_problem(
+        self,
+        difficulty: int,
+        *,
+        question: str,
+        answer: str,
+        solution: str | None = None,
+        metadata: dict[str, object] | None = None,
+    ) -> Problem:
+        """A problem of this family at `difficulty`, with the source, family and reference filled in."""
+        return Problem.create(
+            source=self.config.source,
+            family=self.name,
+            question=question,
+            answer=answer,
+            source_ref=f"{self.name}:level{difficulty}",
+            solution=solution,
+            difficulty_knob=difficulty,
+            metadata=metadata,
         )
 
     def sample(self, seed: int, difficulties: Iterable[int], per_level: int) -> list[Problem]:

@@ -189,14 +189,11 @@ class CombinatoricsFamily(Family):
     def generate(self, rng: random.Random, difficulty: int) -> Problem:
         template = rng.choice(_LEVELS[difficulty])
         question, value, formula = template(rng)
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=f"{question} {_FORMAT}",
             answer=str(value),
-            source_ref=f"{self.name}:level{difficulty}",
             solution=f"{formula} = {value}",
-            difficulty_knob=difficulty,
             metadata={"template": template.__name__.lstrip("_")},
         )
 

@@ -168,14 +168,11 @@ class CountdownFamily(Family):
             f"+, -, *, / with parentheses, write an expression equal to {target}. Not every number has to be used. "
             "Answer with the expression only, for example (a + b) * c."
         )
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=question,
             answer=expression,
-            source_ref=f"{self.name}:level{difficulty}",
             solution=f"{expression} = {target}",
-            difficulty_knob=difficulty,
             metadata={"numbers": numbers, "target": target},
         )
 

@@ -119,14 +119,11 @@ class FractionsFamily(Family):
             f"Compute {expression}.{precedence} "
             "Give the answer as a reduced fraction a/b, or as an integer if the result is whole."
         )
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=question,
             answer=format_fraction(value),
-            source_ref=f"{self.name}:level{difficulty}",
             solution=f"{expression} = {format_fraction(value)}",
-            difficulty_knob=difficulty,
             metadata={"expression": expression},
         )
 

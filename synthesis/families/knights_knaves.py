@@ -173,13 +173,10 @@ class KnightsKnavesFamily(Family):
             f"Answer in the form 'Name: knight, Name: knave', listing everyone in the order {', '.join(names)}."
         )
         answer = format_assignment(names, solutions[0])
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=question,
             answer=answer,
-            source_ref=f"{self.name}:level{difficulty}",
-            difficulty_knob=difficulty,
             metadata={"names": names, "statements": [list(s) for s in statements]},
         )
 

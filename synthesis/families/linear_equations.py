@@ -156,14 +156,11 @@ class LinearEquationsFamily(Family):
                 f"Give the answer in the form ({names}) = ({', '.join('<integer>' for _ in solution)})."
             )
         answer = _format_solution(solution)
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=question,
             answer=answer,
-            source_ref=f"{self.name}:level{difficulty}",
             solution=answer,
-            difficulty_knob=difficulty,
             metadata={"equations": equations.split("\n"), "solution": list(solution)},
         )
 

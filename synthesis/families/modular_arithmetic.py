@@ -64,14 +64,11 @@ class ModularArithmeticFamily(Family):
             f"Compute {shown} mod {modulus}, that is, the remainder when {shown} is divided by {modulus}. "
             f"Give the answer as a single integer from 0 to {modulus - 1}."
         )
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=question,
             answer=str(value),
-            source_ref=f"{self.name}:level{difficulty}",
             solution=f"{shown} ≡ {value} (mod {modulus})",
-            difficulty_knob=difficulty,
             metadata={"powers": [list(p) for p in powers], "modulus": modulus},
         )
 

@@ -101,14 +101,11 @@ class SequencesFamily(Family):
             f"What is the next term of the sequence {', '.join(str(t) for t in shown)}, ...? "
             "The sequence follows a single simple rule. Give the answer as a single integer."
         )
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=question,
             answer=str(value),
-            source_ref=f"{self.name}:level{difficulty}",
             solution=f"Rule: {description}; next term {value}",
-            difficulty_knob=difficulty,
             metadata={"rule": rule.__name__.lstrip("_"), "shown": shown},
         )
 

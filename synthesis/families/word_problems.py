@@ -161,14 +161,11 @@ class WordProblemsFamily(Family):
     def generate(self, rng: random.Random, difficulty: int) -> Problem:
         theme = rng.choice(_THEMES)
         question, values = theme(rng, difficulty)
-        return Problem.create(
-            source=self.config.source,
-            family=self.name,
+        return self.make_problem(
+            difficulty,
             question=question,
             answer=str(values[-1]),
-            source_ref=f"{self.name}:level{difficulty}",
             solution=" -> ".join(str(v) for v in values),
-            difficulty_knob=difficulty,
             metadata={"theme": theme.__name__.lstrip("_"), "steps": difficulty},
         )
 
