@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 MAX_SCAN_CHARS = 20_000
-MAX_ANSWER_CHARS = 500
+MAX_ANSWER_CHARS = 4_000  # room for big matrices; longer "answers" are refused as unparseable, not checked
 
 _ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*[:\s]*\$?([^\n$]{1,200})", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
