@@ -18,7 +18,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from engines.errors import ConfigError
@@ -181,7 +180,3 @@ having count(distinct verdict) > 1
 
 def _sql_str(value: str) -> str:
     return value.replace("'", "''")
-
-
-def column_equals(table: pa.Table, column: str, value: object) -> pa.Table:
-    return table.filter(pc.equal(table.column(column), value))

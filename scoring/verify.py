@@ -150,7 +150,7 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _AnswerTimeout
 
 
-def _family_scorer(item: CheckItem, use_family: bool):  # noqa: ANN202 - returns a scorer or None
+def _family_scorer(item: CheckItem, use_family: bool):  # returns a scorer or None
     """The problem's own exact scorer: a registered Gradus family, or reasoning-gym's for `rg:` problems."""
     if not use_family or item.problem is None:
         return None
@@ -260,7 +260,7 @@ class Verifier:
                 results.extend(self._one_by_one(chunk, audit))
         return results
 
-    def _schedule(self, chunk: list[CheckItem], timeout: float, audit: bool):  # noqa: ANN202 - pebble future
+    def _schedule(self, chunk: list[CheckItem], timeout: float, audit: bool):  # returns a pebble future
         return self._pool.schedule(
             _check_chunk, args=(chunk, self.config.timeout_s, self.config.use_family_scorer, audit), timeout=timeout
         )

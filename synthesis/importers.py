@@ -117,11 +117,6 @@ def import_dataset(path: Path, *, source: str, mapping: FieldMapping, limit: int
     return _import_rows(dataset, path, source, mapping, limit, refs=None)
 
 
-def import_jsonl(path: Path, *, source: str, mapping: FieldMapping, limit: int | None = None) -> SourceResult:
-    """The name of the earlier JSONL-only importer; any supported format works."""
-    return import_dataset(path, source=source, mapping=mapping, limit=limit)
-
-
 # --- loading through `datasets` -------------------------------------------------------------------------------
 
 

@@ -11,12 +11,12 @@ import pytest
 
 from engines.errors import ConfigError
 from synthesis.answers import last_boxed
-from synthesis.importers import import_dataset, import_jsonl, mapping_for
+from synthesis.importers import import_dataset, mapping_for
 
 
 def test_gsm8k_train_rows_become_problems(shared_dir: Path) -> None:
     path = shared_dir / "data" / "gsm8k" / "train.jsonl"
-    result = import_jsonl(path, source="gsm8k", mapping=mapping_for("gsm8k"), limit=25)
+    result = import_dataset(path, source="gsm8k", mapping=mapping_for("gsm8k"), limit=25)
     assert len(result.problems) == 25 and not result.rejects
     first_line = json.loads(path.read_text().splitlines()[0])
     first = result.problems[0]
@@ -37,7 +37,7 @@ def test_malformed_lines_become_rejects_and_the_rest_proceeds(tmp_path: Path) ->
         "\n"
         '{"question": "What is 2+2?", "answer": "#### 4"}\n'
     )
-    result = import_jsonl(path, source="seeds", mapping=mapping_for("gsm8k"))
+    result = import_dataset(path, source="seeds", mapping=mapping_for("gsm8k"))
     assert [p.answer for p in result.problems] == ["2", "4"]
     reasons = {r.input_ref: r.reason for r in result.rejects}
     assert set(reasons) == {"seeds.jsonl:2", "seeds.jsonl:3", "seeds.jsonl:4", "seeds.jsonl:5"}
@@ -48,7 +48,7 @@ def test_malformed_lines_become_rejects_and_the_rest_proceeds(tmp_path: Path) ->
 
 
 def test_math500_preset_and_boxed_rule(shared_dir: Path, tmp_path: Path) -> None:
-    result = import_jsonl(
+    result = import_dataset(
         shared_dir / "data" / "math" / "math500_test.jsonl",
         source="math500",
         mapping=mapping_for("math"),
@@ -57,7 +57,7 @@ def test_math500_preset_and_boxed_rule(shared_dir: Path, tmp_path: Path) -> None
     assert len(result.problems) == 5 and all(p.answer for p in result.problems)
     path = tmp_path / "boxed.jsonl"
     path.write_text('{"q": "Half of one?", "sol": "It is \\\\boxed{\\\\frac{1}{2}}."}\n')
-    boxed = import_jsonl(
+    boxed = import_dataset(
         path,
         source="b",
         mapping=mapping_for(None, {"question": "q", "answer": "sol", "answer_rule": "boxed"}),
@@ -67,7 +67,7 @@ def test_math500_preset_and_boxed_rule(shared_dir: Path, tmp_path: Path) -> None
 
 def test_missing_file_and_unknown_preset_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
-        import_jsonl(tmp_path / "absent.jsonl", source="x", mapping=mapping_for("gsm8k"))
+        import_dataset(tmp_path / "absent.jsonl", source="x", mapping=mapping_for("gsm8k"))
     with pytest.raises(ConfigError, match="did you mean 'gsm8k'"):
         mapping_for("gsm8")
 
