@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.metadata import counts_metadata, histogram_markdown, table_metadata
-from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from scoring.stages import build_difficulty
 
 
@@ -16,19 +16,25 @@ from scoring.stages import build_difficulty
     description="Difficulty per (problem, student, revision, sampling config, verifier): methods.md §1.",
 )
 def difficulty(
-    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
+    catalog: CatalogResource,
 ) -> dg.MaterializeResult:
     summary = build_difficulty(effective_config(project, student), data_root.root())
     bands = summary.table.column("band").to_pylist()
+    stops = summary.table.column("stop_reason").to_pylist()
+    catalog.refresh()  # publish the new tables and views to DuckDB
     return dg.MaterializeResult(
         metadata={
             **table_metadata(
                 summary.table,
-                columns=["problem_id", "n", "k", "post_mean", "post_lo", "post_hi", "band"],
-                query="select band, count(*), avg(post_mean) from difficulty group by band",
+                columns=["problem_id", "n", "k", "post_mean", "post_lo", "post_hi", "band", "method"],
+                query="select method, band, count(*), avg(post_mean) from difficulty group by all order by all",
             ),
             **counts_metadata(summary.counts),
             **counts_metadata({f"band_{b}": bands.count(b) for b in sorted(set(bands))}),
+            **counts_metadata({f"stopped_{r}": stops.count(r) for r in sorted(set(stops))}),
             "pass_rate_histogram": dg.MetadataValue.md(
                 histogram_markdown(summary.table.column("pass_rate").to_pylist())
             ),

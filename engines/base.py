@@ -46,8 +46,12 @@ class SamplingParams:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
+    """A chat prompt and its sampling. Samples `first_sample .. first_sample + n - 1` are drawn, so a later
+    round of sequential sampling continues the same seeded sample sequence (and the same cache keys)."""
+
     messages: tuple[Message, ...]
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    first_sample: int = 0
 
     @staticmethod
     def of(messages: Sequence[Message | dict[str, str]], sampling: SamplingParams | None = None) -> ChatRequest:

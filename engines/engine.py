@@ -59,8 +59,12 @@ class Engine:
     def generate(
         self, requests: Sequence[ChatRequest], *, progress: bool = True, desc: str = "generating"
     ) -> list[list[Completion]]:
-        """Return, for each request, its `sampling.n` completions in sample-index order."""
-        calls = [SampleCall(req.messages, req.sampling, index) for req in requests for index in range(req.sampling.n)]
+        """Return, for each request, its `sampling.n` completions in sample-index order (from `first_sample`)."""
+        calls = [
+            SampleCall(req.messages, req.sampling, index)
+            for req in requests
+            for index in range(req.first_sample, req.first_sample + req.sampling.n)
+        ]
         keys = [cache_key(self.backend.name, self.model_id, self.model_revision, call) for call in calls]
         results: list[Completion | None] = [None] * len(calls)
         if self.cache is not None:

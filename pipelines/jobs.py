@@ -13,7 +13,9 @@ build_all = dg.define_asset_job(
 
 regrade = dg.define_asset_job(
     "regrade",
-    selection=dg.AssetSelection.assets("rollouts", "difficulty", "curriculum_shards"),
+    selection=dg.AssetSelection.assets(
+        "rollouts", "difficulty", "band_filter", "predictor", "irt", "curriculum_shards"
+    ),
     description="Re-grade the existing pool for the configured student and rebuild its curriculum.",
 )
 

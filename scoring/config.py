@@ -1,4 +1,4 @@
-"""The project config (`gradus.yaml`): data root, student, sources, rollouts, curriculum.
+"""The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, curriculum.
 
 Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
 """
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engines.config import EngineConfig
 from engines.errors import ConfigError
 from scoring.curriculum import CurriculumConfig
+from scoring.grading import GradingConfig
 from scoring.rollouts import RolloutConfig
 from scoring.storage import DataRoot, safe_name
 from scoring.verify import VerifyConfig
@@ -44,6 +45,7 @@ class ProjectConfig(BaseModel):
     student: StudentConfig = Field(default_factory=StudentConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     rollouts: RolloutConfig = Field(default_factory=RolloutConfig)
+    grading: GradingConfig = Field(default_factory=GradingConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")

@@ -1,8 +1,9 @@
 """Per-problem difficulty for one student from its verified rollouts (`../shared/methods.md` §1, §15.4).
 
 One row per (problem_id, student_id, student_revision, sampling_hash, verifier_version): n and k, pass rate,
-Wilson and Jeffreys intervals, the Beta(1,1) posterior mean and 90% credible interval (CurES bookkeeping,
-arXiv 2510.01037), learnability p(1-p), expected |advantage| for a group of the size used, and the band.
+Wilson and Jeffreys intervals, the Beta posterior mean and 90% credible interval (CurES bookkeeping, arXiv
+2510.01037; a Beta(1,1) prior for fixed K, the sampler's prior for adaptive K), learnability p(1-p), expected
+|advantage| for a group of the size used, and the band.
 `timeout` and `error` verdicts say nothing about the student, so they are counted apart and left out of n;
 `unparseable` counts as a failure (reward 0) — see `../shared/design.md` "Verdicts".
 """
@@ -10,10 +11,10 @@ arXiv 2510.01037), learnability p(1-p), expected |advantage| for a group of the 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 import pyarrow as pa
 
+from scoring.adaptive import ADAPTIVE_METHOD, AdaptiveConfig, BandsConfig, ProblemState, decide, fit_pool_prior
 from scoring.estimators import (
     beta_posterior,
     expected_abs_advantage,
@@ -24,30 +25,24 @@ from scoring.estimators import (
 from scoring.schemas import DIFFICULTY, DIFFICULTY_KEY, to_table
 
 METHOD = "fixed_k_v1"
+UNIFORM_PRIOR = (1.0, 1.0)
 
 
-@dataclass(frozen=True, slots=True)
-class Bands:
-    """Difficulty bands on the observed pass rate k/n: at or above `too_easy`, at or below `too_hard`, else
-    learnable (methods §5 balanced filtering, default 0.1–0.9). With few rollouts the Beta(1,1) posterior mean
-    is pulled toward 0.5 (k = 0 of 4 gives 1/6), so it would call every unsolved problem learnable."""
+def grade_rollouts(
+    rollouts: pa.Table,
+    *,
+    level: float = 0.90,
+    bands: BandsConfig | None = None,
+    adaptive: AdaptiveConfig | None = None,
+) -> pa.Table:
+    """Aggregate a rollouts table into the difficulty table (one row per difficulty key).
 
-    too_easy: float = 0.9
-    too_hard: float = 0.1
-
-    def label(self, pass_rate: float, n: int) -> str:
-        if n == 0:
-            return "ungraded"
-        if pass_rate >= self.too_easy:
-            return "too_easy"
-        if pass_rate <= self.too_hard:
-            return "too_hard"
-        return "learnable"
-
-
-def grade_rollouts(rollouts: pa.Table, *, level: float = 0.90, bands: Bands | None = None) -> pa.Table:
-    """Aggregate a rollouts table into the difficulty table (one row per difficulty key)."""
-    bands = bands or Bands()
+    Fixed K: Beta(1,1) prior, band from the observed pass rate. Adaptive (`adaptive` given): the prior the
+    sampler used (fitted per student, revision, sampling config and verifier when it is the pool prior), the
+    band the credible interval was certified in when it fits one, and the stop reason — so the table says
+    why each problem got the rollouts it got, recomputed from the stored evidence alone.
+    """
+    bands = bands or BandsConfig()
     groups: dict[tuple[str, ...], dict[str, float]] = defaultdict(
         lambda: {"n": 0, "k": 0, "timeout": 0, "error": 0, "tokens": 0, "prompt_tokens": 0, "seconds": 0.0}
     )
@@ -65,12 +60,20 @@ def grade_rollouts(rollouts: pa.Table, *, level: float = 0.90, bands: Bands | No
             acc["tokens"] += row["completion_tokens"] or 0
         acc["prompt_tokens"] += row["prompt_tokens"] or 0
         acc["seconds"] += row["latency_s"] or 0.0
+    priors = _priors(groups, adaptive)
     rows = []
     for key in sorted(groups):
         acc = groups[key]
         n, k = int(acc["n"]), int(acc["k"])
         pass_rate = k / n if n else 0.0
-        alpha, beta_, mean, lo, hi = beta_posterior(k, n, level=level)
+        prior = priors.get(key[1:], UNIFORM_PRIOR)
+        alpha, beta_, mean, lo, hi = beta_posterior(k, n, *prior, level=level)
+        if adaptive is None:
+            band, stop_reason = (bands.label(pass_rate) if n else "ungraded"), "fixed_k"
+        else:
+            state = decide(ProblemState(key[0], n, k, n + int(acc["timeout"] + acc["error"])), prior, adaptive, bands)
+            band = state.band or (bands.label(pass_rate) if n else "ungraded")
+            stop_reason = state.stop_reason or "open"
         wl, wh = wilson_interval(k, n, level)
         jl, jh = jeffreys_interval(k, n, level)
         rows.append(
@@ -92,11 +95,26 @@ def grade_rollouts(rollouts: pa.Table, *, level: float = 0.90, bands: Bands | No
                 "post_hi": hi,
                 "learnability": learnability(pass_rate),
                 "exp_abs_adv": expected_abs_advantage(pass_rate, n),
-                "band": bands.label(pass_rate, n),
-                "method": METHOD,
+                "band": band,
+                "method": METHOD if adaptive is None else ADAPTIVE_METHOD,
+                "stop_reason": stop_reason,
+                "prior_alpha": prior[0],
+                "prior_beta": prior[1],
                 "mean_response_tokens": acc["tokens"] / n if n else 0.0,
                 "tokens_spent": int(acc["tokens"] + acc["prompt_tokens"]),
                 "seconds_spent": round(acc["seconds"], 3),
             }
         )
     return to_table(rows, DIFFICULTY)
+
+
+def _priors(
+    groups: dict[tuple[str, ...], dict[str, float]], adaptive: AdaptiveConfig | None
+) -> dict[tuple[str, ...], tuple[float, float]]:
+    """The pool prior per (student, revision, sampling, verifier) when the adaptive config asks for one."""
+    if adaptive is None or adaptive.prior != "pool":
+        return {}
+    pools: dict[tuple[str, ...], list[tuple[int, int]]] = defaultdict(list)
+    for key, acc in groups.items():
+        pools[key[1:]].append((int(acc["k"]), int(acc["n"])))
+    return {pool: fit_pool_prior(counts) for pool, counts in pools.items()}

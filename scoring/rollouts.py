@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,10 +19,16 @@ from scoring.schemas import ROLLOUTS, VERDICT_AUDIT, to_table
 from scoring.verify import CheckItem, Verifier
 from synthesis.problem import Problem, Verdict
 
-PROMPT_VERSION = "solve_boxed_v1"
-SYSTEM_PROMPT = (
-    "You are a careful math solver. Think step by step, briefly, then give only the final answer as \\boxed{answer}."
-)
+PROMPT_VERSION = "solve_boxed_v1"  # the default prompt
+PROMPTS: dict[str, tuple[str, str]] = {  # version -> (system prompt, suffix appended to the question)
+    "solve_boxed_v1": (
+        "You are a careful math solver. Think step by step, briefly, then give only the final answer as "
+        "\\boxed{answer}.",
+        "",
+    ),
+    # No working: a rollout costs a few tokens, for grading many problems cheaply on a CPU (the bench recording).
+    "answer_only_v1": ("You are a helpful assistant.", "\nGive only the final answer in \\boxed{}."),
+}
 
 
 class RolloutConfig(BaseModel):
@@ -34,6 +41,9 @@ class RolloutConfig(BaseModel):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1)
     seed: int = 0
+    prompt: Literal["solve_boxed_v1", "answer_only_v1"] = Field(
+        PROMPT_VERSION, description="the student's system prompt (versioned; part of the sampling hash)"
+    )
 
 
 def sampling_hash(config: RolloutConfig) -> str:
@@ -46,21 +56,26 @@ def sampling_hash(config: RolloutConfig) -> str:
                 "max_tokens": config.max_tokens,
                 "stop": [],
                 "seed": config.seed,
-                "prompt_version": PROMPT_VERSION,
+                "prompt_version": config.prompt,
             }
         )
     )
 
 
-def solve_request(problem: Problem, config: RolloutConfig) -> ChatRequest:
+def solve_request(
+    problem: Problem, config: RolloutConfig, *, first_sample: int = 0, count: int | None = None
+) -> ChatRequest:
+    """The student's request for samples `first_sample .. first_sample + count - 1` (default: all `k`)."""
     sampling = SamplingParams(
         temperature=config.temperature,
         top_p=config.top_p,
         max_tokens=config.max_tokens,
-        n=config.k,
+        n=config.k if count is None else count,
         seed=config.seed,
     )
-    return ChatRequest((Message("system", SYSTEM_PROMPT), Message("user", problem.question)), sampling)
+    system, suffix = PROMPTS[config.prompt]
+    messages = (Message("system", system), Message("user", problem.question + suffix))
+    return ChatRequest(messages, sampling, first_sample=first_sample)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +92,22 @@ def run_rollouts(
     config: RolloutConfig,
     verifier: Verifier,
     progress: bool = True,
+    sample_ranges: Sequence[tuple[int, int]] | None = None,
 ) -> RolloutResult:
-    """Sample `config.k` answers per problem, verify each, and return the rollouts and the verdict audit."""
-    completions = engine.generate([solve_request(p, config) for p in problems], progress=progress, desc="rollouts")
+    """Sample answers per problem, verify each, and return the rollouts and the verdict audit.
+
+    By default each problem gets samples 0..k-1; `sample_ranges` gives a `(first_sample, count)` per problem
+    instead (a round of sequential sampling)."""
+    ranges = sample_ranges if sample_ranges is not None else [(0, config.k)] * len(problems)
+    if len(ranges) != len(problems):
+        raise ValueError(f"{len(ranges)} sample ranges for {len(problems)} problems")
+    requests = [
+        solve_request(p, config, first_sample=first, count=count)
+        for p, (first, count) in zip(problems, ranges, strict=True)
+        if count > 0
+    ]
+    problems = [p for p, (_, count) in zip(problems, ranges, strict=True) if count > 0]
+    completions = engine.generate(requests, progress=progress, desc="rollouts")
     s_hash = sampling_hash(config)
     items = [
         CheckItem(p.answer, c.text, p) for p, group in zip(problems, completions, strict=True) for c in group if c.ok

@@ -68,6 +68,7 @@ DIFFICULTY = pa.schema(
         ("student_revision", pa.string()),
         ("sampling_hash", pa.string()),
         ("verifier_version", pa.string()),
+        ("family", pa.string()),  # copied from `problems` so per-family queries need no join
         ("n", pa.int32()),
         ("k", pa.int32()),
         ("n_timeout", pa.int32()),
@@ -86,6 +87,9 @@ DIFFICULTY = pa.schema(
         ("exp_abs_adv", pa.float64()),
         ("band", pa.string()),
         ("method", pa.string()),
+        ("stop_reason", pa.string()),
+        ("prior_alpha", pa.float64()),
+        ("prior_beta", pa.float64()),
         ("mean_response_tokens", pa.float64()),
         ("tokens_spent", pa.int64()),
         ("seconds_spent", pa.float64()),
@@ -133,6 +137,82 @@ SHARD = pa.schema(
     ]
 )
 
+FILTER_DECISIONS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("sampling_hash", pa.string()),
+        ("verifier_version", pa.string()),
+        ("filter", pa.string()),
+        ("kept", pa.bool_()),
+        ("reason", pa.string()),
+        ("n", pa.int32()),
+        ("k", pa.int32()),
+        ("pass_rate", pa.float64()),
+    ]
+)
+
+IRT_ITEMS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("difficulty_b", pa.float64()),
+        ("n_total", pa.int64()),
+        ("k_total", pa.int64()),
+        ("students", pa.int32()),
+    ]
+)
+
+IRT_STUDENTS = pa.schema(
+    [
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("ability_theta", pa.float64()),
+        ("n_total", pa.int64()),
+        ("k_total", pa.int64()),
+        ("problems", pa.int32()),
+    ]
+)
+
+STUDENT_REVISIONS = pa.schema(
+    [
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("model", pa.string()),
+        ("first_graded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+PREDICTIONS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("sampling_hash", pa.string()),
+        ("verifier_version", pa.string()),
+        ("predictor", pa.string()),
+        ("p", pa.float64()),
+        ("alpha", pa.float64()),
+        ("beta", pa.float64()),
+        ("lo", pa.float64()),
+        ("hi", pa.float64()),
+        ("screened_band", pa.string()),
+    ]
+)
+
+PREDICTOR_RELIABILITY = pa.schema(
+    [
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("bin_lo", pa.float64()),
+        ("bin_hi", pa.float64()),
+        ("problems", pa.int64()),
+        ("mean_predicted", pa.float64()),
+        ("observed_pass_rate", pa.float64()),
+        ("coverage", pa.float64()),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
     "rejects": REJECTS,
@@ -141,6 +221,12 @@ TABLES: dict[str, pa.Schema] = {
     "difficulty": DIFFICULTY,
     "curriculum": CURRICULUM,
     "curriculum_excluded": CURRICULUM_EXCLUDED,
+    "band_filter": FILTER_DECISIONS,
+    "student_revisions": STUDENT_REVISIONS,
+    "predictions": PREDICTIONS,
+    "predictor_reliability": PREDICTOR_RELIABILITY,
+    "irt_items": IRT_ITEMS,
+    "irt_students": IRT_STUDENTS,
 }
 
 

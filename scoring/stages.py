@@ -18,8 +18,28 @@ from engines.config import expected_revision
 from scoring.config import ProjectConfig
 from scoring.curriculum import STRATEGY, plan_curriculum, write_shards
 from scoring.difficulty import grade_rollouts
-from scoring.rollouts import run_rollouts, sampling_hash
-from scoring.schemas import AUDIT_KEY, PROBLEMS, REJECTS, ROLLOUT_KEY, to_table
+from scoring.grade_stages import (
+    band_filter_decisions,
+    irt_fit,
+    predicted_grades,
+    predictor_guidance,
+    predictor_path,
+    register_revisions,
+    train_predictor,
+)
+from scoring.grading import grade_adaptively, stored_states
+from scoring.rollouts import RolloutResult, run_rollouts, sampling_hash
+from scoring.schemas import (
+    AUDIT_KEY,
+    DIFFICULTY_KEY,
+    IRT_ITEMS,
+    PROBLEMS,
+    REJECTS,
+    ROLLOUT_KEY,
+    ROLLOUTS,
+    VERDICT_AUDIT,
+    to_table,
+)
 from scoring.storage import DataRoot
 from scoring.verify import VERIFIER_VERSION, Verifier
 from synthesis.problem import Problem
@@ -59,44 +79,94 @@ def load_problems(root: DataRoot) -> list[Problem]:
 
 
 def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, progress: bool = True) -> StageSummary:
-    """K verified rollouts per pool problem for the student, added to its `rollouts` partition."""
+    """Verified rollouts for the student, added to its `rollouts` partition: `rollouts.k` per problem, or
+    adaptive rounds (`grading.mode: adaptive`) that stop each problem once its band is certain."""
     problems = load_problems(root)
-    with Verifier(config.verify) as verifier:
-        result = run_rollouts(
-            problems,
-            engine,
-            student_id=config.student.id,
-            config=config.rollouts,
-            verifier=verifier,
-            progress=progress,
+    part = student_partition(config)
+    failures: list[dict[str, object]] = []
+    drawn: list[pa.Table] = []
+    audits: list[pa.Table] = []
+
+    def store(result: RolloutResult) -> None:
+        # Failed engine calls are not evidence about the student: they go to `rejects` with their reason
+        # (replaced each run), stay out of `rollouts`, and are retried next run (the cache never stores them).
+        root.upsert_table("verdict_audit", result.audit, AUDIT_KEY, part)
+        failed = pc.equal(result.rollouts.column("finish_reason"), "error")
+        failures.extend(
+            {
+                "stage": "rollouts",
+                "input_ref": f"{r['problem_id']}#{r['sample_index']}",
+                "reason": r["verdict_reason"],
+                "raw_text": "",
+            }
+            for r in result.rollouts.filter(failed).to_pylist()
         )
-    fresh = result.rollouts
-    root.upsert_table("verdict_audit", result.audit, AUDIT_KEY, student_partition(config))
-    # Failed engine calls are not evidence about the student: they go to `rejects` with their reason (replaced
-    # each run), stay out of `rollouts`, and are retried next run because the cache never stores failures.
-    failed = pc.equal(fresh.column("finish_reason"), "error")
-    evidence = fresh.filter(pc.invert(failed))
-    rejects = [
-        {
-            "stage": "rollouts",
-            "input_ref": f"{r['problem_id']}#{r['sample_index']}",
-            "reason": r["verdict_reason"],
-            "raw_text": "",
-        }
-        for r in fresh.filter(failed).to_pylist()
-    ]
-    root.write_table("rejects", to_table(rejects, REJECTS), {"origin": f"rollouts-{config.student.id}"})
-    merged = root.upsert_table("rollouts", evidence, ROLLOUT_KEY, student_partition(config))
+        root.write_table("rejects", to_table(failures, REJECTS), {"origin": f"rollouts-{config.student.id}"})
+        root.upsert_table("rollouts", result.rollouts.filter(pc.invert(failed)), ROLLOUT_KEY, part)
+        drawn.append(result.rollouts)
+        audits.append(result.audit)
+
+    figures: dict[str, float | int | str] = {}
+    with Verifier(config.verify) as verifier:
+        if config.grading.mode == "fixed":
+            store(
+                run_rollouts(
+                    problems,
+                    engine,
+                    student_id=config.student.id,
+                    config=config.rollouts,
+                    verifier=verifier,
+                    progress=progress,
+                )
+            )
+        else:
+            stored = stored_states(student_rollouts(config, root, engine.model_revision))
+            priors, screened, predictions = predictor_guidance(
+                config,
+                root,
+                problems,
+                stored,
+                revision=engine.model_revision,
+                sampling=sampling_hash(config.rollouts),
+                verifier_version=verifier.version,
+            )
+            root.write_table("predictions", predictions, part)
+            run = grade_adaptively(
+                [p for p in problems if p.problem_id not in screened],
+                engine,
+                student_id=config.student.id,
+                rollouts=config.rollouts,
+                grading=config.grading,
+                verifier=verifier,
+                store_round=store,
+                stored=stored,
+                priors=priors,
+                progress=progress,
+            )
+            reasons = [s.stop_reason for s in run.sequential.states.values()]
+            figures |= {"adaptive_rounds": run.sequential.rounds, "rollouts_total": run.sequential.rollouts_drawn}
+            figures |= {"predictor_priors": len(priors), "predictor_screened": len(screened)}
+            figures |= {f"stopped_{r}": reasons.count(r) for r in sorted(set(map(str, reasons)))}
+    fresh = pa.concat_tables(drawn) if drawn else to_table([], ROLLOUTS)
+    audit = pa.concat_tables(audits) if audits else to_table([], VERDICT_AUDIT)
     verdicts = fresh.column("verdict").to_pylist()
     counts = {
         "rollouts_this_run": fresh.num_rows,
-        "rollouts_stored": merged.num_rows,
-        "checker_disagreements": count_disagreements(result.audit),
+        "rollouts_stored": root.read_table("rollouts", part).num_rows,
+        "checker_disagreements": count_disagreements(audit),
     }
     counts |= {f"verdict_{v}": verdicts.count(v) for v in sorted(set(verdicts))}
-    return StageSummary(
-        fresh, counts, engine.stats.as_dict(), path=root.table_path("rollouts", student_partition(config))
+    return StageSummary(fresh, counts, engine.stats.as_dict() | figures, path=root.table_path("rollouts", part))
+
+
+def student_rollouts(config: ProjectConfig, root: DataRoot, revision: str) -> pa.Table:
+    """The student's stored rollouts for one model revision and the configured sampling config."""
+    rollouts = root.read_table("rollouts", student_partition(config))
+    mask = pc.and_(
+        pc.equal(rollouts.column("student_revision"), revision),
+        pc.equal(rollouts.column("sampling_hash"), sampling_hash(config.rollouts)),
     )
+    return rollouts.filter(mask)
 
 
 def count_disagreements(audit: pa.Table) -> int:
@@ -108,11 +178,59 @@ def count_disagreements(audit: pa.Table) -> int:
 
 
 def build_difficulty(config: ProjectConfig, root: DataRoot) -> StageSummary:
-    """Grade every key in the student's rollouts partition into its `difficulty` partition."""
-    rollouts = root.read_table("rollouts", student_partition(config))
-    graded = grade_rollouts(rollouts)
-    path = root.write_table("difficulty", graded, student_partition(config))
-    return StageSummary(graded, {"graded": graded.num_rows}, path=path)
+    """Grade every key in the student's rollouts partition into its `difficulty` partition, plus predicted
+    rows (`predicted_v1`) for problems the predictor screened out of grading; register new revisions."""
+    part = student_partition(config)
+    rollouts = root.read_table("rollouts", part)
+    adaptive = config.grading.adaptive if config.grading.mode == "adaptive" else None
+    measured = grade_rollouts(rollouts, bands=config.grading.bands, adaptive=adaptive)
+    predicted = predicted_grades(root.read_table("predictions", part), measured)
+    families = {
+        row["problem_id"]: row["family"]
+        for row in root.read_table("problems").select(["problem_id", "family"]).to_pylist()
+    }
+    graded = pa.concat_tables([measured, predicted]).sort_by([(k, "ascending") for k in DIFFICULTY_KEY])
+    family = pa.array([families.get(pid) for pid in graded.column("problem_id").to_pylist()], type=pa.string())
+    graded = graded.set_column(graded.schema.get_field_index("family"), "family", family)
+    path = root.write_table("difficulty", graded, part)
+    register_revisions(root, measured, config.student.engine.model, part)
+    methods = graded.column("method").to_pylist()
+    counts = {"graded": graded.num_rows} | {f"method_{m}": methods.count(m) for m in sorted(set(methods))}
+    return StageSummary(graded, counts, path=path)
+
+
+def build_band_filter(config: ProjectConfig, root: DataRoot) -> StageSummary:
+    """Each configured band filter's decisions over the student's current grades (`band_filter` table)."""
+    decisions = band_filter_decisions(config, current_grades(config, root))
+    path = root.write_table("band_filter", decisions, student_partition(config))
+    counts: dict[str, int] = {}
+    for row in decisions.to_pylist():
+        counts[f"{row['filter']}_kept"] = counts.get(f"{row['filter']}_kept", 0) + row["kept"]
+        counts[f"{row['filter']}_dropped"] = counts.get(f"{row['filter']}_dropped", 0) + (not row["kept"])
+    return StageSummary(decisions, counts, path=path)
+
+
+def build_predictor(config: ProjectConfig, root: DataRoot) -> StageSummary:
+    """Train the student's pass-rate predictor on its current grades; save it and its reliability table."""
+    predictor, reliability, note = train_predictor(config, root, current_grades(config, root))
+    root.write_table("predictor_reliability", reliability, student_partition(config))
+    path = predictor_path(root, config.student.id)
+    figures: dict[str, float | int | str] = {"status": note}
+    if predictor is not None:
+        predictor.save(path)
+        figures["pseudo_count_rollouts"] = round(predictor.pseudo_count, 3)
+    return StageSummary(reliability, {"reliability_bins": reliability.num_rows}, figures, path=path)
+
+
+def build_irt(root: DataRoot) -> StageSummary:
+    """A Rasch fit over every student and revision graded so far (skipped with fewer than two)."""
+    fitted = irt_fit(root.read_all_partitions("difficulty"))
+    if fitted is None:
+        return StageSummary(to_table([], IRT_ITEMS), {"students": 0}, {"status": "fewer than 2 students graded"})
+    items, students = fitted
+    root.write_table("irt_items", items)
+    path = root.write_table("irt_students", students)
+    return StageSummary(students, {"students": students.num_rows, "items": items.num_rows}, path=path)
 
 
 def current_grades(config: ProjectConfig, root: DataRoot) -> pa.Table:

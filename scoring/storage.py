@@ -115,6 +115,19 @@ class DataRoot:
                 stored = stored.append_column(field, pa.nulls(stored.num_rows, field.type))
         return stored.select(schema.names).cast(schema)
 
+    def read_all_partitions(self, table: str) -> pa.Table:
+        """Every partition of a table concatenated (e.g. the difficulty rows of all students)."""
+        schema = schema_for(table)
+        files = sorted((self.tables_dir / table).rglob("data.parquet"))
+        parts = []
+        for path in files:
+            partition = {
+                key: value
+                for key, value in (p.split("=", 1) for p in path.parent.relative_to(self.tables_dir / table).parts)
+            }
+            parts.append(self.read_table(table, partition or None))
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
     def upsert_table(
         self, table: str, new: pa.Table, key: tuple[str, ...], partition: dict[str, str] | None = None
     ) -> pa.Table:
@@ -150,6 +163,13 @@ class DataRoot:
                     if "verdict_audit" in views:
                         con.execute(DISAGREEMENTS_VIEW)
                         views.append("disagreements")
+                    if {"difficulty", "problems"} <= set(views):
+                        con.execute(STUDENT_COMPARISON_VIEW)
+                        views.append("student_comparison")
+                    if {"difficulty", "problems", "student_revisions"} <= set(views):
+                        con.execute(DIFFICULTY_DIFF_VIEW)
+                        con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
+                        views += ["difficulty_diff", "difficulty_diff_family"]
                     if any(self.shards_dir.glob("*/*/shard-*.parquet")):
                         glob = (self.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
                         con.execute(
@@ -175,6 +195,61 @@ select problem_id, student_id, student_revision, sampling_hash, sample_index,
 from verdict_audit
 group by all
 having count(distinct verdict) > 1
+"""
+
+
+# Each student revision against the one graded before it (same student, sampling config and verifier):
+# the input to scheduled regeneration, and what a user reads to see what a new checkpoint changed.
+DIFFICULTY_DIFF_VIEW = """
+create or replace view difficulty_diff as
+with revisions as (
+    select student_id, student_revision, first_graded_at,
+           lag(student_revision) over (
+               partition by student_id order by first_graded_at, student_revision
+           ) as previous_revision
+    from student_revisions
+)
+select cur.problem_id, coalesce(cur.family, p.family) as family, cur.student_id,
+       r.previous_revision as before_revision, cur.student_revision as after_revision,
+       prev.n as n_before, cur.n as n_after,
+       prev.pass_rate as pass_rate_before, cur.pass_rate as pass_rate_after,
+       cur.pass_rate - prev.pass_rate as delta,
+       prev.band as band_before, cur.band as band_after, prev.band <> cur.band as moved_band,
+       cur.sampling_hash, cur.verifier_version
+from difficulty cur
+join revisions r on r.student_id = cur.student_id and r.student_revision = cur.student_revision
+join difficulty prev on prev.problem_id = cur.problem_id and prev.student_id = cur.student_id
+     and prev.student_revision = r.previous_revision and prev.sampling_hash = cur.sampling_hash
+     and prev.verifier_version = cur.verifier_version
+left join problems p on p.problem_id = cur.problem_id
+where cur.n > 0 and prev.n > 0
+"""
+
+DIFFICULTY_DIFF_FAMILY_VIEW = """
+create or replace view difficulty_diff_family as
+select student_id, before_revision, after_revision, family,
+       count(*) as problems,
+       avg(pass_rate_before) as pass_rate_before, avg(pass_rate_after) as pass_rate_after,
+       avg(delta) as mean_delta,
+       count(*) filter (where moved_band) as moved_band,
+       count(*) filter (where band_after = 'learnable' and band_before <> 'learnable') as became_learnable,
+       count(*) filter (where band_after = 'too_easy' and band_before <> 'too_easy') as became_too_easy
+from difficulty_diff
+group by all
+order by student_id, after_revision, family
+"""
+
+# Every student (and revision) on every problem it was graded on, against the problem's mean over students.
+STUDENT_COMPARISON_VIEW = """
+create or replace view student_comparison as
+select d.problem_id, coalesce(d.family, p.family) as family, d.student_id, d.student_revision, d.method,
+       d.n, d.k, d.pass_rate, d.band,
+       d.pass_rate - avg(d.pass_rate) over (partition by d.problem_id, d.sampling_hash, d.verifier_version)
+           as vs_mean_of_students,
+       count(*) over (partition by d.problem_id, d.sampling_hash, d.verifier_version) as students_graded
+from difficulty d
+left join problems p on p.problem_id = d.problem_id
+where d.n > 0
 """
 
 

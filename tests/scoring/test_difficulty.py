@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.difficulty import Bands, grade_rollouts
+from scoring.adaptive import BandsConfig
+from scoring.difficulty import grade_rollouts
 from scoring.schemas import DIFFICULTY, ROLLOUTS, to_table
 
 
@@ -54,6 +55,8 @@ def test_counts_posterior_and_bands() -> None:
 
 
 def test_band_thresholds() -> None:
-    bands = Bands(too_easy=0.9, too_hard=0.1)
-    assert bands.label(0.95, 4) == "too_easy" and bands.label(0.05, 4) == "too_hard"
-    assert bands.label(0.5, 4) == "learnable" and bands.label(0.5, 0) == "ungraded"
+    bands = BandsConfig(too_easy=0.9, too_hard=0.1)
+    assert bands.label(0.95) == "too_easy" and bands.label(0.05) == "too_hard" and bands.label(0.5) == "learnable"
+    assert bands.label(0.9) == "too_easy" and bands.label(0.1) == "too_hard", "band edges are inclusive"
+    assert bands.certain_band(0.0, 0.08) == "too_hard" and bands.certain_band(0.2, 0.8) == "learnable"
+    assert bands.certain_band(0.05, 0.5) is None, "an interval across a boundary certifies nothing"

@@ -1,0 +1,110 @@
+"""How the pool is graded on the student: a fixed K, or adaptive K with an optional pass-rate predictor.
+
+`grade_adaptively` runs `scoring.adaptive.run_sequential` with the engine as the source of rollouts. Each
+round's rollouts are stored before the next round starts, and a rerun starts from the stored evidence, so a
+killed run resumes where it stopped; the completion cache covers a round that was cut off mid-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from engines import Engine
+from scoring.adaptive import AdaptiveConfig, BandsConfig, Outcome, ProblemState, SequentialResult, run_sequential
+from scoring.filters import FILTERS, FilterConfig
+from scoring.rollouts import RolloutConfig, RolloutResult, run_rollouts
+from scoring.verify import Verifier
+from synthesis.problem import Problem
+
+EVIDENCE_FREE = frozenset({"timeout", "error"})  # verdicts that say nothing about the student
+
+
+class PredictorConfig(BaseModel):
+    """Use the student's pass-rate predictor (trained on its earlier grades, methods §6) in adaptive grading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    prior: bool = Field(True, description="use each problem's predicted Beta as its prior")
+    screen: bool = Field(
+        False, description="skip rollouts for problems the predictor puts confidently outside the learnable band"
+    )
+    min_training_problems: int = Field(30, ge=10, description="graded problems needed before a predictor is fit")
+
+
+class GradingConfig(BaseModel):
+    """`mode: fixed` draws `rollouts.k` per problem; `mode: adaptive` draws rounds until each band is certain."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["fixed", "adaptive"] = "fixed"
+    bands: BandsConfig = Field(default_factory=BandsConfig)
+    adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
+    predictor: PredictorConfig = Field(default_factory=PredictorConfig)
+    filters: list[FilterConfig] = Field(
+        default_factory=lambda: [FilterConfig(name=name) for name in FILTERS],  # type: ignore[arg-type]
+        description="band filters whose decisions are written to `band_filter` (all three by default)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptiveRun:
+    sequential: SequentialResult
+    rounds: list[RolloutResult]
+
+
+def stored_states(rollouts: pa.Table) -> dict[str, ProblemState]:
+    """Evidence per problem from stored rollouts of one (student, revision, sampling config)."""
+    states: dict[str, ProblemState] = {}
+    for row in rollouts.to_pylist():
+        state = states.setdefault(row["problem_id"], ProblemState(row["problem_id"]))
+        state.drawn = max(state.drawn, int(row["sample_index"]) + 1)
+        if row["verdict"] not in EVIDENCE_FREE:
+            state.n += 1
+            state.k += row["verdict"] == "correct"
+    return states
+
+
+def grade_adaptively(
+    problems: Sequence[Problem],
+    engine: Engine,
+    *,
+    student_id: str,
+    rollouts: RolloutConfig,
+    grading: GradingConfig,
+    verifier: Verifier,
+    store_round: Callable[[RolloutResult], None],
+    stored: Mapping[str, ProblemState] | None = None,
+    priors: Mapping[str, tuple[float, float]] | None = None,
+    progress: bool = True,
+) -> AdaptiveRun:
+    """Sequential rollouts over `problems`; `store_round` persists each round before the next is drawn."""
+    by_id = {p.problem_id: p for p in problems}
+    rounds: list[RolloutResult] = []
+
+    def draw(plan: Mapping[str, tuple[int, int]]) -> dict[str, list[Outcome]]:
+        ids = sorted(plan)
+        result = run_rollouts(
+            [by_id[pid] for pid in ids],
+            engine,
+            student_id=student_id,
+            config=rollouts,
+            verifier=verifier,
+            progress=progress,
+            sample_ranges=[plan[pid] for pid in ids],
+        )
+        store_round(result)
+        rounds.append(result)
+        outcomes: dict[str, list[Outcome]] = {pid: [] for pid in ids}
+        for row in sorted(result.rollouts.to_pylist(), key=lambda r: (r["problem_id"], r["sample_index"])):
+            verdict = row["verdict"]
+            outcomes[row["problem_id"]].append(None if verdict in EVIDENCE_FREE else verdict == "correct")
+        return outcomes
+
+    sequential = run_sequential(list(by_id), draw, grading.adaptive, bands=grading.bands, priors=priors, initial=stored)
+    return AdaptiveRun(sequential, rounds)
