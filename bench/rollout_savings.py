@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from scipy.stats import betabinom  # noqa: E402
 
 from scoring.adaptive import (  # noqa: E402
     AdaptiveConfig,
@@ -36,6 +35,7 @@ from scoring.adaptive import (  # noqa: E402
     fit_pool_prior,
     run_sequential,
 )
+from scoring.estimators import fresh_group_interval  # noqa: E402
 from scoring.predictor import PassRatePredictor, screen  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -129,7 +129,7 @@ def agreement(result: PolicyResult, reference: Mapping[str, str | None]) -> tupl
 def print_policies(title: str, results: list[PolicyResult], reference: Mapping[str, str | None]) -> None:
     full = K_REF * len(reference)
     print(f"\n{title}")
-    print(f"| policy | rollouts | per problem | fewer than K=16 | band agreement | learnable recall |")
+    print("| policy | rollouts | per problem | fewer than K=16 | band agreement | learnable recall |")
     print("|---|---:|---:|---:|---:|---:|")
     for result in results:
         agree, recall = agreement(result, reference)
@@ -138,7 +138,9 @@ def print_policies(title: str, results: list[PolicyResult], reference: Mapping[s
         print(f"| {result.name} | {result.rollouts} | {per:.2f} | {saving:.2f}x | {agree:.1%} | {recall:.1%} |")
 
 
-def policies(outcomes: Outcomes, predictions: Mapping[str, object] | None, config: AdaptiveConfig) -> list[PolicyResult]:
+def policies(
+    outcomes: Outcomes, predictions: Mapping[str, object] | None, config: AdaptiveConfig
+) -> list[PolicyResult]:
     results = [fixed(outcomes, k) for k in (4, 8, 16)]
     ci_uniform = config.model_copy(update={"prior": "uniform", "stop_rule": "credible_interval"})
     results.append(adaptive("adaptive: 90% CI in band, uniform prior", outcomes, ci_uniform))
@@ -161,7 +163,10 @@ def calibration(outcomes: Outcomes, split: int = 8, level: float = 0.90) -> None
     fresh = {pid: [x for x in o[split:] if x is not None] for pid, o in outcomes.items()}
     pool = fit_pool_prior([(sum(v), len(v)) for v in first.values()])
     print(f"\nCalibration: estimate from rollouts 0-{split - 1}, check on rollouts {split}-{K_REF - 1} (fresh)")
-    print("| prior | fresh pass rate inside the 90% credible interval | fresh k inside the 90% predictive interval |")
+    print(
+        "| prior | fresh pass rate inside the 90% credible interval (post_lo..post_hi) "
+        "| fresh pass rate inside the 90% fresh-group interval (fresh_lo..fresh_hi) |"
+    )
     print("|---|---:|---:|")
     for name, prior in (("uniform Beta(1,1)", (1.0, 1.0)), (f"pool Beta({pool[0]:.2f},{pool[1]:.2f})", pool)):
         inside_ci = inside_pred = total = 0
@@ -172,11 +177,24 @@ def calibration(outcomes: Outcomes, split: int = 8, level: float = 0.90) -> None
             lo, hi = credible_interval(k, n, prior, level)
             fresh_rate = sum(fresh[pid]) / m
             inside_ci += lo - 1e-9 <= fresh_rate <= hi + 1e-9
-            dist = betabinom(m, prior[0] + k, prior[1] + n - k)
-            low, high = dist.ppf((1 - level) / 2), dist.ppf(1 - (1 - level) / 2)
-            inside_pred += low <= sum(fresh[pid]) <= high
+            low, high = fresh_group_interval(k, n, prior, m, level)
+            inside_pred += low - 1e-9 <= fresh_rate <= high + 1e-9
             total += 1
         print(f"| {name} | {inside_ci / total:.1%} ({inside_ci}/{total}) | {inside_pred / total:.1%} |")
+
+
+def true_rate_coverage(simulated: Outcomes, truth: Mapping[str, float], split: int = 8, level: float = 0.9) -> None:
+    first = {pid: [x for x in o[:split] if x is not None] for pid, o in simulated.items()}
+    pool = fit_pool_prior([(sum(v), len(v)) for v in first.values()])
+    for name, prior in (("uniform Beta(1,1)", (1.0, 1.0)), (f"pool Beta({pool[0]:.2f},{pool[1]:.2f})", pool)):
+        inside = 0
+        for pid, sample in first.items():
+            lo, hi = credible_interval(sum(sample), len(sample), prior, level)
+            inside += lo <= truth[pid] <= hi
+        print(
+            f"  SIMULATION: true pass rate inside the 90% credible interval from {split} rollouts, {name}: "
+            f"{inside / len(first):.1%}"
+        )
 
 
 def histogram(outcomes: Outcomes) -> str:
@@ -185,15 +203,35 @@ def histogram(outcomes: Outcomes) -> str:
     return " ".join(f"{k}:{c}" for k, c in enumerate(bins))
 
 
-def simulate(outcomes: Outcomes, size: int, seed: int) -> Outcomes:
+def simulate(outcomes: Outcomes, size: int, seed: int) -> tuple[Outcomes, dict[str, float]]:
     rng = np.random.default_rng(seed)
     rates = [(sum(o is True for o in v), sum(o is not None for o in v)) for v in outcomes.values()]
     simulated: Outcomes = {}
+    truth: dict[str, float] = {}
     for i in range(size):
         k, n = rates[rng.integers(len(rates))]
-        p = rng.beta(k + 0.5, n - k + 0.5)  # the Jeffreys posterior of a recorded problem
+        p = float(rng.beta(k + 0.5, n - k + 0.5))  # the Jeffreys posterior of a recorded problem
+        truth[f"sim{i:05d}"] = p
         simulated[f"sim{i:05d}"] = [bool(x) for x in rng.random(K_REF) < p]
-    return simulated
+    return simulated, truth
+
+
+def adaptive_calibration(outcomes: Outcomes, config: AdaptiveConfig, level: float = 0.90) -> None:
+    """The interval the default adaptive policy reports when it stops, checked on the rollouts it left unused."""
+    result = run_sequential(list(outcomes), replay(outcomes), config, bands=BANDS)
+    inside = total = 0
+    for pid, state in result.states.items():
+        unused = [x for x in outcomes[pid][state.drawn :] if x is not None]
+        if len(unused) < 4:
+            continue
+        lo, hi = credible_interval(state.k, state.n, result.prior, level)
+        inside += lo - 1e-9 <= sum(unused) / len(unused) <= hi + 1e-9
+        total += 1
+    if total:
+        print(
+            f"| adaptive default, at its stop (pool prior) | {inside / total:.1%} ({inside}/{total} problems "
+            "with ≥ 4 unused rollouts) | |"
+        )
 
 
 def main() -> None:
@@ -216,7 +254,7 @@ def main() -> None:
     print(f"  families: {', '.join(families)}")
     print(f"  K=16 correct-count histogram (k:problems): {histogram(outcomes)}")
     bands = [b for b in reference.values()]
-    print(f"  reference bands: " + ", ".join(f"{b} {bands.count(b)}" for b in ("too_hard", "learnable", "too_easy")))
+    print("  reference bands: " + ", ".join(f"{b} {bands.count(b)}" for b in ("too_hard", "learnable", "too_easy")))
     print(f"  adaptive config: {config.model_dump()}; bands {BANDS.model_dump()}")
     predictions = cross_fitted_predictions(outcomes, problems, seed=args.seed)
     print_policies("Policies on the recorded pool (replay)", policies(outcomes, predictions, config), reference)
@@ -233,12 +271,14 @@ def main() -> None:
             print(f"| {min_k} | {cfg.round_size} | {level} | {result.rollouts} | {saving:.2f}x | {agree:.1%} |")
 
     calibration(outcomes)
+    adaptive_calibration(outcomes, config)
 
     if args.simulate:
-        simulated = simulate(outcomes, args.simulate, args.seed)
+        simulated, truth = simulate(outcomes, args.simulate, args.seed)
         sim_reference = {pid: band_of(o) for pid, o in simulated.items()}
         title = f"SIMULATION: {args.simulate} problems, true pass rates drawn from the recorded problems' posteriors"
         print_policies(title, policies(simulated, None, config), sim_reference)
+        true_rate_coverage(simulated, truth)
 
 
 if __name__ == "__main__":

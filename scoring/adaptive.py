@@ -6,7 +6,7 @@ lies entirely inside one difficulty band (too_hard ≤ 0.1, learnable, too_easy 
 The next round goes to the open problems with the widest intervals first, so a total rollout budget is spent
 where the band is least certain (CurES allocates rollouts to the most uncertain prompts).
 
-With a uniform Beta(1,1) prior no problem can be certified too_easy or too_hard before ~28 rollouts at 90%,
+With a uniform Beta(1,1) prior no problem's 90% interval fits inside too_easy or too_hard before 21 rollouts,
 so the default prior is fitted to the pool itself (empirical Bayes: the beta-binomial maximum marginal
 likelihood over every problem's counts so far). Pools are usually U-shaped — many problems always or never
 solved — and that prior lets a 4-for-4 problem stop early. A per-problem prior (the pass-rate predictor's
@@ -27,8 +27,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import minimize
 from scipy.special import betaln
-from scipy.stats import beta as beta_dist
 from scipy.stats import betabinom
+
+from scoring.estimators import credible_interval
 
 ADAPTIVE_METHOD = "adaptive_v1"
 
@@ -131,13 +132,6 @@ def fit_pool_prior(counts: Sequence[tuple[int, int]]) -> tuple[float, float]:
     result = minimize(negative_log_likelihood, np.zeros(2), method="L-BFGS-B", bounds=bounds)
     a, b = np.exp(result.x)
     return float(a), float(b)
-
-
-def credible_interval(k: int, n: int, prior: tuple[float, float], level: float) -> tuple[float, float]:
-    """Equal-tailed interval of the posterior Beta(α0 + k, β0 + n − k)."""
-    a, b = prior[0] + k, prior[1] + (n - k)
-    tail = (1 - level) / 2
-    return float(beta_dist.ppf(tail, a, b)), float(beta_dist.ppf(1 - tail, a, b))
 
 
 def decide(state: ProblemState, prior: tuple[float, float], config: AdaptiveConfig, bands: BandsConfig) -> ProblemState:

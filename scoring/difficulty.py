@@ -18,6 +18,7 @@ from scoring.adaptive import ADAPTIVE_METHOD, AdaptiveConfig, BandsConfig, Probl
 from scoring.estimators import (
     beta_posterior,
     expected_abs_advantage,
+    fresh_group_interval,
     jeffreys_interval,
     learnability,
     wilson_interval,
@@ -68,6 +69,7 @@ def grade_rollouts(
         pass_rate = k / n if n else 0.0
         prior = priors.get(key[1:], UNIFORM_PRIOR)
         alpha, beta_, mean, lo, hi = beta_posterior(k, n, *prior, level=level)
+        fresh = fresh_group_interval(k, n, prior, n, level) if n else (0.0, 1.0)
         if adaptive is None:
             band, stop_reason = (bands.label(pass_rate) if n else "ungraded"), "fixed_k"
         else:
@@ -93,6 +95,8 @@ def grade_rollouts(
                 "post_mean": mean,
                 "post_lo": lo,
                 "post_hi": hi,
+                "fresh_lo": fresh[0],
+                "fresh_hi": fresh[1],
                 "learnability": learnability(pass_rate),
                 "exp_abs_adv": expected_abs_advantage(pass_rate, n),
                 "band": band,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from scipy.stats import beta as beta_dist
-from scipy.stats import binom, norm
+from scipy.stats import betabinom, binom, norm
 
 
 def wilson_interval(k: int, n: int, level: float = 0.90) -> tuple[float, float]:
@@ -36,17 +36,38 @@ def jeffreys_interval(k: int, n: int, level: float = 0.90) -> tuple[float, float
 def beta_posterior(
     k: int, n: int, prior_alpha: float = 1.0, prior_beta: float = 1.0, level: float = 0.90
 ) -> tuple[float, float, float, float, float]:
-    """(alpha, beta, mean, lo, hi) of Beta(prior_alpha + k, prior_beta + n - k)."""
+    """(alpha, beta, mean, lo, hi) of Beta(prior_alpha + k, prior_beta + n - k); see `credible_interval`."""
     alpha, beta_ = prior_alpha + k, prior_beta + (n - k)
-    a = (1 - level) / 2
-    mean = alpha / (alpha + beta_)
-    return (
-        alpha,
-        beta_,
-        mean,
-        float(beta_dist.ppf(a, alpha, beta_)),
-        float(beta_dist.ppf(1 - a, alpha, beta_)),
-    )
+    lo, hi = credible_interval(k, n, (prior_alpha, prior_beta), level)
+    return alpha, beta_, alpha / (alpha + beta_), lo, hi
+
+
+def credible_interval(k: int, n: int, prior: tuple[float, float], level: float = 0.90) -> tuple[float, float]:
+    """Posterior interval of Beta(α0 + k, β0 + n − k): equal-tailed, except that it reaches 0 when k = 0 and
+    1 when k = n (one-sided at `level` there, the Jeffreys-interval convention of methods §1.1) — an
+    equal-tailed interval would exclude the pass rate 0 that a never-solved problem keeps showing."""
+    if n == 0:
+        return 0.0, 1.0
+    a, b = prior[0] + k, prior[1] + (n - k)
+    if k == 0:
+        return 0.0, float(beta_dist.ppf(level, a, b))
+    if k == n:
+        return float(beta_dist.ppf(1 - level, a, b)), 1.0
+    tail = (1 - level) / 2
+    return float(beta_dist.ppf(tail, a, b)), float(beta_dist.ppf(1 - tail, a, b))
+
+
+def fresh_group_interval(
+    k: int, n: int, prior: tuple[float, float], group: int, level: float = 0.90
+) -> tuple[float, float]:
+    """Central `level` range of the pass rate a fresh group of `group` rollouts would show, under the posterior
+    predictive (beta-binomial). Unlike the credible interval for the true rate, this one is meant to contain a
+    re-rollout's observed pass rate, which carries its own sampling noise."""
+    if group <= 0:
+        return 0.0, 1.0
+    dist = betabinom(group, prior[0] + k, prior[1] + (n - k))
+    tail = (1 - level) / 2
+    return float(dist.ppf(tail)) / group, float(dist.ppf(1 - tail)) / group
 
 
 def learnability(p: float) -> float:

@@ -83,6 +83,8 @@ DIFFICULTY = pa.schema(
         ("post_mean", pa.float64()),
         ("post_lo", pa.float64()),
         ("post_hi", pa.float64()),
+        ("fresh_lo", pa.float64()),  # 90% posterior-predictive range of the pass rate in a fresh group of n
+        ("fresh_hi", pa.float64()),
         ("learnability", pa.float64()),
         ("exp_abs_adv", pa.float64()),
         ("band", pa.string()),

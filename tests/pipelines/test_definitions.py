@@ -15,7 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 def test_definitions_load_and_every_job_resolves() -> None:
     defs = build_definitions(REPO / "gradus.yaml")
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"problems", "rollouts", "difficulty", "curriculum_shards"}
+    assert keys == {
+        "problems",
+        "rollouts",
+        "difficulty",
+        "band_filter",
+        "predictor",
+        "irt",
+        "curriculum_shards",
+    }
     for job_name in ("build_all", "regrade"):
         job = defs.resolve_job_def(job_name)
         assert job.name == job_name

@@ -94,6 +94,12 @@ def test_first_run_grades_with_real_rollouts(first_run: Run) -> None:
             and counts[1] + con.execute("select coalesce(sum(n_timeout + n_error), 0) from difficulty").fetchone()[0]
             == 28
         )
+        families = dict(con.execute("select family, count(*) from difficulty group by 1").fetchall())
+        assert families == {"arithmetic": 6, "gsm8k": 1}, "grades carry the family for per-family queries"
+        decisions = con.execute("select filter, count(*) from band_filter group by 1").fetchall()
+        assert sorted(decisions) == [("dapo_nonzero_v1", 7), ("odf_band_v1", 7), ("skywork_1_to_k_minus_1_v1", 7)]
+        assert con.execute("select count(*) from student_revisions").fetchone() == (1,)
+        assert con.execute("select count(*) from difficulty_diff").fetchone() == (0,), "one revision: no diff yet"
 
 
 def test_shards_are_ordered_and_every_graded_problem_is_accounted_for(first_run: Run) -> None:

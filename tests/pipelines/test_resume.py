@@ -71,3 +71,55 @@ def test_sigkill_during_rollouts_then_resume(session_root: Path, tmp_path: Path)
             "select count(*), count(distinct (problem_id, sample_index)) from rollouts"
         ).fetchone()
     assert total == distinct == 8
+
+
+def test_sigkill_during_adaptive_grading_resumes_from_stored_rounds(session_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
+    (root / "models").symlink_to(session_root / "models")
+    config = {
+        "data_root": str(root),
+        "student": {"id": "resume-adaptive", "engine": {"model": SMALL_MODEL, "n_ctx": 512}},
+        "sources": {"procedural": [{"family": "arithmetic", "levels": [1, 2, 3], "per_level": 2, "seed": 11}]},
+        "rollouts": {"max_tokens": 24, "seed": 2, "prompt": "answer_only_v1"},
+        "grading": {"mode": "adaptive", "adaptive": {"min_k": 2, "max_k": 4, "round_size": 1}},
+        "curriculum": {"shard_size": 2},
+    }
+    config_path = tmp_path / "gradus.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    gradus = str(Path(sys.executable).parent / "gradus")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    cache = root / "cache" / "completions.sqlite"
+    stored = root / "tables" / "rollouts" / "student=resume-adaptive" / "data.parquet"
+
+    proc = subprocess.Popen(
+        [gradus, "run", "--config", str(config_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not stored.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)  # the first round is stored; later rounds are not finished
+    proc.wait(30)
+    assert stored.exists(), "the first round was stored before the kill"
+    with duckdb.connect() as con:
+        rows_at_kill = con.execute(f"select count(*) from read_parquet('{stored}')").fetchone()[0]
+    done_before_kill = _cached(cache)
+    assert rows_at_kill >= 12 and done_before_kill >= rows_at_kill
+
+    rerun = subprocess.run(
+        [gradus, "run", "--config", str(config_path)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    calls, hits = map(int, re.search(r"model calls (\d+), cache hits (\d+)", rerun.stdout).groups())  # type: ignore[union-attr]
+    assert not [p for p in root.rglob("*") if ".tmp-" in p.name], "no partial files under the data root"
+    with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
+        total, distinct = con.execute(
+            "select count(*), count(distinct (problem_id, sample_index)) from rollouts"
+        ).fetchone()
+        methods = con.execute("select distinct method from difficulty").fetchall()
+    assert total == distinct, "no rollout stored twice"
+    # stored rounds were not drawn again; the cut-off round came from the cache; every sample was paid once
+    assert hits <= done_before_kill - rows_at_kill and calls + hits == total - rows_at_kill
+    assert _cached(cache) == total, "the cache and the rollouts table agree"
+    assert methods == [("adaptive_v1",)]

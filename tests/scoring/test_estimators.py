@@ -49,3 +49,34 @@ def test_intervals_behave_at_the_edges() -> None:
 
 def test_learnability_peaks_at_half() -> None:
     assert learnability(0.5) == 0.25 and learnability(0.0) == learnability(1.0) == 0.0
+
+
+def test_credible_interval_reaches_the_boundary_a_never_or_always_solved_problem_shows() -> None:
+    from scoring.estimators import credible_interval
+
+    lo, hi = credible_interval(0, 8, (1.0, 1.0), 0.9)
+    assert lo == 0.0 and 0.0 < hi < 0.3
+    lo, hi = credible_interval(8, 8, (1.0, 1.0), 0.9)
+    assert hi == 1.0 and 0.7 < lo < 1.0
+    lo, hi = credible_interval(4, 8, (1.0, 1.0), 0.9)
+    assert 0 < lo < 0.5 < hi < 1 and abs((0.5 - lo) - (hi - 0.5)) < 1e-9, "symmetric data, symmetric interval"
+    assert credible_interval(0, 0, (1.0, 1.0)) == (0.0, 1.0)
+
+
+def test_fresh_group_interval_is_wider_than_the_credible_interval_and_covers_re_rollouts() -> None:
+    import numpy as np
+
+    from scoring.estimators import credible_interval, fresh_group_interval
+
+    lo, hi = credible_interval(5, 10, (1.0, 1.0), 0.9)
+    f_lo, f_hi = fresh_group_interval(5, 10, (1.0, 1.0), 10, 0.9)
+    assert f_lo < lo and f_hi > hi, "a fresh group adds its own sampling noise"
+    rng = np.random.default_rng(0)
+    inside = 0
+    for _ in range(400):
+        p = rng.uniform()
+        k = int(rng.binomial(10, p))
+        fresh = rng.binomial(10, p) / 10
+        a, b = fresh_group_interval(k, 10, (1.0, 1.0), 10, 0.9)
+        inside += a <= fresh <= b
+    assert inside / 400 >= 0.88
