@@ -241,7 +241,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-k", type=int, default=4)
     parser.add_argument("--round-size", type=int, default=2)
-    parser.add_argument("--level", type=float, default=0.9)
+    parser.add_argument("--level", type=float, default=0.95)
     args = parser.parse_args()
     outcomes, problems, meta = load_recording(Path(args.recording))
     config = AdaptiveConfig(min_k=args.min_k, max_k=K_REF, round_size=args.round_size, credible_level=args.level)
@@ -259,16 +259,25 @@ def main() -> None:
     predictions = cross_fitted_predictions(outcomes, problems, seed=args.seed)
     print_policies("Policies on the recorded pool (replay)", policies(outcomes, predictions, config), reference)
 
-    print("\nSensitivity of the default adaptive policy (replay)")
-    print("| min_k | round | level | rollouts | fewer than K=16 | band agreement |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for min_k in (2, 4):
-        for level in (0.8, 0.9, 0.95):
-            cfg = config.model_copy(update={"min_k": min_k, "credible_level": level})
-            result = adaptive("", outcomes, cfg)
-            agree, _ = agreement(result, reference)
-            saving = K_REF * len(outcomes) / result.rollouts
-            print(f"| {min_k} | {cfg.round_size} | {level} | {result.rollouts} | {saving:.2f}x | {agree:.1%} |")
+    print("\nSensitivity (replay): every setting tried is shown, so the default is not cherry-picked silently")
+    print("| policy | min_k | level | rollouts | fewer than K=16 | band agreement | learnable recall |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    priors = {pid: (p.alpha, p.beta) for pid, p in predictions.items()}  # type: ignore[attr-defined]
+    screened = screen(list(predictions.values()), BANDS.too_hard, BANDS.too_easy)  # type: ignore[arg-type]
+    for name, kwargs in (
+        ("adaptive, pool prior", {}),
+        ("predictor prior", {"priors": priors}),
+        ("predictor screen + prior", {"priors": priors, "screened": screened}),
+    ):
+        for min_k in (2, 4):
+            for level in (0.8, 0.9, 0.95, 0.975):
+                cfg = config.model_copy(update={"min_k": min_k, "credible_level": level})
+                result = adaptive("", outcomes, cfg, **kwargs)  # type: ignore[arg-type]
+                agree, recall = agreement(result, reference)
+                saving = K_REF * len(outcomes) / result.rollouts
+                print(
+                    f"| {name} | {min_k} | {level} | {result.rollouts} | {saving:.2f}x | {agree:.1%} | {recall:.1%} |"
+                )
 
     calibration(outcomes)
     adaptive_calibration(outcomes, config)

@@ -78,7 +78,9 @@ class AdaptiveConfig(BaseModel):
     min_k: int = Field(4, ge=1, description="rollouts every problem gets before any may stop")
     max_k: int = Field(16, ge=1, description="no problem gets more rollouts than this")
     round_size: int = Field(2, ge=1, description="rollouts added per open problem per round")
-    credible_level: float = Field(0.9, gt=0.0, lt=1.0, description="level of the interval that must fit a band")
+    credible_level: float = Field(
+        0.95, gt=0.0, lt=1.0, description="how certain a band must be before a problem stops (see `decide`)"
+    )
     budget: int | None = Field(None, ge=1, description="total rollouts for the pool (None: until all stop)")
     prior: Literal["pool", "uniform"] = Field("pool", description="pool: empirical-Bayes Beta fitted to the pool")
     stop_rule: Literal["credible_interval", "predictive"] = Field(

@@ -119,19 +119,20 @@ class DedupResult:
 
 _PUNCT = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "−": "-", "~": " "})
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_MATH_DELIMITER = re.compile(r"\\[()\[\]]|\$")
 _LATEX_NOISE = re.compile(
     r"\\[,;:! ]"  # thin, medium, negative and control spaces
     r"|\\(?:left|right)\."  # invisible delimiters
     r"|\\(?:q?quad|left|right|[bB]igg?[lrm]?|displaystyle|textstyle|scriptstyle)(?![a-zA-Z])"
-    r"|\\[()\[\]]"  # \( \) \[ \] math delimiters
 )
 _FRAC = re.compile(r"\\[dt]frac(?![a-zA-Z])")
 _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\})(?=\d{3}(?!\d))")
 _TRAILING_ZEROS = re.compile(r"(\d)\.(\d*?)0+(?!\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_SPACE = re.compile(r"\s+")
-_SPACE_AT_SYMBOL = re.compile(r" ?([^\w\s\\]) ?| (?=\\)")
 _SINGLE_BRACED = re.compile(r"([\^_])\{([^{}\s])\}")
+_SYMBOL = re.compile(r"([^\w\s\\.]|\.(?!\d)|(?<!\d)\.)")  # a decimal point stays inside its number
+_BACKSLASH = re.compile(r"\\")
+_SPACE = re.compile(r"\s+")
 
 
 def normalize_text(text: str, *, mask_numbers: bool = False) -> str:
@@ -140,21 +141,26 @@ def normalize_text(text: str, *, mask_numbers: bool = False) -> str:
     NFKC; curly quotes, dashes and the minus sign made ASCII; `$`, `\\$`, `\\(` `\\)` `\\[` `\\]` dropped;
     LaTeX spacing (`\\,` `\\;` `\\:` `\\!` `\\ ` `\\quad` `~`), sizing (`\\left` `\\right` `\\big…`) and
     `\\displaystyle` dropped; `\\dfrac`/`\\tfrac` → `\\frac`; `\\text{…}` unwrapped; lowercase; `1,000` →
-    `1000`, `2.50` → `2.5`, `3.0` → `3`; whitespace collapsed and dropped next to symbols (`2 + 3` = `2+3`);
-    `x^{2}` → `x^2`. With `mask_numbers`, every number becomes `0`, so texts that differ only in their
-    numbers normalize to the same string.
+    `1000`, `2.50` → `2.5`, `3.0` → `3`; `x^{2}` → `x^2`; every symbol set apart by single spaces, so
+    `2+3`, `2 + 3` and `( a )` vs `(a)` agree while words stay words. With `mask_numbers`, every number
+    becomes `0`, so texts that differ only in their numbers normalize to the same string.
     """
     text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
-    text = text.replace("\\$", "$").replace("$", "")
-    text = _TEXT_WRAPPER.sub(r" \1 ", text)
-    text = _LATEX_NOISE.sub("", text)
-    text = _FRAC.sub(r"\\frac", text).lower()
-    text = _THOUSANDS.sub("", text)
-    text = _TRAILING_ZEROS.sub(lambda m: m[1] + ("." + m[2] if m[2] else ""), text)
+    if "\\" in text or "$" in text:  # most of the cost is LaTeX handling; plain prose skips it
+        text = _MATH_DELIMITER.sub(" ", _TEXT_WRAPPER.sub(r" \1 ", text.replace("\\$", "$")))
+        text = _FRAC.sub(r"\\frac", _LATEX_NOISE.sub("", text))
+    text = text.lower()
+    if "," in text or "{" in text:
+        text = _THOUSANDS.sub("", text)
+    if "." in text:
+        text = _TRAILING_ZEROS.sub(lambda m: m[1] + ("." + m[2] if m[2] else ""), text)
     if mask_numbers:
         text = _NUMBER.sub("0", text)
-    text = _SPACE_AT_SYMBOL.sub(r"\1", _SPACE.sub(" ", text).strip())
-    return _SINGLE_BRACED.sub(r"\1\2", text)
+    if "{" in text:
+        text = _SINGLE_BRACED.sub(r"\1\2", text)
+    # a space on both sides of a symbol, and before a backslash (a command name runs to the next non-letter)
+    text = _BACKSLASH.sub(r" \\", _SYMBOL.sub(r" \1 ", text))
+    return _SPACE.sub(" ", text).strip()
 
 
 def exact_signature(text: str) -> str:
@@ -282,9 +288,11 @@ def minhash_signatures(
         hashes, owner = hasher(texts[lo:hi], size)
         for c0 in range(0, len(hashes), batch_shingles):  # a single huge text is split across chunks
             chunk, who = hashes[c0 : c0 + batch_shingles], owner[c0 : c0 + batch_shingles] + lo
-            permuted = _fmix32(chunk)[:, None] * a[None, :] + b[None, :]
+            # (num_perm, shingles): the per-text minimum then runs along contiguous memory, twice as fast
+            permuted = np.multiply.outer(a, _fmix32(chunk))  # uint32 arithmetic wraps: a * h + b mod 2^32
+            permuted += b[:, None]
             heads = np.flatnonzero(np.concatenate([[True], who[1:] != who[:-1]]))
-            mins = np.minimum.reduceat(permuted, heads, axis=0)
+            mins = np.minimum.reduceat(permuted, heads, axis=1).T
             out[who[heads]] = np.minimum(out[who[heads]], mins)
     return out
 
@@ -326,8 +334,8 @@ def lsh_pairs(
 
     Buckets are found by sorting each band's keys (memory O(N) per band, unlike one Python set per bucket).
     Inside a bucket each member is checked against up to `window` members before it, so one huge bucket costs
-    O(N × window), not O(N²). After each band the verified edges are reduced to one star per component and
-    pairs already joined are not verified again, so the edge list stays O(N).
+    O(N × window), not O(N²). Pairs already joined (directly or through others) by an earlier band are not
+    verified again, so a band adds edges only between clusters that are still apart.
     """
     n = len(signatures)
     skip = np.zeros(n, dtype=bool) if skip is None else np.asarray(skip, dtype=bool)
@@ -495,13 +503,16 @@ def choose_kept(labels: np.ndarray, rank: np.ndarray, skip: np.ndarray | None = 
 
 def _exact_pairs(texts: Sequence[str], skip: np.ndarray) -> Pairs:
     """Edges from each member of an identical-text group to the group's first non-skip member."""
-    groups: dict[bytes, list[int]] = {}
+    first: dict[bytes, int] = {}  # 16 bytes of sha256 per text; member lists only for repeated texts
+    groups: dict[int, list[int]] = {}
     for index, text in enumerate(texts):
-        groups.setdefault(hashlib.sha256(text.encode("utf-8")).digest(), []).append(index)
+        head = first.setdefault(hashlib.sha256(text.encode("utf-8")).digest()[:16], index)
+        if head != index:
+            groups.setdefault(head, [head]).append(index)
     left, right = [], []
     for members in groups.values():
         hub = next((m for m in members if not skip[m]), None)
-        if len(members) > 1 and hub is not None:
+        if hub is not None:
             others = [m for m in members if m != hub]
             left.extend(min(hub, m) for m in others)
             right.extend(max(hub, m) for m in others)
@@ -509,14 +520,17 @@ def _exact_pairs(texts: Sequence[str], skip: np.ndarray) -> Pairs:
 
 
 def _stage_pairs(
-    method: Method, texts: list[str], skip: np.ndarray, config: DedupConfig, embed: Embed | None
+    method: Method, texts: list[str], raw: list[str], skip: np.ndarray, config: DedupConfig, embed: Embed | None
 ) -> tuple[Pairs, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
-    """The stage's verified pairs and a function giving the similarity of any two rows under its measure."""
+    """The stage's verified pairs and a function giving the similarity of any two rows under its measure.
+
+    `texts` are normalized; `raw` are the questions as written (an embedding model expects those).
+    """
     if method == "exact":
         return _exact_pairs(texts, skip), lambda left, right: np.ones(len(left))
     if method == "minhash":
         if config.mask_numbers:
-            texts = [_NUMBER.sub("0", t) for t in texts]
+            texts = [normalize_text(t, mask_numbers=True) for t in raw]
         signatures = minhash_signatures(
             texts,
             size=config.shingle_size,
@@ -534,7 +548,7 @@ def _stage_pairs(
     else:
         if embed is None:
             raise ValueError("DedupConfig.semantic is 'embedding' but no embed function was given")
-        matrix = embedding_matrix(texts, embed, batch_size=config.embed_batch_size)
+        matrix = embedding_matrix(raw, embed, batch_size=config.embed_batch_size)
         threshold = config.embedding_threshold
     pairs = similar_pairs(matrix, threshold=threshold, block_cells=config.block_cells, skip=skip)
     return pairs, lambda left, right: _row_cosine(matrix, left, right)
@@ -573,7 +587,8 @@ def deduplicate(problems: Sequence[dict[str, Any]], config: DedupConfig, embed: 
     for method in stages:
         if len(alive) < 2:
             break
-        pairs, similarity = _stage_pairs(method, [texts[i] for i in alive], skip[alive], config, embed)
+        raw = [str(problems[i]["question"]) for i in alive]
+        pairs, similarity = _stage_pairs(method, [texts[i] for i in alive], raw, skip[alive], config, embed)
         labels = cluster(len(alive), pairs, skip[alive])
         rep = choose_kept(labels, np.argsort(np.argsort(rank[alive])), skip[alive])
         lost = np.flatnonzero(rep != np.arange(len(alive)))

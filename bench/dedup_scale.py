@@ -1,0 +1,199 @@
+"""Time and peak memory of MinHash dedup at scale, and throughput of the n-gram decontaminator.
+
+    python bench/dedup_scale.py [--sizes 100000 1000000] [--pool 10000] [--shared ../shared]
+
+Dedup: synthetic problems (random sentences over a 6,000-word made-up vocabulary with 3–5 numbers, ~40 words
+each, so unrelated problems share almost no shingles), of which 5% are planted near-duplicates of another
+problem — one number changed and one word replaced, so they are not exact duplicates. `deduplicate` runs the
+default stages (exact, then MinHash-LSH on character 5-grams, 128 permutations, threshold 0.8). Recall is the
+share of planted pairs that end up in one cluster. Each size runs in its own process, so the peak resident
+memory (ru_maxrss) is that size's alone — it includes the input problems themselves.
+
+Decontamination: a pool of problems from every procedural family checked against MATH test (5,000 items):
+index build time and n-gram matching throughput, and the full `decontaminate` (n-grams + TF-IDF).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from scoring.decontam import BenchmarkSpec, DecontamConfig, NgramIndex, decontaminate, load_benchmark  # noqa: E402
+from scoring.dedup import DedupConfig, deduplicate  # noqa: E402
+from synthesis.families import FAMILIES  # noqa: E402
+
+PLANTED_SHARE = 0.05
+_SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "ven", "dar", "el", "os", "tri", "bu", "ga", "zen"]
+
+
+def _vocabulary(rng: np.random.Generator, size: int = 6000) -> np.ndarray:
+    # 2-4 syllables of 16: 69,888 possible words, so drawing 6,000 distinct ones ends quickly
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(_SYLLABLES, size=int(rng.integers(2, 5)))))
+    return np.array(sorted(words))
+
+
+def synthetic_problems(count: int, seed: int = 0) -> tuple[list[dict], list[tuple[str, str]]]:
+    """`count` problems, 5% of them near-duplicates of an earlier one; returns the problems and planted pairs."""
+    rng = np.random.default_rng(seed)
+    vocab = _vocabulary(rng)
+    n_planted = int(count * PLANTED_SHARE)
+    n_base = count - n_planted
+    lengths = rng.integers(30, 50, size=n_base)
+    word_ids = rng.integers(0, len(vocab), size=int(lengths.sum()))
+    numbers = rng.integers(2, 1000, size=(n_base, 5))
+    problems, texts, offset = [], [], 0
+    for i in range(n_base):
+        words = list(vocab[word_ids[offset : offset + lengths[i]]])
+        offset += lengths[i]
+        for k, position in enumerate((3, 11, 19, 27, 35)[: 3 + i % 3]):
+            words.insert(min(position, len(words)), str(numbers[i, k]))
+        text = " ".join(words).capitalize() + "?"
+        texts.append(text)
+        problems.append({"problem_id": f"b{i:07d}", "question": text, "answer": str(i % 97), "source": "synthetic"})
+    pairs = []
+    for j, base in enumerate(rng.integers(0, n_base, size=n_planted).tolist()):
+        words = texts[base].split(" ")
+        digits = [k for k, w in enumerate(words) if w.isdigit()]
+        k = digits[j % len(digits)]
+        words[k] = str(int(words[k]) + 1 + j % 7)  # a changed number
+        w = (k + 5) % len(words)
+        if not words[w].isdigit():
+            words[w] = str(vocab[(j * 7919) % len(vocab)])  # and a replaced word
+        pid = f"p{j:07d}"
+        problems.append({"problem_id": pid, "question": " ".join(words), "answer": "1", "source": "synthetic"})
+        pairs.append((f"b{base:07d}", pid))
+    return problems, pairs
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_dedup(size: int) -> dict:
+    start = time.perf_counter()
+    problems, pairs = synthetic_problems(size)
+    generated = time.perf_counter() - start
+    rss_input = _peak_rss_mib()
+    start, cpu = time.perf_counter(), time.process_time()
+    result = deduplicate(problems, DedupConfig())
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    dropped = result.duplicates
+    kept_of = dict(zip(dropped["problem_id"].to_pylist(), dropped["kept_id"].to_pylist(), strict=True))
+
+    def final(pid: str) -> str:
+        return kept_of.get(pid, pid)
+
+    caught = sum(final(a) == final(b) for a, b in pairs)
+    return {
+        "size": size,
+        "generate_s": generated,
+        "dedup_s": elapsed,
+        "dedup_cpu_s": cpu,
+        "items_per_s": size / elapsed,
+        "input_rss_mib": rss_input,
+        "peak_rss_mib": _peak_rss_mib(),
+        "recall": caught / len(pairs),
+        "planted": len(pairs),
+        "dropped": result.duplicates.num_rows,
+        "exact": result.counts["exact"],
+        "minhash": result.counts["minhash"],
+    }
+
+
+def _family_pool(count: int) -> list[dict]:
+    names = FAMILIES.names()
+    per_level = count // (len(names) * 5) + 1
+    pool: dict[str, dict] = {}
+    for name in names:
+        family = FAMILIES.get(name)()
+        for p in family.sample(99, list(family.difficulties), per_level):
+            pool[p.problem_id] = {"problem_id": p.problem_id, "question": p.question, "source": "procedural"}
+    return list(pool.values())[:count]
+
+
+def run_decontam(pool_size: int, shared: Path) -> dict:
+    bench = load_benchmark(BenchmarkSpec.from_preset("math_test", shared))
+    pool = _family_pool(pool_size)
+    config = DecontamConfig()
+    start = time.perf_counter()
+    index = NgramIndex(bench.questions, config.ngrams)
+    built = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    flagged = sum(bool(index.match(p["question"])) for p in pool)
+    matched, match_cpu = time.perf_counter() - start, time.process_time() - cpu
+    start = time.perf_counter()
+    full = decontaminate(pool, [bench], config)
+    total = time.perf_counter() - start
+    return {
+        "items": len(bench.questions),
+        "pool": len(pool),
+        "index_s": built,
+        "match_s": matched,
+        "match_cpu_s": match_cpu,
+        "ngram_per_s": len(pool) / matched,
+        "full_s": total,
+        "full_per_s": len(pool) / total,
+        "ngram_flagged": flagged,
+        "full_flagged": len(full.flagged_ids),
+        "peak_rss_mib": _peak_rss_mib(),
+    }
+
+
+def _child(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="pool sizes for dedup")
+    parser.add_argument("--pool", type=int, default=10_000, help="pool size for the decontamination run")
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared folder")
+    parser.add_argument("--skip-decontam", action="store_true")
+    parser.add_argument("--child-dedup", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-decontam", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_dedup:
+        print(json.dumps(run_dedup(args.child_dedup)))
+        return
+    if args.child_decontam:
+        print(json.dumps(run_decontam(args.child_decontam, args.shared)))
+        return
+
+    print("MinHash dedup (exact + MinHash-LSH, char 5-grams, 128 perms, threshold 0.8), one process per size")
+    print("wall and CPU seconds both: on a shared machine the process may wait for a core")
+    head = ("problems", "gen s", "dedup s", "cpu s", "items/s", "input MiB", "peak MiB", "planted", "recall", "exact")
+    print("{:>10} {:>7} {:>8} {:>8} {:>9} {:>10} {:>9} {:>8} {:>7} {:>6} {:>8}".format(*head, "minhash"))
+    for size in args.sizes:
+        r = _child(["--child-dedup", str(size)])
+        print(
+            f"{r['size']:>10,} {r['generate_s']:>7.1f} {r['dedup_s']:>8.1f} {r['dedup_cpu_s']:>8.1f} "
+            f"{r['items_per_s']:>9,.0f} {r['input_rss_mib']:>10,.0f} {r['peak_rss_mib']:>9,.0f} {r['planted']:>8,} "
+            f"{r['recall']:>7.3f} {r['exact']:>6,} {r['minhash']:>8,}"
+        )
+    if args.skip_decontam:
+        return
+    r = _child(["--child-decontam", str(args.pool), "--shared", str(args.shared)])
+    print(f"\nDecontamination of {r['pool']:,} procedural problems against MATH test ({r['items']:,} items)")
+    rate = "{:6.1f} s  {:9,.0f} problems/s  flagged {}"
+    print(f"  n-gram index build  {r['index_s']:6.1f} s")
+    print("  n-gram matching     " + rate.format(r["match_s"], r["ngram_per_s"], r["ngram_flagged"]), end="")
+    print(f"  (cpu {r['match_cpu_s']:.1f} s)")
+    print("  full (n-gram+tfidf) " + rate.format(r["full_s"], r["full_per_s"], r["full_flagged"]))
+    print(f"  peak RSS            {r['peak_rss_mib']:6,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Leak detection: which pool problems match an item of a benchmark (any file + the importer's field mapping).
+
+Three detectors, each reported under its own `method`, on the question text only:
+- `ngram<n>` (open-r1 style): word n-grams of `normalize_text(..., mask_numbers=True)` — words are runs of
+  letters and digits, every number is `0`, so an item whose numbers were changed keeps its n-grams. A problem
+  is flagged when it shares at least one n-gram with an item and that item holds at least the rule's
+  `min_overlap` of the problem's distinct n-grams (the score); the best item has the most shared n-grams,
+  then comes first in the file. Defaults: 13-grams with no minimum, 8-grams with 30% (see `DecontamConfig`).
+- `exact`: a problem with fewer words than the smallest n has no n-grams, so it is flagged when its masked
+  normalized text equals an item's (score 1).
+- `tfidf` / `embedding`: cosine of character 3–5-gram TF-IDF vectors of the normalized text, numbers kept
+  (fitted on benchmark + pool), or of an injected embedding of the raw text, against the top-1 item, flagged
+  at or above the configured threshold. These catch rewordings that break every n-gram.
+
+Benchmarks are read with `synthesis.importers` (any file format and field mapping it reads; presets `gsm8k`,
+`math`, `math_solution`). Only the question column is needed, so the answer rule is switched off: an item
+whose answer cannot be extracted still counts. A malformed row is skipped and returned as a `Reject` naming
+`file:line` and the reason (`DecontamResult.rejects`); a missing file or column is a `ConfigError`.
+The item id is the mapping's `id_field` when it has one, else `file:line`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from scipy import sparse
+
+from engines.errors import ConfigError, did_you_mean
+from scoring.dedup import Embed, embedding_matrix, normalize_text
+from synthesis.importers import import_dataset, mapping_for
+from synthesis.problem import Reject
+
+MATCHED_TEXT_CHARS = 500
+
+CONTAMINATION = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("benchmark", pa.string()),
+        ("benchmark_item_id", pa.string()),
+        ("score", pa.float64()),
+        ("method", pa.string()),
+        ("matched_text", pa.string()),
+    ]
+)
+
+# name -> (path under the shared folder, importer preset)
+BENCHMARK_PRESETS: dict[str, tuple[str, str]] = {
+    "gsm8k_test": ("data/gsm8k/test.jsonl", "gsm8k"),
+    "math500": ("data/math/math500_test.jsonl", "math"),
+    "math_test": ("data/math/math_test5000.jsonl", "math_solution"),
+}
+
+_WORD = re.compile(r"\w+")
+
+
+class BenchmarkSpec(BaseModel):
+    """A benchmark file: its name in the table, its path (relative to the caller's base dir) and field mapping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1, description="file or save_to_disk folder; relative paths resolve from base_dir")
+    preset: str | None = Field(None, description="importer preset: gsm8k, math, math_solution")
+    mapping: dict[str, str] = Field(default_factory=dict, description="field-mapping overrides (question, id_field)")
+
+    @classmethod
+    def from_preset(cls, name: str, shared_dir: str | Path = "../shared") -> BenchmarkSpec:
+        """A preset benchmark file under the shared folder (default `../shared`, relative to the project root)."""
+        if name not in BENCHMARK_PRESETS:
+            raise ConfigError(f"unknown benchmark preset {name!r};" + did_you_mean(name, BENCHMARK_PRESETS))
+        relative, preset = BENCHMARK_PRESETS[name]
+        return cls(name=name, path=str(Path(shared_dir) / relative), preset=preset)
+
+
+class NgramRule(BaseModel):
+    """Flag a problem that shares at least one word n-gram with an item holding ≥ `min_overlap` of its n-grams."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(ge=1, le=64)
+    min_overlap: float = Field(0.0, ge=0.0, le=1.0, description="0: one shared n-gram is enough (open-r1)")
+
+
+class DecontamConfig(BaseModel):
+    """Detectors and thresholds. `embedding_threshold` applies only when an embed function is given.
+
+    The defaults come from the planted measurement in `tests/scoring/test_decontam.py`: with numbers masked,
+    one shared 13-gram flags almost no clean problem, but one shared 8-gram flagged 30% of a procedural pool
+    (templated phrases like "is the remainder when 0 is divided by" and runs of numbers); requiring the item
+    to hold 30% of the problem's 8-grams brings that to ~0.1% without losing any verbatim or re-numbered item.
+    TF-IDF: no clean procedural problem (4,283, every family) reached 0.75 against GSM8K test, MATH-500 and
+    MATH test, while 98% of lightly reworded items were at ≥ 0.8, so 0.8 leaves a margin on both sides.
+    The embedding default (0.9) follows the all-MiniLM-L6-v2 note in `../shared/embedded-models.md` (500 of 500
+    perturbed copies above 0.90); it is not measured here, since no embedding model is installed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ngrams: tuple[NgramRule, ...] = Field(
+        (NgramRule(n=13), NgramRule(n=8, min_overlap=0.3)), description="word n-gram rules, each its own method"
+    )
+    tfidf: bool = Field(True, description="also compare char 3-5-gram TF-IDF vectors (top-1 item)")
+    tfidf_threshold: float = Field(0.8, gt=0.0, le=1.0, description="cosine at or above which tfidf flags")
+    embedding_threshold: float = Field(0.9, gt=0.0, le=1.0, description="cosine at or above which embedding flags")
+    embed_batch_size: int = Field(256, ge=1)
+    block_cells: int = Field(1 << 22, ge=1024, description="similarity cells per block (bounds memory)")
+
+    @field_validator("ngrams")
+    @classmethod
+    def _distinct(cls, rules: tuple[NgramRule, ...]) -> tuple[NgramRule, ...]:
+        sizes = [rule.n for rule in rules]
+        if not rules or len(set(sizes)) != len(sizes):
+            raise ValueError(f"ngrams needs at least one rule and distinct sizes, got n = {sizes}")
+        return tuple(sorted(rules, key=lambda rule: -rule.n))
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """Loaded benchmark questions with their item ids, and the rows that could not be read."""
+
+    name: str
+    item_ids: list[str]
+    questions: list[str]
+    rejects: list[Reject] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DecontamResult:
+    """Flagged problem ids (input order), one `CONTAMINATION` row per finding, flagged problems per benchmark."""
+
+    flagged_ids: list[str]
+    contamination: pa.Table
+    counts: dict[str, int]
+    rejects: list[Reject]
+
+
+def load_benchmark(spec: BenchmarkSpec, base_dir: str | Path = ".") -> Benchmark:
+    """Read a benchmark's questions through the importer; unreadable rows come back as rejects."""
+    path = Path(spec.path)
+    if not path.is_absolute():
+        path = Path(base_dir) / path
+    overrides = dict(spec.mapping)
+    question_column = mapping_for(spec.preset, overrides).question
+    # Only the question matters here: read it as the "answer" too, so no row is lost to a missing answer.
+    overrides.update(answer=question_column, answer_rule="column", solution="")
+    mapping = mapping_for(spec.preset, overrides)
+    result = import_dataset(path, source=spec.name, mapping=mapping)
+    item_ids = []
+    for problem in result.problems:
+        original = json.loads(problem.metadata).get("original_id") if mapping.id_field else None
+        item_ids.append(str(original) if original is not None else problem.source_ref)
+    return Benchmark(spec.name, item_ids, [p.question for p in result.problems], list(result.rejects))
+
+
+# --- n-gram overlap ----------------------------------------------------------------------------------------------
+
+
+def words(text: str) -> list[str]:
+    """The words n-grams are made of: runs of letters/digits of the number-masked normalized text."""
+    return _WORD.findall(normalize_text(text, mask_numbers=True))
+
+
+def _ngram_keys(tokens: list[str], n: int) -> set[int]:
+    # Python's hash of a tuple of strings: exact within one process, which is all an in-memory index needs.
+    return {hash(tuple(tokens[i : i + n])) for i in range(len(tokens) - n + 1)}
+
+
+class NgramIndex:
+    """Benchmark n-grams (hash → item positions) per rule, plus masked full texts for the short-text fallback."""
+
+    def __init__(self, questions: Sequence[str], rules: Sequence[NgramRule] = DecontamConfig().ngrams) -> None:
+        self.rules = tuple(sorted(rules, key=lambda rule: -rule.n))
+        self.shortest = min(rule.n for rule in self.rules)
+        self.tables: dict[int, dict[int, int | tuple[int, ...]]] = {rule.n: {} for rule in self.rules}
+        self.texts: dict[str, int] = {}
+        for item, question in enumerate(questions):
+            self.texts.setdefault(normalize_text(question, mask_numbers=True), item)
+            tokens = words(question)
+            for n, table in self.tables.items():
+                for key in _ngram_keys(tokens, n):
+                    held = table.get(key)
+                    if held is None:
+                        table[key] = item
+                    elif held != item and (isinstance(held, int) or item not in held):
+                        # most n-grams belong to one item; a shared one keeps every item it occurs in
+                        table[key] = (held, item) if isinstance(held, int) else (*held, item)
+
+    def match(self, question: str) -> list[tuple[str, int, float]]:
+        """(method, item position, score) for each rule that flags the question, or the exact fallback.
+
+        The score is the share of the question's distinct n-grams found in its best item (most shared, then
+        the earliest item).
+        """
+        tokens = words(question)
+        if len(tokens) < self.shortest:
+            item = self.texts.get(normalize_text(question, mask_numbers=True))
+            return [] if item is None else [("exact", item, 1.0)]
+        found = []
+        for rule in self.rules:
+            keys = _ngram_keys(tokens, rule.n)
+            hits: Counter[int] = Counter()
+            for key in keys:
+                held = self.tables[rule.n].get(key)
+                if held is not None:
+                    hits.update((held,) if isinstance(held, int) else held)
+            if hits:
+                item, shared = min(hits.items(), key=lambda kv: (-kv[1], kv[0]))
+                if shared / len(keys) >= rule.min_overlap:
+                    found.append((f"ngram{rule.n}", item, shared / len(keys)))
+        return found
+
+
+# --- vector similarity ---------------------------------------------------------------------------------------------
+
+
+def top1_cosine(
+    queries: sparse.csr_matrix | np.ndarray, items: sparse.csr_matrix | np.ndarray, *, block_cells: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each unit query row, its most similar unit item row (lowest index on ties) and that cosine."""
+    n_items = items.shape[0]
+    best = np.zeros(queries.shape[0], dtype=np.int64)
+    score = np.zeros(queries.shape[0], dtype=np.float64)
+    if n_items == 0:
+        return best, score
+    transposed = items.T.tocsr() if sparse.issparse(items) else items.T
+    step = max(1, block_cells // n_items)
+    for lo in range(0, queries.shape[0], step):
+        block = queries[lo : lo + step] @ transposed
+        dense = block.toarray() if sparse.issparse(block) else np.asarray(block)
+        best[lo : lo + step] = dense.argmax(axis=1)
+        score[lo : lo + step] = dense.max(axis=1)
+    return best, np.minimum(score, 1.0)
+
+
+def _tfidf_pair(pool: Sequence[str], bench: Sequence[str]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    # Numbers are kept: masked, every short "Compute 0 + 0." would match MATH's "Compute 0 - 0." at cosine
+    # 0.98. Re-numbered copies are the n-gram detectors' job, which mask them.
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), dtype=np.float32, lowercase=False)
+    texts = [normalize_text(t) for t in (*bench, *pool)]
+    matrix = vectorizer.fit_transform(texts).tocsr()
+    return matrix[len(bench) :], matrix[: len(bench)]
+
+
+# --- the detector ---------------------------------------------------------------------------------------------------
+
+
+def decontaminate(
+    problems: Sequence[dict[str, Any]],
+    benchmarks: Sequence[BenchmarkSpec | Benchmark],
+    config: DecontamConfig,
+    embed: Embed | None = None,
+    base_dir: str | Path = ".",
+) -> DecontamResult:
+    """Check every problem's question against every benchmark with each configured detector.
+
+    A problem is flagged when any detector flags it against any benchmark; every finding is a row.
+    """
+    ids = [str(p["problem_id"]) for p in problems]
+    questions = [str(p["question"]) for p in problems]
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    rejects: list[Reject] = []
+    flagged: set[int] = set()
+    for spec in benchmarks:
+        bench = spec if isinstance(spec, Benchmark) else load_benchmark(spec, base_dir)
+        rejects.extend(bench.rejects)
+        findings = _findings(questions, bench, config, embed)
+        hit = {index for index, _, _, _ in findings}
+        counts[bench.name] = len(hit)
+        flagged |= hit
+        for index, method, item, score in findings:
+            rows.append(
+                {
+                    "problem_id": ids[index],
+                    "benchmark": bench.name,
+                    "benchmark_item_id": bench.item_ids[item],
+                    "score": float(score),
+                    "method": method,
+                    "matched_text": bench.questions[item][:MATCHED_TEXT_CHARS],
+                }
+            )
+    table = pa.Table.from_pylist(rows, schema=CONTAMINATION)
+    return DecontamResult([ids[i] for i in sorted(flagged)], table, counts, rejects)
+
+
+def _findings(
+    questions: list[str], bench: Benchmark, config: DecontamConfig, embed: Embed | None
+) -> list[tuple[int, str, int, float]]:
+    """(problem position, method, item position, score) for one benchmark."""
+    found: list[tuple[int, str, int, float]] = []
+    if not bench.questions or not questions:
+        return found
+    index = NgramIndex(bench.questions, config.ngrams)
+    for position, question in enumerate(questions):
+        found.extend((position, method, item, score) for method, item, score in index.match(question))
+    vectors: list[tuple[str, float, Any, Any]] = []
+    if config.tfidf:
+        vectors.append(("tfidf", config.tfidf_threshold, *_tfidf_pair(questions, bench.questions)))
+    if embed is not None:
+        # raw text: embedding models were trained on text as people write it, not on our normal form
+        pool_rows = embedding_matrix(questions, embed, batch_size=config.embed_batch_size)
+        bench_rows = embedding_matrix(bench.questions, embed, batch_size=config.embed_batch_size)
+        vectors.append(("embedding", config.embedding_threshold, pool_rows, bench_rows))
+    for method, threshold, pool_rows, bench_rows in vectors:
+        best, score = top1_cosine(pool_rows, bench_rows, block_cells=config.block_cells)
+        for position in np.flatnonzero(score >= threshold).tolist():
+            found.append((position, method, int(best[position]), float(score[position])))
+    return found
