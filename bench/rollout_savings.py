@@ -143,9 +143,10 @@ def policies(
 ) -> list[PolicyResult]:
     results = [fixed(outcomes, k) for k in (4, 8, 16)]
     ci_uniform = config.model_copy(update={"prior": "uniform", "stop_rule": "credible_interval"})
-    results.append(adaptive("adaptive: 90% CI in band, uniform prior", outcomes, ci_uniform))
+    ci = f"{config.credible_level:.0%} CI in band"
+    results.append(adaptive(f"adaptive: {ci}, uniform prior", outcomes, ci_uniform))
     ci_pool = config.model_copy(update={"stop_rule": "credible_interval"})
-    results.append(adaptive("adaptive: 90% CI in band, pool prior", outcomes, ci_pool))
+    results.append(adaptive(f"adaptive: {ci}, pool prior", outcomes, ci_pool))
     results.append(adaptive("adaptive: predictive, pool prior (default)", outcomes, config))
     if predictions is not None:
         priors = {pid: (p.alpha, p.beta) for pid, p in predictions.items()}  # type: ignore[attr-defined]

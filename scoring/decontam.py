@@ -169,6 +169,11 @@ def words(text: str) -> list[str]:
     return _WORD.findall(normalize_text(text, mask_numbers=True))
 
 
+def _masked(text: str) -> tuple[str, list[str]]:
+    masked = normalize_text(text, mask_numbers=True)
+    return masked, _WORD.findall(masked)
+
+
 def _ngram_keys(tokens: list[str], n: int) -> set[int]:
     # Python's hash of a tuple of strings: exact within one process, which is all an in-memory index needs.
     return {hash(tuple(tokens[i : i + n])) for i in range(len(tokens) - n + 1)}
@@ -183,8 +188,8 @@ class NgramIndex:
         self.tables: dict[int, dict[int, int | tuple[int, ...]]] = {rule.n: {} for rule in self.rules}
         self.texts: dict[str, int] = {}
         for item, question in enumerate(questions):
-            self.texts.setdefault(normalize_text(question, mask_numbers=True), item)
-            tokens = words(question)
+            masked, tokens = _masked(question)
+            self.texts.setdefault(masked, item)
             for n, table in self.tables.items():
                 for key in _ngram_keys(tokens, n):
                     held = table.get(key)
@@ -200,9 +205,9 @@ class NgramIndex:
         The score is the share of the question's distinct n-grams found in its best item (most shared, then
         the earliest item).
         """
-        tokens = words(question)
+        masked, tokens = _masked(question)
         if len(tokens) < self.shortest:
-            item = self.texts.get(normalize_text(question, mask_numbers=True))
+            item = self.texts.get(masked)
             return [] if item is None else [("exact", item, 1.0)]
         found = []
         for rule in self.rules:
@@ -266,6 +271,9 @@ def decontaminate(
 
     A problem is flagged when any detector flags it against any benchmark; every finding is a row.
     """
+    for index, problem in enumerate(problems):
+        if "problem_id" not in problem or "question" not in problem:
+            raise ValueError(f"problem #{index} needs problem_id and question; has keys {sorted(problem)}")
     ids = [str(p["problem_id"]) for p in problems]
     questions = [str(p["question"]) for p in problems]
     rows: list[dict[str, Any]] = []

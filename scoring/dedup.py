@@ -130,8 +130,12 @@ _THOUSANDS = re.compile(r"(?<=\d)(?:,|\{,\})(?=\d{3}(?!\d))")
 _TRAILING_ZEROS = re.compile(r"(\d)\.(\d*?)0+(?!\d)")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _SINGLE_BRACED = re.compile(r"([\^_])\{([^{}\s])\}")
-_SYMBOL = re.compile(r"([^\w\s\\.]|\.(?!\d)|(?<!\d)\.)")  # a decimal point stays inside its number
-_BACKSLASH = re.compile(r"\\")
+# Symbols are padded by a translate table (no Python call per match); "." only outside a number, so 2.5 stays.
+_PAD = str.maketrans(
+    {c: f" {c} " for c in map(chr, range(33, 127)) if not (c.isalnum() or c in "_.\\")} | {"\\": " \\"}
+)
+_LONE_DOT = re.compile(r"\.(?!\d)|(?<!\d)\.")
+_OTHER_SYMBOL = re.compile(r"([^\w\s\x00-\x7f])")  # non-ASCII symbols: × ÷ ° ≤ …
 _SPACE = re.compile(r"\s+")
 
 
@@ -159,7 +163,9 @@ def normalize_text(text: str, *, mask_numbers: bool = False) -> str:
     if "{" in text:
         text = _SINGLE_BRACED.sub(r"\1\2", text)
     # a space on both sides of a symbol, and before a backslash (a command name runs to the next non-letter)
-    text = _BACKSLASH.sub(r" \\", _SYMBOL.sub(r" \1 ", text))
+    text = _LONE_DOT.sub(" . ", text.translate(_PAD)) if "." in text else text.translate(_PAD)
+    if not text.isascii():
+        text = _OTHER_SYMBOL.sub(r" \1 ", text)
     return _SPACE.sub(" ", text).strip()
 
 
@@ -339,7 +345,7 @@ def lsh_pairs(
     """
     n = len(signatures)
     skip = np.zeros(n, dtype=bool) if skip is None else np.asarray(skip, dtype=bool)
-    usable = ~(signatures == _EMPTY).all(axis=1) if n else np.zeros(0, dtype=bool)
+    usable = signatures.min(axis=1) != _EMPTY if n else np.zeros(0, dtype=bool)  # an empty text's row is all max
     n_bands, rows = bands
     labels = np.arange(n)
     found: list[Pairs] = []

@@ -61,3 +61,14 @@ def test_resumed_run_pays_only_for_missing_samples(tmp_path: Path, session_root:
     engine.generate([longer], progress=False)
     assert engine.stats.model_calls == 4 and engine.stats.cache_hits == 2
     engine.close()
+
+
+def test_a_later_round_continues_the_sample_sequence(small_engine: Engine) -> None:
+    whole = ChatRequest(PROMPT, SamplingParams(temperature=1.0, max_tokens=8, n=4, seed=21))
+    [all_four] = small_engine.generate([whole], progress=False)
+    before = small_engine.stats.model_calls
+    later = ChatRequest(PROMPT, SamplingParams(temperature=1.0, max_tokens=8, n=2, seed=21), first_sample=2)
+    [last_two] = small_engine.generate([later], progress=False)
+    assert [c.sample_index for c in last_two] == [2, 3]
+    assert [c.text for c in last_two] == [c.text for c in all_four[2:]], "round 2 = samples 2 and 3 of one run"
+    assert small_engine.stats.model_calls == before, "and they are the same cache entries"
