@@ -1,20 +1,26 @@
 """Thin Dagster assets: each loads its inputs, calls one stage function from `scoring/`, returns metadata."""
 
 from assets.band_filter import band_filter
-from assets.curriculum import curriculum_shards
+from assets.curriculum import curriculum_shards, no_contaminated_problems_in_shards
 from assets.difficulty import difficulty
 from assets.irt import irt
+from assets.pool import contamination, duplicates
 from assets.predictor import predictor
 from assets.problems import problems
 from assets.rollouts import rollouts
 
-ALL_ASSETS = [problems, rollouts, difficulty, band_filter, predictor, irt, curriculum_shards]
+ALL_ASSETS = [problems, duplicates, contamination, rollouts, difficulty, band_filter, predictor, irt, curriculum_shards]
+
+ALL_CHECKS = [no_contaminated_problems_in_shards]
 
 __all__ = [
+    "ALL_CHECKS",
     "ALL_ASSETS",
     "band_filter",
+    "contamination",
     "curriculum_shards",
     "difficulty",
+    "duplicates",
     "irt",
     "predictor",
     "problems",

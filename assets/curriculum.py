@@ -12,6 +12,8 @@ from assets.resources import (
     StudentEngineResource,
     effective_config,
 )
+from scoring.curriculum import STRATEGY, CurriculumReader
+from scoring.pool import contaminated_in_shards
 from scoring.stages import build_curriculum
 
 
@@ -43,4 +45,24 @@ def curriculum_shards(
             "catalog_views": dg.MetadataValue.text(", ".join(views)),
             "shard_dir": dg.MetadataValue.path(str(summary.path)),
         }
+    )
+
+
+@dg.asset_check(
+    asset="curriculum_shards",
+    blocking=True,
+    description="No problem that matches a benchmark (the `contamination` table) is in the published shards.",
+)
+def no_contaminated_problems_in_shards(
+    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+) -> dg.AssetCheckResult:
+    config, root = effective_config(project, student), data_root.root()
+    shard_ids = [
+        str(row["problem_id"]) for row in CurriculumReader(root.shards_dir / config.student.id / STRATEGY).rows()
+    ]
+    leaked = contaminated_in_shards(root, shard_ids)
+    return dg.AssetCheckResult(
+        passed=not leaked,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"shard_problems": len(shard_ids), "contaminated": len(leaked), "examples": ", ".join(leaked[:5])},
     )

@@ -12,7 +12,7 @@ from scoring.stages import build_rollouts
 @dg.asset(
     group_name="grading",
     kinds={"python", "parquet"},
-    deps=["problems"],
+    deps=["contamination"],
     description="K sampled, verified student answers per problem; cached, so reruns cost no model calls.",
 )
 def rollouts(

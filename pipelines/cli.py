@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from assets import ALL_ASSETS
+from assets import ALL_ASSETS, ALL_CHECKS
 from engines.config import expected_revision
 from engines.errors import GradusError
 from pipelines.resources import build_resources, default_config_path
@@ -45,7 +45,7 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         flush=True,
     )
     result = dg.materialize(
-        ALL_ASSETS,
+        [*ALL_ASSETS, *ALL_CHECKS],
         resources=build_resources(config_path, data_root),
         instance=_instance(config_path),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "WARNING"}}}},

@@ -1,4 +1,5 @@
-"""The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, curriculum.
+"""The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, dedup, decontamination,
+curriculum.
 
 Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
 """
@@ -14,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engines.config import EngineConfig
 from engines.errors import ConfigError
 from scoring.curriculum import CurriculumConfig
+from scoring.dedup import DedupConfig
 from scoring.grading import GradingConfig
+from scoring.pool import DecontaminationConfig
 from scoring.rollouts import RolloutConfig
 from scoring.storage import DataRoot, safe_name
 from scoring.verify import VerifyConfig
@@ -47,6 +50,8 @@ class ProjectConfig(BaseModel):
     rollouts: RolloutConfig = Field(default_factory=RolloutConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
 

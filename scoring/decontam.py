@@ -36,21 +36,12 @@ from scipy import sparse
 
 from engines.errors import ConfigError, did_you_mean
 from scoring.dedup import Embed, embedding_matrix, normalize_text
+from scoring.schemas import CONTAMINATION
 from synthesis.importers import import_dataset, mapping_for
 from synthesis.problem import Reject
 
 MATCHED_TEXT_CHARS = 500
 
-CONTAMINATION = pa.schema(
-    [
-        ("problem_id", pa.string()),
-        ("benchmark", pa.string()),
-        ("benchmark_item_id", pa.string()),
-        ("score", pa.float64()),
-        ("method", pa.string()),
-        ("matched_text", pa.string()),
-    ]
-)
 
 # name -> (path under the shared folder, importer preset)
 BENCHMARK_PRESETS: dict[str, tuple[str, str]] = {

@@ -43,19 +43,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from scoring.schemas import DUPLICATES
+
 Method = Literal["exact", "minhash", "tfidf", "embedding"]
 METHODS: tuple[Method, ...] = ("exact", "minhash", "tfidf", "embedding")
 Embed = Callable[[list[str]], np.ndarray]
-
-DUPLICATES = pa.schema(
-    [
-        ("problem_id", pa.string()),
-        ("cluster_id", pa.string()),
-        ("kept_id", pa.string()),
-        ("similarity", pa.float64()),
-        ("method", pa.string()),
-    ]
-)
 
 
 class DedupConfig(BaseModel):

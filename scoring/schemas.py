@@ -215,6 +215,27 @@ PREDICTOR_RELIABILITY = pa.schema(
     ]
 )
 
+DUPLICATES = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("cluster_id", pa.string()),
+        ("kept_id", pa.string()),
+        ("similarity", pa.float64()),
+        ("method", pa.string()),
+    ]
+)
+
+CONTAMINATION = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("benchmark", pa.string()),
+        ("benchmark_item_id", pa.string()),
+        ("score", pa.float64()),
+        ("method", pa.string()),
+        ("matched_text", pa.string()),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
     "rejects": REJECTS,
@@ -229,6 +250,8 @@ TABLES: dict[str, pa.Schema] = {
     "predictor_reliability": PREDICTOR_RELIABILITY,
     "irt_items": IRT_ITEMS,
     "irt_students": IRT_STUDENTS,
+    "duplicates": DUPLICATES,
+    "contamination": CONTAMINATION,
 }
 
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from engines import Engine
 from engines.config import expected_revision
 from scoring.config import ProjectConfig
-from scoring.curriculum import STRATEGY, plan_curriculum, write_shards
+from scoring.curriculum import STRATEGY, CurriculumPlan, plan_curriculum, write_shards
 from scoring.difficulty import grade_rollouts
 from scoring.grade_stages import (
     band_filter_decisions,
@@ -28,9 +28,11 @@ from scoring.grade_stages import (
     train_predictor,
 )
 from scoring.grading import grade_adaptively, stored_states
+from scoring.pool import build_contamination, build_duplicates, excluded_from_pool
 from scoring.rollouts import RolloutResult, run_rollouts, sampling_hash
 from scoring.schemas import (
     AUDIT_KEY,
+    CURRICULUM_EXCLUDED,
     DIFFICULTY_KEY,
     IRT_ITEMS,
     PROBLEMS,
@@ -78,10 +80,28 @@ def load_problems(root: DataRoot) -> list[Problem]:
     return [Problem(**row) for row in root.read_table("problems").to_pylist()]
 
 
+def load_pool(root: DataRoot) -> list[Problem]:
+    """The problems that get graded: all of `problems` but duplicates and benchmark matches."""
+    excluded = excluded_from_pool(root)
+    return [p for p in load_problems(root) if p.problem_id not in excluded]
+
+
+def build_dedup(config: ProjectConfig, root: DataRoot) -> StageSummary:
+    """Exact, MinHash and (optionally) semantic near-duplicates of `problems` into `duplicates`."""
+    table, counts = build_duplicates(config.dedup, root)
+    return StageSummary(table, counts, path=root.table_path("duplicates"))
+
+
+def build_decontamination(config: ProjectConfig, root: DataRoot) -> StageSummary:
+    """Benchmark leaks in the deduplicated pool into `contamination` (n-gram overlap and similarity)."""
+    table, counts = build_contamination(config.decontamination, root, Path(config.base_dir))
+    return StageSummary(table, counts, path=root.table_path("contamination"))
+
+
 def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, progress: bool = True) -> StageSummary:
     """Verified rollouts for the student, added to its `rollouts` partition: `rollouts.k` per problem, or
     adaptive rounds (`grading.mode: adaptive`) that stop each problem once its band is certain."""
-    problems = load_problems(root)
+    problems = load_pool(root)
     part = student_partition(config)
     failures: list[dict[str, object]] = []
     drawn: list[pa.Table] = []
@@ -250,7 +270,15 @@ def current_grades(config: ProjectConfig, root: DataRoot) -> pa.Table:
 def build_curriculum(config: ProjectConfig, root: DataRoot) -> StageSummary:
     """Order the graded pool easy→hard into shards + manifest; excluded problems go to their own table."""
     grades = current_grades(config, root)
-    plan = plan_curriculum(root.read_table("problems"), grades, student_id=config.student.id)
+    outside_pool = excluded_from_pool(root)
+    problems = root.read_table("problems")
+    in_pool = pa.array([pid not in outside_pool for pid in problems.column("problem_id").to_pylist()], pa.bool_())
+    plan = plan_curriculum(problems.filter(in_pool), grades, student_id=config.student.id)
+    pool_rows = [
+        {"student_id": config.student.id, "strategy": STRATEGY, "problem_id": pid, "reason": why, "n": 0, "k": 0}
+        for pid, why in sorted(outside_pool.items())
+    ]
+    plan = CurriculumPlan(plan.ordered, pa.concat_tables([plan.excluded, to_table(pool_rows, CURRICULUM_EXCLUDED)]))
     out_dir = root.shards_dir / config.student.id / STRATEGY
     provenance = {
         "student_revision": expected_revision(config.student.engine, root.models_dir),

@@ -17,6 +17,8 @@ def test_definitions_load_and_every_job_resolves() -> None:
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "problems",
+        "duplicates",
+        "contamination",
         "rollouts",
         "difficulty",
         "band_filter",

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import yaml
 
-from assets import ALL_ASSETS
+from assets import ALL_ASSETS, ALL_CHECKS
 from pipelines.resources import build_resources
 from tests.conftest import SMALL_MODEL
 
@@ -34,7 +34,9 @@ def _shards(root: Path) -> dict[str, bytes]:
 
 
 def _materialize(config_path: Path) -> dg.ExecuteInProcessResult:
-    return dg.materialize(ALL_ASSETS, resources=build_resources(config_path), instance=dg.DagsterInstance.ephemeral())
+    return dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS], resources=build_resources(config_path), instance=dg.DagsterInstance.ephemeral()
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,80 @@
+"""The pool between sources and grading: near-duplicates removed, benchmark leaks flagged.
+
+`problems` keeps every problem a source produced. `duplicates` records each dropped near-duplicate with the
+problem kept in its place; `contamination` records each problem that matches a benchmark item. Neither is
+deleted from `problems`: the pool that gets rollouts and reaches the curriculum is `problems` minus both, and
+the curriculum lists them in `curriculum_excluded` with the reason — nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from scoring.decontam import BenchmarkSpec, DecontamConfig, decontaminate
+from scoring.dedup import DedupConfig, deduplicate
+from scoring.schemas import REJECTS, to_table
+from scoring.storage import DataRoot
+
+
+class DecontaminationConfig(BaseModel):
+    """Benchmarks to check the pool against (file + importer preset or field mapping) and the detectors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    benchmarks: list[BenchmarkSpec] = Field(default_factory=list)
+    detectors: DecontamConfig = Field(default_factory=DecontamConfig)
+
+
+def _problem_rows(root: DataRoot) -> list[dict[str, object]]:
+    return root.read_table("problems").to_pylist()
+
+
+def build_duplicates(dedup: DedupConfig, root: DataRoot) -> tuple[pa.Table, dict[str, int]]:
+    """Run the dedup stages over `problems` and write `duplicates` (one row per dropped problem)."""
+    problems = _problem_rows(root)
+    result = deduplicate(problems, dedup)
+    root.write_table("duplicates", result.duplicates)
+    counts = {"problems": len(problems), "kept": len(result.kept_ids), "duplicates": result.duplicates.num_rows}
+    counts |= {f"dropped_{method}": n for method, n in result.counts.items()}
+    return result.duplicates, counts
+
+
+def build_contamination(
+    settings: DecontaminationConfig, root: DataRoot, base_dir: Path
+) -> tuple[pa.Table, dict[str, int]]:
+    """Check the deduplicated pool against every configured benchmark; write `contamination`."""
+    dropped = set(root.read_table("duplicates").column("problem_id").to_pylist())
+    problems = [p for p in _problem_rows(root) if p["problem_id"] not in dropped]
+    result = decontaminate(problems, settings.benchmarks, settings.detectors, base_dir=base_dir)
+    root.write_table("contamination", result.contamination)
+    rejects = [
+        {"stage": "decontamination", "input_ref": r.input_ref, "reason": r.reason, "raw_text": r.raw_text}
+        for r in result.rejects
+    ]
+    root.write_table("rejects", to_table(rejects, REJECTS), {"origin": "benchmarks"})
+    counts = {"checked": len(problems), "flagged": len(result.flagged_ids)}
+    counts |= {f"flagged_{name}": n for name, n in result.counts.items()}
+    return result.contamination, counts
+
+
+def excluded_from_pool(root: DataRoot) -> dict[str, str]:
+    """problem_id → why it is not in the pool (a duplicate of another, or a benchmark match)."""
+    reasons: dict[str, str] = {}
+    for row in root.read_table("duplicates").to_pylist():
+        reasons[row["problem_id"]] = f"duplicate ({row['method']}, {row['similarity']:.2f}) of {row['kept_id']}"
+    for row in root.read_table("contamination").to_pylist():
+        reasons.setdefault(
+            row["problem_id"],
+            f"contaminated: matches {row['benchmark']} item {row['benchmark_item_id']} ({row['method']}, "
+            f"{row['score']:.2f})",
+        )
+    return reasons
+
+
+def contaminated_in_shards(root: DataRoot, shard_problem_ids: list[str]) -> list[str]:
+    """Shard problems that are in the `contamination` table (should be none)."""
+    flagged = set(root.read_table("contamination").column("problem_id").to_pylist())
+    return sorted({pid for pid in shard_problem_ids if pid in flagged})
