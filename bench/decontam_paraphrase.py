@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20, help="paraphrased items per benchmark")
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
     parser.add_argument("--shared", default=str(REPO.parent / "shared"))
+    parser.add_argument("--embed", action="store_true", help="also use all-MiniLM-L6-v2 embeddings")
     args = parser.parse_args()
     shared = Path(args.shared)
     specs = [
@@ -67,7 +68,12 @@ def main() -> None:
     for name in FAMILIES.names():
         for problem in FAMILIES.get(name)().sample(11, [1, 2, 3, 4, 5], 10):
             clean.append({"problem_id": problem.problem_id, "question": problem.question})
-    result = decontaminate([*planted, *clean], benchmarks, DecontamConfig())
+    embed = None
+    if args.embed:
+        from scoring.embeddings import load_embedder
+
+        embed = load_embedder()
+    result = decontaminate([*planted, *clean], benchmarks, DecontamConfig(), embed=embed)
     found: dict[str, set[str]] = {}
     for row in result.contamination.to_pylist():
         found.setdefault(row["problem_id"], set()).add(f"{row['benchmark']}#{row['benchmark_item_id']}#{row['method']}")
