@@ -128,7 +128,7 @@ def run_decontam(pool_size: int, shared: Path) -> dict:
     pool = _family_pool(pool_size)
     config = DecontamConfig()
     start = time.perf_counter()
-    index = NgramIndex(bench.questions, config.ngrams)
+    index = NgramIndex(bench.questions, config.ngrams, config.ngram_max_items)
     built = time.perf_counter() - start
     start, cpu = time.perf_counter(), time.process_time()
     flagged = sum(bool(index.match(p["question"])) for p in pool)

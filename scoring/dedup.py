@@ -42,6 +42,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from tqdm import tqdm
 
 from scoring.schemas import DUPLICATES
 
@@ -69,6 +70,9 @@ class DedupConfig(BaseModel):
     bucket_window: int = Field(64, ge=1, description="a bucket member is verified against this many predecessors")
     semantic: Literal["none", "tfidf", "embedding"] = Field("none", description="the last, most expensive stage")
     tfidf_threshold: float = Field(0.9, gt=0.0, le=1.0, description="cosine of char 3-5-gram TF-IDF vectors")
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2", description="sentence-transformers model (name or directory) when semantic: embedding"
+    )
     embedding_threshold: float = Field(0.92, gt=0.0, le=1.0, description="cosine of the injected embeddings")
     embed_batch_size: int = Field(256, ge=1, description="texts per call of the injected embed function")
     skip_sources: tuple[str, ...] = Field(("procedural",), description="sources never deduplicated among themselves")
@@ -388,7 +392,8 @@ def embedding_matrix(texts: Sequence[str], embed: Embed, *, batch_size: int = 25
     `embed` must return one finite row per text; a zero row stays zero and then matches nothing.
     """
     parts = []
-    for lo in range(0, len(texts), batch_size):
+    starts = range(0, len(texts), batch_size)
+    for lo in tqdm(starts, desc="embedding", unit="batch", disable=len(starts) < 4, leave=False):
         batch = list(texts[lo : lo + batch_size])
         rows = np.asarray(embed(batch), dtype=np.float32)
         if rows.ndim != 2 or rows.shape[0] != len(batch):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from engines.embeddings import load_embedder
 from scoring.decontam import BenchmarkSpec, DecontamConfig, decontaminate
 from scoring.dedup import DedupConfig, deduplicate
 from scoring.schemas import REJECTS, to_table
@@ -35,7 +36,8 @@ def _problem_rows(root: DataRoot) -> list[dict[str, object]]:
 def build_duplicates(dedup: DedupConfig, root: DataRoot) -> tuple[pa.Table, dict[str, int]]:
     """Run the dedup stages over `problems` and write `duplicates` (one row per dropped problem)."""
     problems = _problem_rows(root)
-    result = deduplicate(problems, dedup)
+    embed = load_embedder(dedup.embedding_model, root.embedding_cache_path) if dedup.semantic == "embedding" else None
+    result = deduplicate(problems, dedup, embed)
     root.write_table("duplicates", result.duplicates)
     counts = {"problems": len(problems), "kept": len(result.kept_ids), "duplicates": result.duplicates.num_rows}
     counts |= {f"dropped_{method}": n for method, n in result.counts.items()}
@@ -48,7 +50,9 @@ def build_contamination(
     """Check the deduplicated pool against every configured benchmark; write `contamination`."""
     dropped = set(root.read_table("duplicates").column("problem_id").to_pylist())
     problems = [p for p in _problem_rows(root) if p["problem_id"] not in dropped]
-    result = decontaminate(problems, settings.benchmarks, settings.detectors, base_dir=base_dir)
+    model = settings.detectors.embedding_model
+    embed = load_embedder(model, root.embedding_cache_path) if model else None
+    result = decontaminate(problems, settings.benchmarks, settings.detectors, base_dir=base_dir, embed=embed)
     root.write_table("contamination", result.contamination)
     rejects = [
         {"stage": "decontamination", "input_ref": r.input_ref, "reason": r.reason, "raw_text": r.raw_text}

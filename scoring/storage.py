@@ -4,6 +4,7 @@ Layout (see `../shared/design.md`):
     <root>/tables/<table>/[<key>=<value>/]data.parquet
     <root>/shards/<student>/<strategy>/shard-00000.parquet + manifest.json
     <root>/cache/completions.sqlite
+    <root>/cache/embeddings.sqlite
     <root>/models/
     <root>/catalog.duckdb      one view per table, refreshed at the end of each run
 """
@@ -84,6 +85,10 @@ class DataRoot:
     @property
     def cache_path(self) -> Path:
         return self.path / "cache" / "completions.sqlite"
+
+    @property
+    def embedding_cache_path(self) -> Path:
+        return self.path / "cache" / "embeddings.sqlite"
 
     @property
     def catalog_path(self) -> Path:
