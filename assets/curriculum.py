@@ -12,9 +12,9 @@ from assets.resources import (
     StudentEngineResource,
     effective_config,
 )
-from scoring.curriculum import STRATEGY, CurriculumReader
+from scoring.curriculum import CurriculumReader
 from scoring.pool import contaminated_in_shards
-from scoring.stages import build_curriculum
+from scoring.stages import build_curriculum, curriculum_dir
 
 
 @dg.asset(
@@ -57,9 +57,7 @@ def no_contaminated_problems_in_shards(
     project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
 ) -> dg.AssetCheckResult:
     config, root = effective_config(project, student), data_root.root()
-    shard_ids = [
-        str(row["problem_id"]) for row in CurriculumReader(root.shards_dir / config.student.id / STRATEGY).rows()
-    ]
+    shard_ids = [str(row["problem_id"]) for row in CurriculumReader(curriculum_dir(config, root)).rows()]
     leaked = contaminated_in_shards(root, shard_ids)
     return dg.AssetCheckResult(
         passed=not leaked,

@@ -1,36 +1,108 @@
-"""Curriculum: order graded problems easy→hard and publish them as Parquet shards with a manifest, and read
-them back in order (the trainer stage's input).
+"""Curriculum: order graded problems into Parquet shards with a manifest, and read them back in order (the
+trainer stage's input). Strategies are offline schedules, each named and versioned (`<name>_v1`):
 
-Strategy `easy_to_hard_v1`: problems every rollout solved (k = n) or none did (k = 0) carry no GRPO signal
-(`../shared/methods.md` §1.3, §15.4, Skywork-OR1's 0 < k < n rule) and are written to `curriculum_excluded`
-with the reason; the rest are sorted by Beta posterior mean, highest (easiest) first, ties by problem id.
+- `easy_to_hard`: Beta posterior mean, highest (easiest) first, ties by problem id.
+- `staged`: stages cut at posterior-mean boundaries (`stage_bounds`, easy stage first); within a stage the
+  order is a seeded shuffle, so a batch mixes the stage's problems (staged curricula, methods §12 notes why a
+  strict global order goes stale: ADCL re-sorts within the upcoming chunk).
+- `balanced_band`: only problems whose posterior mean lies in `band` (default 0.25–0.75, methods §5.1: every
+  kept item has ≥ 75% of the maximal p(1−p)), closest to p = 0.5 first; the rest are excluded as `out_of_band`.
+- `skill_balanced`: a smooth weighted round-robin over categories (skill ids when a skill map is given, else
+  the family), each category easy→hard inside, so no category dominates any stretch of the curriculum.
+- `mixed_sources`: a smooth weighted round-robin over sources in the configured proportions (`source_mix`);
+  problems beyond a source's share are excluded as `over_quota`, so the proportions hold over the whole run.
+
+Every strategy first excludes problems with no learning signal: every rollout solved (k = n) or none did
+(k = 0) — `../shared/methods.md` §1.3, §15.4 (Skywork-OR1's 0 < k < n rule) — and ungraded ones, each written to
+`curriculum_excluded` with its reason. Every row also carries its difficulty `stage` (by `stage_bounds`), its
+`category`, a sampling `weight` (1.0 unless STAT-Sel weights are given) and, with `length_budget`, a
+`token_budget` that decays along the curriculum as in Train Long, Think Short (methods §11).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engines.errors import IntegrityError
 from scoring.schemas import CURRICULUM, CURRICULUM_EXCLUDED, SHARD, to_table
 from scoring.storage import safe_name, write_parquet_atomic, write_text_atomic
 
-STRATEGY = "easy_to_hard_v1"
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+STRATEGY_VERSION = "v1"
+HISTOGRAM_BINS = 10
+
+StrategyName = Literal["easy_to_hard", "staged", "balanced_band", "skill_balanced", "mixed_sources"]
+
+
+class LengthBudget(BaseModel):
+    """Token budget per problem, decaying from `start` to `end` in `decays` steps spread evenly over the
+    curriculum (methods §11: interval I = total/(decays+1); exponential factor d = (end/start)^(1/decays);
+    the paper's main runs decay 256 → 87)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: int = Field(256, ge=1, description="tokens at the start of the curriculum")
+    end: int = Field(87, ge=1, description="tokens after the last decay")
+    decays: int = Field(3, ge=1, le=1000, description="number of decay points")
+    shape: Literal["exponential", "linear"] = "exponential"
+
+    def at(self, position: int, total: int) -> int:
+        """The budget of the problem at `position` in a curriculum of `total` problems."""
+        interval = max(total, 1) / (self.decays + 1)
+        step = min(int(position // interval), self.decays)
+        if self.shape == "linear":
+            return max(1, round(self.start - (self.start - self.end) * step / self.decays))
+        factor = (self.end / self.start) ** (1 / self.decays)
+        return max(1, round(self.start * factor**step))
 
 
 class CurriculumConfig(BaseModel):
+    """Which offline schedule orders the shards, and its knobs."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    strategy: StrategyName = Field("easy_to_hard", description="offline schedule (see scoring/curriculum.py)")
     shard_size: int = Field(16, ge=1, description="problems per shard")
+    stage_bounds: tuple[float, ...] = Field(
+        (0.75, 0.5, 0.25), description="posterior-mean cut points, descending: stage 0 is ≥ the first"
+    )
+    band: tuple[float, float] = Field((0.25, 0.75), description="balanced_band: posterior-mean band kept")
+    source_mix: dict[str, float] = Field(
+        default_factory=dict, description="mixed_sources: source → share (normalized); unlisted sources excluded"
+    )
+    seed: int = Field(0, ge=0, description="staged: the within-stage shuffle")
+    length_budget: LengthBudget | None = Field(None, description="write a decaying token_budget column")
+
+    @model_validator(mode="after")
+    def _check(self) -> CurriculumConfig:
+        bounds = self.stage_bounds
+        if any(not 0.0 < b < 1.0 for b in bounds) or list(bounds) != sorted(set(bounds), reverse=True):
+            raise ValueError(f"stage_bounds must be distinct, strictly descending and inside (0, 1); got {bounds}")
+        lo, hi = self.band
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"band must satisfy 0 <= lo < hi <= 1; got {self.band}")
+        if any(share < 0 or not math.isfinite(share) for share in self.source_mix.values()):
+            raise ValueError(f"source_mix shares must be finite and >= 0; got {self.source_mix}")
+        if self.strategy == "mixed_sources" and sum(self.source_mix.values()) <= 0:
+            raise ValueError("strategy mixed_sources needs source_mix with at least one positive share")
+        return self
+
+    @property
+    def strategy_id(self) -> str:
+        """The versioned strategy name: the shard directory and the `strategy` column."""
+        return f"{self.strategy}_{STRATEGY_VERSION}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,29 +121,155 @@ def exclusion_reason(n: int, k: int) -> str | None:
     return None
 
 
-def plan_curriculum(problems: pa.Table, difficulty: pa.Table, *, student_id: str) -> CurriculumPlan:
-    """Join the pool with one student's difficulty rows; exclude ungraded and signal-free problems (each with
-    its reason), order the rest easy→hard. Every pool problem ends up in exactly one of the two tables."""
+def difficulty_stage(post_mean: float, bounds: tuple[float, ...]) -> int:
+    """0 for the easiest stage (posterior mean ≥ bounds[0]), len(bounds) for the hardest."""
+    return next((stage for stage, bound in enumerate(bounds) if post_mean >= bound), len(bounds))
+
+
+def _easy_first(row: dict[str, Any]) -> tuple[float, str]:
+    return (-row["post_mean"], row["problem_id"])
+
+
+def _weighted_round_robin(groups: dict[str, list[dict[str, Any]]], shares: dict[str, float]) -> list[dict[str, Any]]:
+    """Interleave groups so every prefix follows `shares` as closely as integers allow (smooth weighted
+    round-robin: each turn every open group gains its share, the richest — ties by name — gives one item and
+    pays the total). A group that runs out leaves the rotation."""
+    queues = {name: list(rows) for name, rows in sorted(groups.items()) if rows and shares.get(name, 0) > 0}
+    credit = dict.fromkeys(queues, 0.0)
+    out: list[dict[str, Any]] = []
+    while queues:
+        total = sum(shares[name] for name in queues)
+        for name in queues:
+            credit[name] += shares[name]
+        pick = max(queues, key=credit.__getitem__)  # the first in name order wins a tie
+        credit[pick] -= total
+        out.append(queues[pick].pop(0))
+        if not queues[pick]:
+            del queues[pick], credit[pick]
+    return out
+
+
+def _by(rows: list[dict[str, Any]], column: str) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=_easy_first):
+        groups.setdefault(str(row[column]), []).append(row)
+    return groups
+
+
+Ordered = tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]
+
+
+def _easy_to_hard(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    return sorted(rows, key=_easy_first), []
+
+
+def _staged(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    rng = np.random.default_rng(config.seed)
+    ordered: list[dict[str, Any]] = []
+    for stage in range(len(config.stage_bounds) + 1):
+        members = sorted((r for r in rows if r["stage"] == stage), key=lambda r: r["problem_id"])
+        ordered += [members[i] for i in rng.permutation(len(members))]
+    return ordered, []
+
+
+def _balanced_band(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    lo, hi = config.band
+    inside = [r for r in rows if lo <= r["post_mean"] <= hi]
+    outside = [
+        (r, f"out_of_band: posterior mean {r['post_mean']:.3f} outside [{lo}, {hi}]")
+        for r in rows
+        if not lo <= r["post_mean"] <= hi
+    ]
+    return sorted(inside, key=lambda r: (abs(r["post_mean"] - 0.5), r["problem_id"])), outside
+
+
+def _skill_balanced(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    groups = _by(rows, "category")
+    return _weighted_round_robin(groups, dict.fromkeys(groups, 1.0)), []
+
+
+def _mixed_sources(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    total_share = sum(config.source_mix.values())
+    shares = {source: share / total_share for source, share in config.source_mix.items() if share > 0}
+    groups = _by(rows, "source")
+    dropped = [
+        (row, f"not_in_mix: source {source!r} has no share in source_mix")
+        for source, group in groups.items()
+        if source not in shares
+        for row in group
+    ]
+    available = {s: g for s, g in groups.items() if s in shares}
+    # the largest curriculum in which every listed source supplies exactly its share (rounded down)
+    size = min((len(available.get(s, [])) / share for s, share in shares.items()), default=0.0)
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for source, group in available.items():
+        quota = math.floor(size * shares[source] + 1e-9)
+        kept[source] = group[:quota]
+        dropped += [(r, f"over_quota: source {source!r} beyond its {shares[source]:.0%} share") for r in group[quota:]]
+    return _weighted_round_robin(kept, shares), dropped
+
+
+STRATEGY_ORDER = {
+    "easy_to_hard": "post_mean descending (easy to hard), ties by problem_id",
+    "staged": "stages by stage_bounds, easy first; seeded shuffle within a stage",
+    "balanced_band": "posterior mean inside band, closest to 0.5 first, ties by problem_id",
+    "skill_balanced": "smooth round-robin over categories, each easy to hard",
+    "mixed_sources": "smooth weighted round-robin over sources by source_mix, each easy to hard",
+}
+
+STRATEGIES: dict[str, Callable[[list[dict[str, Any]], CurriculumConfig], Ordered]] = {
+    "easy_to_hard": _easy_to_hard,
+    "staged": _staged,
+    "balanced_band": _balanced_band,
+    "skill_balanced": _skill_balanced,
+    "mixed_sources": _mixed_sources,
+}
+
+
+def plan_curriculum(
+    problems: pa.Table,
+    difficulty: pa.Table,
+    *,
+    student_id: str,
+    config: CurriculumConfig | None = None,
+    categories: dict[str, str] | None = None,
+    weights: dict[str, float] | None = None,
+) -> CurriculumPlan:
+    """Join the pool with one student's difficulty rows, exclude ungraded and signal-free problems (each with
+    its reason), and order the rest by the configured strategy. Every pool problem ends up in exactly one of
+    the two tables.
+
+    `categories` maps problem id → category (e.g. its main skill) for `skill_balanced`; problems missing from
+    it use their family. `weights` are per-problem sampling weights (STAT-Sel) written to the `weight` column.
+    """
+    config = config or CurriculumConfig()
+    categories, weights = categories or {}, weights or {}
     grades = {row["problem_id"]: row for row in difficulty.to_pylist()}
-    kept, excluded = [], []
+    candidates: list[dict[str, Any]] = []
+    excluded: list[dict[str, Any]] = []
+
+    def exclude(problem_id: str, reason: str, grade: dict[str, Any]) -> None:
+        excluded.append(
+            {
+                "student_id": student_id,
+                "strategy": config.strategy_id,
+                "problem_id": problem_id,
+                "reason": reason,
+                "n": grade["n"],
+                "k": grade["k"],
+            }
+        )
+
     for problem in problems.to_pylist():
-        grade = grades.get(problem["problem_id"]) or {"n": 0, "k": 0}
+        pid = problem["problem_id"]
+        grade = grades.get(pid) or {"n": 0, "k": 0}
         reason = exclusion_reason(grade["n"], grade["k"])
         if reason:
-            excluded.append(
-                {
-                    "student_id": student_id,
-                    "strategy": STRATEGY,
-                    "problem_id": problem["problem_id"],
-                    "reason": reason,
-                    "n": grade["n"],
-                    "k": grade["k"],
-                }
-            )
+            exclude(pid, reason, grade)
             continue
-        kept.append(
+        candidates.append(
             {
-                "problem_id": problem["problem_id"],
+                "problem_id": pid,
                 "source": problem["source"],
                 "family": problem["family"],
                 "question": problem["question"],
@@ -84,13 +282,27 @@ def plan_curriculum(problems: pa.Table, difficulty: pa.Table, *, student_id: str
                 "post_lo": grade["post_lo"],
                 "post_hi": grade["post_hi"],
                 "difficulty": round(1.0 - grade["post_mean"], 12),
+                "stage": difficulty_stage(grade["post_mean"], config.stage_bounds),
+                "category": categories.get(pid) or problem["family"] or problem["source"],
+                "weight": float(weights.get(pid, 1.0)),
             }
         )
-    kept.sort(key=lambda r: (-r["post_mean"], r["problem_id"]))
-    for position, row in enumerate(kept):
+    ordered, dropped = STRATEGIES[config.strategy](candidates, config)
+    for row, reason in dropped:
+        exclude(row["problem_id"], reason, row)
+    for position, row in enumerate(ordered):
         row["position"] = position
+        row["token_budget"] = config.length_budget.at(position, len(ordered)) if config.length_budget else None
     excluded.sort(key=lambda r: r["problem_id"])
-    return CurriculumPlan(to_table(kept, SHARD), to_table(excluded, CURRICULUM_EXCLUDED))
+    return CurriculumPlan(to_table(ordered, SHARD), to_table(excluded, CURRICULUM_EXCLUDED))
+
+
+def difficulty_histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> list[int]:
+    """Counts of `values` (in [0, 1]) in `bins` equal bins; 1.0 falls in the last."""
+    counts = [0] * bins
+    for value in values:
+        counts[min(int(value * bins), bins - 1)] += 1
+    return counts
 
 
 def _sha256_file(path: Path) -> str:
@@ -127,12 +339,14 @@ def write_shards(
                 "first_position": start,
                 "difficulty_min": min(difficulties),
                 "difficulty_max": max(difficulties),
+                "difficulty_histogram": difficulty_histogram(difficulties),
+                "stages": sorted(set(chunk.column("stage").to_pylist())),
             }
         )
         curriculum_rows += [
             {
                 "student_id": student_id,
-                "strategy": STRATEGY,
+                "strategy": config.strategy_id,
                 "position": pos,
                 "problem_id": pid,
                 "shard": name,
@@ -149,14 +363,22 @@ def write_shards(
     for reason in plan.excluded.column("reason").to_pylist():
         label = reason.split(":", 1)[0]
         excluded_counts[label] = excluded_counts.get(label, 0) + 1
+    per_stage: dict[str, int] = {}
+    for stage in ordered.column("stage").to_pylist():
+        per_stage[str(stage)] = per_stage.get(str(stage), 0) + 1
     manifest = {
         "manifest_version": MANIFEST_VERSION,
-        "strategy": STRATEGY,
-        "order": "post_mean descending (easy to hard), ties by problem_id",
+        "strategy": config.strategy_id,
+        "order": STRATEGY_ORDER[config.strategy],
         "student_id": student_id,
         "provenance": provenance,
-        "config": config.model_dump(),
-        "counts": {"kept": ordered.num_rows, "excluded": dict(sorted(excluded_counts.items()))},
+        "config": config.model_dump(mode="json"),
+        "counts": {
+            "kept": ordered.num_rows,
+            "excluded": dict(sorted(excluded_counts.items())),
+            "per_stage": dict(sorted(per_stage.items(), key=lambda kv: int(kv[0]))),
+        },
+        "histogram_bins": HISTOGRAM_BINS,
         "shards": shards,
     }
     write_text_atomic(json.dumps(manifest, indent=2, sort_keys=True) + "\n", out_dir / MANIFEST)
@@ -168,31 +390,53 @@ def write_shards(
 
 
 class CurriculumReader:
-    """Yields the curriculum in order, batch by batch, checking each shard against the manifest's sha256."""
+    """Yields the curriculum in order, batch by batch, checking each shard against the manifest (sha256, row
+    count, positions). A trainer that checkpoints the position it reached resumes with `rows(start=…)`."""
 
     def __init__(self, shard_dir: Path) -> None:
         self.shard_dir = Path(shard_dir)
         manifest_path = self.shard_dir / MANIFEST
         if not manifest_path.is_file():
             raise FileNotFoundError(f"no {MANIFEST} in {self.shard_dir}: run the curriculum stage first")
-        self.manifest = json.loads(manifest_path.read_text())
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+            self.shards: list[dict[str, Any]] = list(self.manifest["shards"])
+            self._kept = int(self.manifest["counts"]["kept"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{manifest_path} is not a readable curriculum manifest: {exc}") from exc
 
     def __len__(self) -> int:
-        return int(self.manifest["counts"]["kept"])
+        return self._kept
 
-    def rows(self) -> Iterator[dict[str, object]]:
-        for shard in self.manifest["shards"]:
-            path = self.shard_dir / shard["file"]
-            if _sha256_file(path) != shard["sha256"]:
-                raise IntegrityError(f"{path} does not match the sha256 in {MANIFEST}; regenerate the shards")
-            yield from pq.read_table(path, schema=SHARD).to_pylist()
+    def _shard(self, shard: dict[str, Any]) -> pa.Table:
+        path = self.shard_dir / shard["file"]
+        if not path.is_file():
+            raise IntegrityError(f"{path} is listed in {MANIFEST} but missing; regenerate the shards")
+        if _sha256_file(path) != shard["sha256"]:
+            raise IntegrityError(f"{path} does not match the sha256 in {MANIFEST}; regenerate the shards")
+        table = pq.read_table(path, schema=SHARD)
+        expected = list(range(shard["first_position"], shard["first_position"] + shard["rows"]))
+        if table.column("position").to_pylist() != expected:
+            raise IntegrityError(f"{path} positions disagree with {MANIFEST} (expected {expected[0]}..)")
+        return table
 
-    def batches(self, batch_size: int) -> Iterator[list[dict[str, object]]]:
-        """Batches of `batch_size` problems in curriculum order (the last one may be smaller)."""
+    def rows(self, start: int = 0) -> Iterator[dict[str, object]]:
+        """Rows in curriculum order from position `start` (a checkpointed position; 0 = the beginning)."""
+        if not 0 <= start <= len(self):
+            raise ValueError(f"start must be in [0, {len(self)}], got {start}")
+        for shard in self.shards:
+            if shard["first_position"] + shard["rows"] <= start:
+                continue  # wholly before the resume point: not even read
+            for row in self._shard(shard).to_pylist():
+                if row["position"] >= start:
+                    yield row
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator[list[dict[str, object]]]:
+        """Batches of `batch_size` problems in curriculum order from `start` (the last one may be smaller)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         batch: list[dict[str, object]] = []
-        for row in self.rows():
+        for row in self.rows(start):
             batch.append(row)
             if len(batch) == batch_size:
                 yield batch

@@ -136,6 +136,10 @@ SHARD = pa.schema(
         ("post_lo", pa.float64()),
         ("post_hi", pa.float64()),
         ("difficulty", pa.float64()),
+        ("stage", pa.int32()),
+        ("category", pa.string()),
+        ("weight", pa.float64()),
+        ("token_budget", pa.int32()),
     ]
 )
 

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from engines import Engine
 from engines.config import expected_revision
 from scoring.config import ProjectConfig
-from scoring.curriculum import STRATEGY, CurriculumPlan, plan_curriculum, write_shards
+from scoring.curriculum import CurriculumPlan, plan_curriculum, write_shards
 from scoring.difficulty import grade_rollouts
 from scoring.grade_stages import (
     band_filter_decisions,
@@ -267,19 +267,25 @@ def current_grades(config: ProjectConfig, root: DataRoot) -> pa.Table:
     return grades.filter(mask)
 
 
+def curriculum_dir(config: ProjectConfig, root: DataRoot) -> Path:
+    """Where the student's shards for the configured strategy live: `<root>/shards/<student>/<strategy>`."""
+    return root.shards_dir / config.student.id / config.curriculum.strategy_id
+
+
 def build_curriculum(config: ProjectConfig, root: DataRoot) -> StageSummary:
     """Order the graded pool easy→hard into shards + manifest; excluded problems go to their own table."""
     grades = current_grades(config, root)
     outside_pool = excluded_from_pool(root)
     problems = root.read_table("problems")
     in_pool = pa.array([pid not in outside_pool for pid in problems.column("problem_id").to_pylist()], pa.bool_())
-    plan = plan_curriculum(problems.filter(in_pool), grades, student_id=config.student.id)
+    strategy = config.curriculum.strategy_id
+    plan = plan_curriculum(problems.filter(in_pool), grades, student_id=config.student.id, config=config.curriculum)
     pool_rows = [
-        {"student_id": config.student.id, "strategy": STRATEGY, "problem_id": pid, "reason": why, "n": 0, "k": 0}
+        {"student_id": config.student.id, "strategy": strategy, "problem_id": pid, "reason": why, "n": 0, "k": 0}
         for pid, why in sorted(outside_pool.items())
     ]
     plan = CurriculumPlan(plan.ordered, pa.concat_tables([plan.excluded, to_table(pool_rows, CURRICULUM_EXCLUDED)]))
-    out_dir = root.shards_dir / config.student.id / STRATEGY
+    out_dir = curriculum_dir(config, root)
     provenance = {
         "student_revision": expected_revision(config.student.engine, root.models_dir),
         "sampling_hash": sampling_hash(config.rollouts),
@@ -288,7 +294,7 @@ def build_curriculum(config: ProjectConfig, root: DataRoot) -> StageSummary:
     manifest, curriculum = write_shards(
         plan, out_dir, config=config.curriculum, student_id=config.student.id, provenance=provenance
     )
-    part = {"student": config.student.id, "schedule": STRATEGY}  # keys must not repeat a column name
+    part = {"student": config.student.id, "schedule": strategy}  # keys must not repeat a column name
     root.write_table("curriculum", curriculum, part)
     root.write_table("curriculum_excluded", plan.excluded, part)
     return StageSummary(

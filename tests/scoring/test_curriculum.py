@@ -88,3 +88,137 @@ def test_fewer_shards_on_rewrite_remove_stale_ones_and_tampering_is_caught(tmp_p
     (tmp_path / "shard-00001.parquet").write_bytes(b"PAR1 tampered")
     with pytest.raises(IntegrityError, match="sha256"):
         list(CurriculumReader(tmp_path).rows())
+
+
+def _mixed_tables(rows: list[tuple[str, str, str, int]], n: int = 8):
+    """(problem_id, source, family, k) rows → problems and grades tables."""
+    problems, grades = _tables({pid: k for pid, _, _, k in rows}, n=n)
+    where = {pid: (source, family) for pid, source, family, _ in rows}
+    problems = to_table(
+        [{**r, "source": where[r["problem_id"]][0], "family": where[r["problem_id"]][1]} for r in problems.to_pylist()],
+        PROBLEMS,
+    )
+    return problems, grades
+
+
+def test_staged_keeps_stages_in_order_and_shuffles_within_them_by_seed() -> None:
+    problems, grades = _tables({f"p{i:02d}": 1 + i % 7 for i in range(28)}, n=8)  # post_mean 0.2 .. 0.8
+    plans = [
+        plan_curriculum(problems, grades, student_id="s", config=CurriculumConfig(strategy="staged", seed=seed))
+        for seed in (0, 0, 1)
+    ]
+    rows = plans[0].ordered.to_pylist()
+    stages = [r["stage"] for r in rows]
+    assert stages == sorted(stages) and set(stages) == {0, 1, 2, 3}
+    for r in rows:  # stage 0 is post_mean >= 0.75, then >= 0.5, >= 0.25, below
+        assert r["stage"] == next((i for i, b in enumerate((0.75, 0.5, 0.25)) if r["post_mean"] >= b), 3)
+    same, other = (p.ordered.column("problem_id").to_pylist() for p in plans[1:])
+    assert same == [r["problem_id"] for r in rows] and other != same
+    stage1 = [r["problem_id"] for r in rows if r["stage"] == 1]
+    assert stage1 != sorted(stage1, key=lambda pid: (-_post_means(grades)[pid], pid)), "shuffled, not sorted"
+    assert all(r["strategy"] == "staged_v1" for r in plans[0].excluded.to_pylist())
+
+
+def _post_means(grades) -> dict[str, float]:
+    return dict(zip(grades.column("problem_id").to_pylist(), grades.column("post_mean").to_pylist(), strict=True))
+
+
+def test_balanced_band_keeps_the_band_closest_to_one_half_first() -> None:
+    problems, grades = _tables({f"p{k}": k for k in range(1, 8)}, n=8)  # post_mean = (k+1)/10
+    config = CurriculumConfig(strategy="balanced_band", band=(0.3, 0.6))
+    plan = plan_curriculum(problems, grades, student_id="s", config=config)
+    # post_mean 0.5 (p4), then 0.4 (p3) and 0.6 (p5) tie on distance → id order, then 0.3 (p2)
+    assert plan.ordered.column("problem_id").to_pylist() == ["p4", "p3", "p5", "p2"]
+    reasons = {r["problem_id"]: r["reason"] for r in plan.excluded.to_pylist()}
+    assert sorted(reasons) == ["p1", "p6", "p7"] and all(r.startswith("out_of_band") for r in reasons.values())
+
+
+def test_skill_balanced_rotates_categories_each_easy_to_hard() -> None:
+    rows = [(f"a{i}", "s", "fa", 1 + i) for i in range(6)] + [(f"b{i}", "s", "fb", 2 + i) for i in range(2)]
+    rows += [(f"c{i}", "s", "fc", 3 + i) for i in range(2)]
+    problems, grades = _mixed_tables(rows)
+    skills = {"c0": "geometry", "c1": "geometry"}  # a skill map overrides the family
+    config = CurriculumConfig(strategy="skill_balanced")
+    plan = plan_curriculum(problems, grades, student_id="s", config=config, categories=skills, weights={"a5": 2.5})
+    ordered = plan.ordered.to_pylist()
+    assert [r["category"] for r in ordered[:6]] == ["fa", "fb", "geometry"] * 2
+    assert [r["category"] for r in ordered[6:]] == ["fa"] * 4
+    fa = [r["problem_id"] for r in ordered if r["category"] == "fa"]
+    assert fa == ["a5", "a4", "a3", "a2", "a1", "a0"]  # larger k = easier first
+    assert {r["problem_id"]: r["weight"] for r in ordered}["a5"] == 2.5 and ordered[1]["weight"] == 1.0
+
+
+def test_mixed_sources_hold_their_shares_in_every_prefix_and_record_the_rest() -> None:
+    rows = [(f"g{i:02d}", "gsm8k", "gsm8k", 1 + i % 6) for i in range(10)]
+    rows += [(f"p{i:02d}", "procedural", "arith", 1 + i % 6) for i in range(10)]
+    rows += [(f"m{i}", "math", "math", 3) for i in range(3)]
+    problems, grades = _mixed_tables(rows)
+    config = CurriculumConfig(strategy="mixed_sources", source_mix={"gsm8k": 3, "procedural": 1})
+    plan = plan_curriculum(problems, grades, student_id="s", config=config)
+    sources = plan.ordered.column("source").to_pylist()
+    assert sources.count("gsm8k") == 10 and sources.count("procedural") == 3  # 10 / 0.75 = 13.3 problems
+    for end in range(4, len(sources) + 1, 4):
+        assert sources[:end].count("procedural") == end // 4
+    reasons = [r["reason"] for r in plan.excluded.to_pylist()]
+    assert sum(r.startswith("over_quota: source 'procedural'") for r in reasons) == 7
+    assert sum(r.startswith("not_in_mix: source 'math'") for r in reasons) == 3
+    assert plan.ordered.num_rows + plan.excluded.num_rows == problems.num_rows
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    # 256 → 87 in 3 decays over 100 problems: a new budget every 25. Exponential factor (87/256)^(1/3) = 0.69786:
+    # 256, 178.65, 124.67, 87; linear: 256, 199.67, 143.33, 87.
+    [("exponential", [256, 179, 125, 87]), ("linear", [256, 200, 143, 87])],
+)
+def test_length_budget_decays_along_the_curriculum(shape: str, expected: list[int]) -> None:
+    problems, grades = _tables({f"p{i:03d}": 1 + i % 6 for i in range(100)}, n=8)
+    budget = {"start": 256, "end": 87, "decays": 3, "shape": shape}
+    plan = plan_curriculum(problems, grades, student_id="s", config=CurriculumConfig(length_budget=budget))
+    budgets = plan.ordered.column("token_budget").to_pylist()
+    assert [budgets[i] for i in (0, 24, 25, 50, 75, 99)] == [expected[0], expected[0], *expected[1:], expected[3]]
+    assert plan_curriculum(problems, grades, student_id="s").ordered.column("token_budget").null_count == 100
+
+
+def test_manifest_agrees_with_shards_and_reader_resumes_and_names_a_missing_shard(tmp_path: Path) -> None:
+    problems, grades = _tables({f"p{i:02d}": 1 + i % 7 for i in range(20)}, n=8)
+    config = CurriculumConfig(strategy="staged", shard_size=6)
+    plan = plan_curriculum(problems, grades, student_id="s", config=config)
+    manifest, curriculum = write_shards(plan, tmp_path, config=config, student_id="s", provenance={})
+    assert manifest["strategy"] == "staged_v1" and manifest["config"]["strategy"] == "staged"
+    assert sum(manifest["counts"]["per_stage"].values()) == manifest["counts"]["kept"] == plan.ordered.num_rows
+    reader = CurriculumReader(tmp_path)
+    everything = list(reader.rows())
+    for shard in manifest["shards"]:
+        rows = [r for r in everything if r["position"] >= shard["first_position"]][: shard["rows"]]
+        difficulties = [r["difficulty"] for r in rows]
+        assert sum(shard["difficulty_histogram"]) == shard["rows"] == len(rows)
+        assert shard["difficulty_min"] == min(difficulties) and shard["difficulty_max"] == max(difficulties)
+        assert shard["stages"] == sorted({r["stage"] for r in rows})
+    assert [r["problem_id"] for r in everything] == curriculum.column("problem_id").to_pylist()
+    assert [r["problem_id"] for r in reader.rows(start=8)] == [r["problem_id"] for r in everything[8:]]
+    assert [len(b) for b in reader.batches(5, start=13)] == [5, 2]
+    with pytest.raises(ValueError, match="start"):
+        list(reader.rows(start=21))
+    (tmp_path / "shard-00002.parquet").unlink()
+    assert len(list(reader.rows(start=18))) == 2  # shards before the resume point are not read
+    with pytest.raises(IntegrityError, match="shard-00002.parquet is listed .* but missing"):
+        list(reader.rows(start=0))
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(IntegrityError, match="not a readable curriculum manifest"):
+        CurriculumReader(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"stage_bounds": (0.25, 0.75)}, "stage_bounds"),
+        ({"band": (0.8, 0.2)}, "band"),
+        ({"strategy": "mixed_sources"}, "source_mix"),
+        ({"strategy": "hardest_first"}, "strategy"),
+        ({"source_mix": {"a": -1}}, "source_mix"),
+    ],
+)
+def test_bad_curriculum_config_names_the_field(fields: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CurriculumConfig(**fields)
