@@ -3,13 +3,25 @@
 from assets.band_filter import band_filter
 from assets.curriculum import curriculum_shards, no_contaminated_problems_in_shards
 from assets.difficulty import difficulty
+from assets.exports import trainer_exports
 from assets.irt import irt
 from assets.pool import contamination, duplicates
 from assets.predictor import predictor
 from assets.problems import problems
 from assets.rollouts import rollouts
 
-ALL_ASSETS = [problems, duplicates, contamination, rollouts, difficulty, band_filter, predictor, irt, curriculum_shards]
+ALL_ASSETS = [
+    problems,
+    duplicates,
+    contamination,
+    rollouts,
+    difficulty,
+    band_filter,
+    predictor,
+    irt,
+    curriculum_shards,
+    trainer_exports,
+]
 
 ALL_CHECKS = [no_contaminated_problems_in_shards]
 
@@ -25,4 +37,5 @@ __all__ = [
     "predictor",
     "problems",
     "rollouts",
+    "trainer_exports",
 ]

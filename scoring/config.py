@@ -1,5 +1,5 @@
 """The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, dedup, decontamination,
-curriculum.
+curriculum, exports.
 
 Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
 """
@@ -16,6 +16,7 @@ from engines.config import EngineConfig
 from engines.errors import ConfigError
 from scoring.curriculum import CurriculumConfig
 from scoring.dedup import DedupConfig
+from scoring.exports import ExportsConfig
 from scoring.grading import GradingConfig
 from scoring.pool import DecontaminationConfig
 from scoring.rollouts import RolloutConfig
@@ -53,6 +54,7 @@ class ProjectConfig(BaseModel):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    exports: ExportsConfig = Field(default_factory=ExportsConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
 
 

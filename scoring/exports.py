@@ -29,10 +29,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from engines.errors import ConfigError, IntegrityError, did_you_mean
 from scoring.curriculum import MANIFEST, CurriculumReader
@@ -85,6 +86,17 @@ TRL = pa.schema(
 )
 # Keyword names GRPOTrainer passes to reward functions itself; a column of the same name would clash.
 TRL_RESERVED = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments")
+
+
+ExportFormat = Literal["verl", "trl", "hf_dataset"]
+
+
+class ExportsConfig(BaseModel):
+    """Which trainer formats the `trainer_exports` asset writes (the prompt is `rollouts.prompt`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    formats: tuple[ExportFormat, ...] = Field(("verl", "trl", "hf_dataset"), min_length=1)
 
 
 @dataclass(frozen=True, slots=True)

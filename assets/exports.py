@@ -1,0 +1,26 @@
+"""Asset `trainer_exports`: the curriculum in verl's, TRL's and Hugging Face datasets' layouts, in order."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.metadata import counts_metadata, preview_markdown
+from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from scoring.train_stages import build_exports
+
+
+@dg.asset(
+    group_name="curriculum",
+    kinds={"python", "parquet"},
+    deps=["curriculum_shards"],
+    description="Curriculum shards exported for trainers: verl RL Parquet, TRL conversational Parquet, HF dataset.",
+)
+def trainer_exports(
+    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+) -> dg.MaterializeResult:
+    summary = build_exports(effective_config(project, student), data_root.root())
+    metadata = {**counts_metadata(summary.counts), **counts_metadata(summary.figures)}
+    if summary.table.num_rows:
+        metadata["exports"] = dg.MetadataValue.md(preview_markdown(summary.table, summary.table.column_names, 10, 90))
+    metadata["export_dir"] = dg.MetadataValue.path(str(summary.path))
+    return dg.MaterializeResult(metadata=metadata)
