@@ -123,6 +123,7 @@ def test_verl_export_has_the_fields_rlhfdataset_reads_in_curriculum_order(curric
 
 def test_trl_export_is_conversational_and_trl_renders_it(curriculum, tmp_path: Path) -> None:
     from trl import data_utils
+
     shard_dir, rows = curriculum
     result = export_trl(shard_dir, tmp_path / "out")
     files = [str(result.path / f["file"]) for f in result.manifest["files"]]
