@@ -1,6 +1,7 @@
 """Thin Dagster assets: each loads its inputs, calls one stage function from `scoring/`, returns metadata."""
 
 from assets.band_filter import band_filter
+from assets.checks import DATA_CHECKS
 from assets.curriculum import curriculum_shards, no_contaminated_problems_in_shards
 from assets.difficulty import difficulty
 from assets.exports import trainer_exports
@@ -23,7 +24,7 @@ ALL_ASSETS = [
     trainer_exports,
 ]
 
-ALL_CHECKS = [no_contaminated_problems_in_shards]
+ALL_CHECKS = [no_contaminated_problems_in_shards, *DATA_CHECKS]
 
 __all__ = [
     "ALL_CHECKS",
