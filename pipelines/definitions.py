@@ -8,14 +8,21 @@ import dagster as dg
 
 from assets import ALL_ASSETS, ALL_CHECKS
 from pipelines.jobs import JOBS
+from pipelines.regeneration import build_regeneration
 from pipelines.resources import build_resources, default_config_path
 
 
 def build_definitions(config_path: str | Path | None = None, data_root: str | None = None) -> dg.Definitions:
     """Definitions for one project config (default: `GRADUS_CONFIG` or ./gradus.yaml)."""
     path = Path(config_path) if config_path is not None else default_config_path()
+    schedules, sensors = build_regeneration(path)
     return dg.Definitions(
-        assets=ALL_ASSETS, asset_checks=ALL_CHECKS, jobs=JOBS, resources=build_resources(path, data_root)
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=JOBS,
+        schedules=schedules,
+        sensors=sensors,
+        resources=build_resources(path, data_root),
     )
 
 

@@ -14,7 +14,7 @@ build_all = dg.define_asset_job(
 regrade = dg.define_asset_job(
     "regrade",
     selection=dg.AssetSelection.assets(
-        "rollouts", "difficulty", "band_filter", "predictor", "irt", "curriculum_shards"
+        "rollouts", "difficulty", "band_filter", "predictor", "irt", "curriculum_shards", "trainer_exports"
     ),
     description="Re-grade the existing pool for the configured student and rebuild its curriculum.",
 )

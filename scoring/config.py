@@ -1,5 +1,5 @@
 """The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, dedup, decontamination,
-curriculum, exports.
+curriculum, exports, regeneration.
 
 Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
 """
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engines.config import EngineConfig
 from engines.errors import ConfigError
+from scoring.checkpoints import RegenerationConfig
 from scoring.curriculum import CurriculumConfig
 from scoring.dedup import DedupConfig
 from scoring.exports import ExportsConfig
@@ -55,6 +56,7 @@ class ProjectConfig(BaseModel):
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
+    regeneration: RegenerationConfig = Field(default_factory=RegenerationConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
 
 
