@@ -1,7 +1,5 @@
 """Asset `curriculum_shards`: the graded pool ordered easy→hard as Parquet shards + manifest."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.metadata import counts_metadata, histogram_markdown, table_metadata
@@ -12,6 +10,7 @@ from assets.resources import (
     StudentEngineResource,
     effective_config,
 )
+from assets.run_config import CurriculumRun
 from scoring.curriculum import CurriculumReader
 from scoring.pool import contaminated_in_shards
 from scoring.stages import build_curriculum, curriculum_dir
@@ -24,12 +23,13 @@ from scoring.stages import build_curriculum, curriculum_dir
     description="Curriculum-ordered shards (easy→hard by posterior mean); signal-free problems excluded.",
 )
 def curriculum_shards(
+    config: CurriculumRun,
     project: ProjectResource,
     data_root: DataRootResource,
     student: StudentEngineResource,
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
-    summary = build_curriculum(effective_config(project, student), data_root.root())
+    summary = build_curriculum(config.apply(effective_config(project, student)), data_root.root())
     views = catalog.refresh()
     return dg.MaterializeResult(
         metadata={

@@ -1,11 +1,10 @@
 """Asset `difficulty`: per-problem pass rate, intervals, Beta posterior and learnability for the student."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.metadata import counts_metadata, histogram_markdown, table_metadata
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from assets.run_config import DifficultyRun
 from scoring.stages import build_difficulty
 
 
@@ -16,12 +15,13 @@ from scoring.stages import build_difficulty
     description="Difficulty per (problem, student, revision, sampling config, verifier): methods.md §1.",
 )
 def difficulty(
+    config: DifficultyRun,
     project: ProjectResource,
     data_root: DataRootResource,
     student: StudentEngineResource,
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
-    summary = build_difficulty(effective_config(project, student), data_root.root())
+    summary = build_difficulty(config.apply(effective_config(project, student)), data_root.root())
     bands = summary.table.column("band").to_pylist()
     stops = summary.table.column("stop_reason").to_pylist()
     catalog.refresh()  # publish the new tables and views to DuckDB

@@ -1,11 +1,10 @@
 """Asset `problems`: the pool from procedural families and dataset imports."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.metadata import counts_metadata, table_metadata
 from assets.resources import DataRootResource, ProjectResource
+from assets.run_config import ProblemsRun
 from scoring.stages import build_problems
 
 
@@ -14,8 +13,8 @@ from scoring.stages import build_problems
     kinds={"python", "parquet"},
     description="Problems from the configured procedural families and dataset imports (id = content hash).",
 )
-def problems(project: ProjectResource, data_root: DataRootResource) -> dg.MaterializeResult:
-    summary = build_problems(project.load(), data_root.root())
+def problems(config: ProblemsRun, project: ProjectResource, data_root: DataRootResource) -> dg.MaterializeResult:
+    summary = build_problems(config.apply(project.load()), data_root.root())
     by_family: dict[str, int] = {}
     for family in summary.table.column("family").to_pylist():
         by_family[family] = by_family.get(family, 0) + 1

@@ -1,11 +1,10 @@
 """Asset `rollouts`: K verified answers per problem from the student (through the persistent cache)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.metadata import counts_metadata, table_metadata
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from assets.run_config import RolloutsRun
 from scoring.stages import build_rollouts
 
 
@@ -16,11 +15,11 @@ from scoring.stages import build_rollouts
     description="K sampled, verified student answers per problem; cached, so reruns cost no model calls.",
 )
 def rollouts(
-    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    config: RolloutsRun, project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
 ) -> dg.MaterializeResult:
-    config, root = effective_config(project, student), data_root.root()
+    settings, root = config.apply(effective_config(project, student)), data_root.root()
     with student.open(root) as engine:
-        summary = build_rollouts(config, root, engine)
+        summary = build_rollouts(settings, root, engine)
     return dg.MaterializeResult(
         metadata={
             **table_metadata(
@@ -30,7 +29,7 @@ def rollouts(
             ),
             **counts_metadata(summary.counts),
             **counts_metadata(summary.figures),
-            "student": dg.MetadataValue.text(config.student.id),
+            "student": dg.MetadataValue.text(settings.student.id),
             "path": dg.MetadataValue.path(str(summary.path)),
         }
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -88,6 +89,28 @@ def load_config(path: str | Path) -> ProjectConfig:
         return ProjectConfig(**raw, base_dir=str(path.resolve().parent))
     except ValidationError as exc:
         raise ConfigError(f"config file {str(path)!r}: {_format_validation(exc)}") from None
+
+
+def with_overrides(config: ProjectConfig, overrides: dict[str, Any], *, origin: str = "run config") -> ProjectConfig:
+    """`config` with dotted-key overrides (`{"rollouts.k": 8}`) applied and the result validated again, so a bad
+    value fails with the field's dotted name and its allowed range; `None` values are ignored (not overridden)."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"{origin}: unknown key {dotted!r}")
+            node = node[part]
+        if leaf not in node:
+            raise ConfigError(f"{origin}: unknown key {dotted!r}")
+        node[leaf] = value
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {_format_validation(exc)}") from None
 
 
 def resolve_data_root(config: ProjectConfig, override: str | None = None) -> DataRoot:

@@ -1,0 +1,53 @@
+"""Per-run knobs (`dg.Config`) override gradus.yaml for one run, and a bad value names the field and range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from assets import problems, rollouts
+from assets.run_config import ProblemsRun, RolloutsRun
+from pipelines.resources import build_resources
+from scoring.storage import DataRoot
+
+
+def _config(tmp_path: Path) -> Path:
+    config = {
+        "data_root": str(tmp_path / "root"),
+        "sources": {
+            "procedural": [
+                {"family": "arithmetic", "levels": [1, 2], "per_level": 3, "seed": 0},
+                {"family": "fractions", "levels": [1], "per_level": 3, "seed": 0},
+            ]
+        },
+    }
+    path = tmp_path / "gradus.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_problems_run_config_narrows_families_and_counts(tmp_path: Path) -> None:
+    resources = build_resources(_config(tmp_path))
+    assert dg.materialize([problems], resources=resources).success
+    assert DataRoot(tmp_path / "root").read_table("problems").num_rows == 9
+    run_config = dg.RunConfig({"problems": ProblemsRun(families=["arithmetic"], per_level=1)})
+    result = dg.materialize([problems], resources=resources, run_config=run_config)
+    table = DataRoot(tmp_path / "root").read_table("problems")
+    assert set(table.column("family").to_pylist()) == {"arithmetic"} and table.num_rows == 2
+    assert result.asset_materializations_for_node("problems")[0].metadata["dagster/row_count"].value == 2
+
+
+@pytest.mark.parametrize(
+    ("asset", "run_config", "message"),
+    [
+        (problems, {"problems": ProblemsRun(families=["geometry"])}, r"families \['geometry'\] are not configured"),
+        (problems, {"problems": ProblemsRun(per_level=-1)}, r"sources.procedural.0.per_level: Input should be greater"),
+        (rollouts, {"rollouts": RolloutsRun(k=5000)}, r"rollouts.k: Input should be less than or equal to 1024"),
+    ],
+)
+def test_bad_run_config_names_the_field(tmp_path: Path, asset, run_config: dict, message: str) -> None:
+    with pytest.raises(Exception, match=message):
+        dg.materialize([asset], resources=build_resources(_config(tmp_path)), run_config=dg.RunConfig(run_config))
