@@ -25,6 +25,7 @@ def test_definitions_load_and_every_job_resolves() -> None:
         "predictor",
         "irt",
         "curriculum_shards",
+        "trainer_exports",
     }
     for job_name in ("build_all", "regrade"):
         job = defs.resolve_job_def(job_name)
