@@ -10,6 +10,7 @@ from assets.pool import contamination, duplicates
 from assets.predictor import predictor
 from assets.problems import problems
 from assets.rollouts import rollouts
+from assets.trainer import trainer
 
 ALL_ASSETS = [
     problems,
@@ -22,6 +23,7 @@ ALL_ASSETS = [
     irt,
     curriculum_shards,
     trainer_exports,
+    trainer,
 ]
 
 ALL_CHECKS = [no_contaminated_problems_in_shards, *DATA_CHECKS]
@@ -38,5 +40,6 @@ __all__ = [
     "predictor",
     "problems",
     "rollouts",
+    "trainer",
     "trainer_exports",
 ]

@@ -1,5 +1,5 @@
 """The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, dedup, decontamination,
-curriculum, exports, regeneration.
+curriculum, exports, regeneration, trainer.
 
 Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
 """
@@ -23,6 +23,7 @@ from scoring.grading import GradingConfig
 from scoring.pool import DecontaminationConfig
 from scoring.rollouts import RolloutConfig
 from scoring.storage import DataRoot, safe_name
+from scoring.trainer import TrainerConfig
 from scoring.verify import VerifyConfig
 from synthesis.sources import SourcesConfig
 
@@ -58,6 +59,7 @@ class ProjectConfig(BaseModel):
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
     regeneration: RegenerationConfig = Field(default_factory=RegenerationConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
 
 

@@ -240,6 +240,48 @@ CONTAMINATION = pa.schema(
     ]
 )
 
+# The trainer (`scoring/trainer.py`): per optimizer step, which curriculum positions each step consumed, and every
+# sampled completion. The stored tables add the student and the run id (partitioned by both).
+TRAINER_STEPS = pa.schema(
+    [
+        ("step", pa.int32()),
+        ("epoch", pa.int32()),
+        ("loss", pa.float64()),
+        ("reward_mean", pa.float64()),
+        ("reward_std", pa.float64()),
+        ("correct", pa.int32()),
+        ("rollouts", pa.int32()),
+        ("completion_tokens_mean", pa.float64()),
+        ("grad_norm", pa.float64()),
+        ("learning_rate", pa.float64()),
+        ("seconds", pa.float64()),
+        ("cpu_seconds", pa.float64()),
+    ]
+)
+TRAINER_CONSUMPTION = pa.schema(
+    [("step", pa.int32()), ("epoch", pa.int32()), ("position", pa.int32()), ("problem_id", pa.string())]
+)
+TRAINER_ROLLOUTS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("position", pa.int32()),
+        ("step", pa.int32()),
+        ("sample_index", pa.int32()),
+        ("completion", pa.string()),
+        ("extracted_answer", pa.string()),
+        ("correct", pa.bool_()),
+        ("verdict", pa.string()),
+        ("verdict_reason", pa.string()),
+        ("verifier_version", pa.string()),
+        ("verifier_rule", pa.string()),
+        ("completion_tokens", pa.int32()),
+        ("reward", pa.float64()),
+    ]
+)
+_RUN_COLUMNS = [("student_id", pa.string()), ("run_id", pa.string())]
+TRAINING_STEPS = pa.schema([*_RUN_COLUMNS, *TRAINER_STEPS])
+TRAINING_CONSUMPTION = pa.schema([*_RUN_COLUMNS, *TRAINER_CONSUMPTION])
+
 TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
     "rejects": REJECTS,
@@ -256,6 +298,8 @@ TABLES: dict[str, pa.Schema] = {
     "irt_students": IRT_STUDENTS,
     "duplicates": DUPLICATES,
     "contamination": CONTAMINATION,
+    "training_steps": TRAINING_STEPS,
+    "training_consumption": TRAINING_CONSUMPTION,
 }
 
 

@@ -6,15 +6,23 @@ under the data root: `exports/<student>/<strategy>/<format>/` and `runs/<student
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 
 from scoring.config import ProjectConfig
-from scoring.curriculum import CurriculumReader
+from scoring.curriculum import MANIFEST, CurriculumReader
+from scoring.difficulty import grade_rollouts
 from scoring.exports import export
+from scoring.grade_stages import register_revisions
+from scoring.schemas import ROLLOUT_KEY, ROLLOUTS, TRAINING_CONSUMPTION, TRAINING_STEPS, to_table
 from scoring.stages import StageSummary, curriculum_dir
 from scoring.storage import DataRoot
+from scoring.trainer import METHOD as TRAIN_METHOD
+from scoring.trainer import TrainingRun, train_on_curriculum
 
 
 def exports_dir(config: ProjectConfig, root: DataRoot) -> Path:
@@ -40,3 +48,97 @@ def build_exports(config: ProjectConfig, root: DataRoot) -> StageSummary:
         }
     )
     return StageSummary(table, {"rows": rows, "formats": len(results)}, path=out_dir)
+
+
+# --- the trainer ----------------------------------------------------------------------------------------------------
+
+
+def training_student_id(config: ProjectConfig) -> str:
+    """The student whose evidence training rollouts are: the policy being trained, one revision per run."""
+    return f"{config.student.id}-train"
+
+
+def training_run_id(config: ProjectConfig, manifest_sha256: str) -> str:
+    """Content address of a training run: the trainer config and the exact curriculum it consumes."""
+    trainer = config.trainer.model_dump(exclude={"enabled"})
+    payload = json.dumps({"trainer": trainer, "curriculum": manifest_sha256}, sort_keys=True)
+    return f"{TRAIN_METHOD}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def training_evidence(run: TrainingRun, student_id: str, run_id: str, config: ProjectConfig) -> pa.Table:
+    """Training rollouts as `rollouts` rows of the training student (revision = run id): each problem's samples
+    numbered in the order they were drawn, so repeated epochs never collide."""
+    sampling = (
+        f"train-{hashlib.sha256(json.dumps(config.trainer.model_dump(), sort_keys=True).encode()).hexdigest()[:16]}"
+    )
+    drawn: Counter[str] = Counter()
+    rows = []
+    for row in sorted(run.rollouts.to_pylist(), key=lambda r: (r["step"], r["position"], r["sample_index"])):
+        index = drawn[row["problem_id"]]
+        drawn[row["problem_id"]] += 1
+        rows.append(
+            {
+                "problem_id": row["problem_id"],
+                "student_id": student_id,
+                "student_revision": run_id,
+                "sampling_hash": sampling,
+                "sample_index": index,
+                "completion": row["completion"],
+                "extracted_answer": row["extracted_answer"],
+                "verdict": row["verdict"],
+                "verdict_reason": row["verdict_reason"],
+                "verifier_version": row["verifier_version"],
+                "verifier_rule": row["verifier_rule"],
+                "completion_tokens": row["completion_tokens"],
+                "finish_reason": f"train_step_{row['step']}",
+            }
+        )
+    return to_table(rows, ROLLOUTS)
+
+
+def build_trainer(config: ProjectConfig, root: DataRoot, *, progress: bool = True) -> StageSummary:
+    """Train on the current curriculum in order (GRPO + LoRA, `scoring/trainer.py`) and write back what happened:
+    `training_steps` and `training_consumption` per run, and the training rollouts as evidence — `rollouts` and
+    `difficulty` rows of the student `<id>-train`, revision = run id. A run is addressed by its config and the
+    curriculum's manifest, so a rerun with both unchanged reuses the stored run instead of training again."""
+    if not config.trainer.enabled:
+        return StageSummary(to_table([], TRAINING_STEPS), {"steps": 0}, {"note": "trainer.enabled is false"})
+    shard_dir = curriculum_dir(config, root)
+    reader = CurriculumReader(shard_dir)
+    if len(reader) < config.trainer.batch_size:
+        empty = to_table([], TRAINING_STEPS)
+        note = f"curriculum has {len(reader)} problem(s), fewer than one batch of {config.trainer.batch_size}"
+        return StageSummary(empty, {"steps": 0}, {"note": note})
+    manifest_sha = hashlib.sha256((shard_dir / MANIFEST).read_bytes()).hexdigest()
+    run_id = training_run_id(config, manifest_sha)
+    part = {"student": config.student.id, "run": run_id}
+    out_dir = root.path / "runs" / config.student.id / run_id
+    if (out_dir / "adapter" / "run.json").is_file() and root.table_path("training_steps", part).exists():
+        steps = root.read_table("training_steps", part)
+        return StageSummary(steps, {"steps": steps.num_rows, "reused": 1}, {"run_id": run_id}, path=out_dir)
+    run = train_on_curriculum(
+        shard_dir, config.trainer, root.models_dir, out_dir, progress=progress, problems=root.read_table("problems")
+    )
+    tag = {"student_id": config.student.id, "run_id": run_id}
+    steps = pa.Table.from_pylist([tag | r for r in run.steps.to_pylist()], schema=TRAINING_STEPS)
+    consumption = pa.Table.from_pylist([tag | r for r in run.consumption.to_pylist()], schema=TRAINING_CONSUMPTION)
+    # evidence first, the run's own tables last: their presence marks the run complete for a rerun
+    student = training_student_id(config)
+    evidence_part = {"student": student}
+    evidence = training_evidence(run, student, run_id, config)
+    root.upsert_table("rollouts", evidence, ROLLOUT_KEY, evidence_part)
+    graded = grade_rollouts(root.read_table("rollouts", evidence_part), bands=config.grading.bands)
+    root.write_table("difficulty", graded, evidence_part)
+    register_revisions(root, graded, config.trainer.model, evidence_part)
+    root.write_table("training_consumption", consumption, part)
+    path = root.write_table("training_steps", steps, part)
+    correct = sum(r["correct"] for r in run.rollouts.to_pylist())
+    counts = {"steps": steps.num_rows, "consumed": consumption.num_rows, "rollouts": run.rollouts.num_rows}
+    counts |= {"correct": correct, "unconsumed": len(run.unconsumed)}
+    figures = {
+        "run_id": run_id,
+        "seconds": run.seconds,
+        "load_seconds": run.load_seconds,
+        "adapter": str(run.adapter_dir),
+    }
+    return StageSummary(steps, counts, figures, path=path)

