@@ -11,6 +11,9 @@ trainer stage's input). Strategies are offline schedules, each named and version
   the family), each category easy→hard inside, so no category dominates any stretch of the curriculum.
 - `mixed_sources`: a smooth weighted round-robin over sources in the configured proportions (`source_mix`);
   problems beyond a source's share are excluded as `over_quota`, so the proportions hold over the whole run.
+- `cures`: CurES's prompt distribution (methods §4, Zeng et al., arXiv 2510.01037): ρ(x) ∝ exp(sqrt(p(1−p))/τ)
+  with p the posterior mean; the order is a seeded draw without replacement from ρ (Efraimidis–Spirakis keys),
+  so medium problems tend to come first, and `weight` is ρ(x)·N (mean 1) for trainers that sample by weight.
 
 Every strategy first excludes problems with no learning signal: every rollout solved (k = n) or none did
 (k = 0) — `../shared/methods.md` §1.3, §15.4 (Skywork-OR1's 0 < k < n rule) — and ungraded ones, each written to
@@ -43,7 +46,7 @@ MANIFEST_VERSION = 2
 STRATEGY_VERSION = "v1"
 HISTOGRAM_BINS = 10
 
-StrategyName = Literal["easy_to_hard", "staged", "balanced_band", "skill_balanced", "mixed_sources"]
+StrategyName = Literal["easy_to_hard", "staged", "balanced_band", "skill_balanced", "mixed_sources", "cures"]
 
 
 class LengthBudget(BaseModel):
@@ -82,7 +85,10 @@ class CurriculumConfig(BaseModel):
     source_mix: dict[str, float] = Field(
         default_factory=dict, description="mixed_sources: source → share (normalized); unlisted sources excluded"
     )
-    seed: int = Field(0, ge=0, description="staged: the within-stage shuffle")
+    seed: int = Field(0, ge=0, description="staged: the within-stage shuffle; cures: the draw from ρ")
+    cures_temperature: float = Field(
+        0.1, gt=0.0, le=10.0, description="cures: τ in exp(sqrt(p(1-p))/τ) (ours; the paper tunes τ)"
+    )
     length_budget: LengthBudget | None = Field(None, description="write a decaying token_budget column")
 
     @model_validator(mode="after")
@@ -209,12 +215,27 @@ def _mixed_sources(rows: list[dict[str, Any]], config: CurriculumConfig) -> Orde
     return _weighted_round_robin(kept, shares), dropped
 
 
+def _cures(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    ordered = sorted(rows, key=lambda r: r["problem_id"])
+    if not ordered:
+        return [], []
+    value = np.array([math.sqrt(r["post_mean"] * (1.0 - r["post_mean"])) for r in ordered]) / config.cures_temperature
+    rho = np.exp(value - value.max())
+    rho /= rho.sum()
+    # Efraimidis–Spirakis: sorting by u^(1/w) descending is a weighted draw without replacement
+    keys = np.random.default_rng(config.seed).random(len(ordered)) ** (1.0 / rho)
+    for row, share in zip(ordered, rho, strict=True):
+        row["weight"] = round(float(share * len(ordered)) * row["weight"], 12)
+    return [ordered[i] for i in np.argsort(-keys, kind="stable")], []
+
+
 STRATEGY_ORDER = {
     "easy_to_hard": "post_mean descending (easy to hard), ties by problem_id",
     "staged": "stages by stage_bounds, easy first; seeded shuffle within a stage",
     "balanced_band": "posterior mean inside band, closest to 0.5 first, ties by problem_id",
     "skill_balanced": "smooth round-robin over categories, each easy to hard",
     "mixed_sources": "smooth weighted round-robin over sources by source_mix, each easy to hard",
+    "cures": "seeded draw without replacement from rho(x) ~ exp(sqrt(p(1-p))/tau)",
 }
 
 STRATEGIES: dict[str, Callable[[list[dict[str, Any]], CurriculumConfig], Ordered]] = {
@@ -223,6 +244,7 @@ STRATEGIES: dict[str, Callable[[list[dict[str, Any]], CurriculumConfig], Ordered
     "balanced_band": _balanced_band,
     "skill_balanced": _skill_balanced,
     "mixed_sources": _mixed_sources,
+    "cures": _cures,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -222,3 +223,17 @@ def test_manifest_agrees_with_shards_and_reader_resumes_and_names_a_missing_shar
 def test_bad_curriculum_config_names_the_field(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CurriculumConfig(**fields)
+
+
+def test_cures_weights_follow_the_gradient_bound_and_medium_problems_lead() -> None:
+    problems, grades = _tables({f"p{i:02d}": 1 + i % 7 for i in range(70)}, n=8)  # post_mean 0.2 .. 0.8
+    config = CurriculumConfig(strategy="cures", cures_temperature=0.05, seed=3)
+    rows = plan_curriculum(problems, grades, student_id="s", config=config).ordered.to_pylist()
+    # weight = N·ρ(x), ρ ∝ exp(sqrt(p(1−p))/τ): hand-compute for p = 0.5 against p = 0.2
+    ratio = math.exp((math.sqrt(0.25) - math.sqrt(0.2 * 0.8)) / 0.05)
+    by_p = {round(r["post_mean"], 3): r["weight"] for r in rows}
+    assert by_p[0.5] / by_p[0.2] == pytest.approx(ratio) and sum(r["weight"] for r in rows) == pytest.approx(70)
+    first, last = rows[:20], rows[-20:]
+    assert sum(abs(r["post_mean"] - 0.5) for r in first) < sum(abs(r["post_mean"] - 0.5) for r in last)
+    again = plan_curriculum(problems, grades, student_id="s", config=config).ordered.to_pylist()
+    assert [r["problem_id"] for r in again] == [r["problem_id"] for r in rows]
