@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.metadata import counts_metadata, histogram_markdown, table_metadata
+from assets.metadata import counts_metadata, histogram_markdown, per_group_markdown, table_metadata
 from assets.resources import (
     CatalogResource,
     DataRootResource,
@@ -42,6 +42,8 @@ def curriculum_shards(
             "difficulty_histogram": dg.MetadataValue.md(
                 histogram_markdown(summary.table.column("difficulty").to_pylist(), label="difficulty")
             ),
+            "per_family": dg.MetadataValue.md(per_group_markdown(summary.table, "family", "post_mean")),
+            "per_stage": dg.MetadataValue.md(per_group_markdown(summary.table, "stage", "post_mean")),
             "catalog_views": dg.MetadataValue.text(", ".join(views)),
             "shard_dir": dg.MetadataValue.path(str(summary.path)),
         }

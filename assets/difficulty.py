@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.metadata import counts_metadata, histogram_markdown, table_metadata
+from assets.metadata import counts_metadata, histogram_markdown, per_group_markdown, table_metadata
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from assets.run_config import DifficultyRun
 from scoring.stages import build_difficulty
@@ -35,6 +35,7 @@ def difficulty(
             **counts_metadata(summary.counts),
             **counts_metadata({f"band_{b}": bands.count(b) for b in sorted(set(bands))}),
             **counts_metadata({f"stopped_{r}": stops.count(r) for r in sorted(set(stops))}),
+            "per_family": dg.MetadataValue.md(per_group_markdown(summary.table, "family", "pass_rate")),
             "pass_rate_histogram": dg.MetadataValue.md(
                 histogram_markdown(summary.table.column("pass_rate").to_pylist())
             ),

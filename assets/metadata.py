@@ -50,3 +50,17 @@ def counts_metadata(counts: dict[str, int | float | str]) -> dict[str, dg.Metada
         else:
             out[key] = dg.MetadataValue.float(float(value))
     return out
+
+
+def per_group_markdown(table: pa.Table, by: str, value: str, *, label: str | None = None) -> str:
+    """A markdown table with, per value of `by`: rows, and the mean, min and max of `value`."""
+    groups: dict[str, list[float]] = {}
+    for key, number in zip(table.column(by).to_pylist(), table.column(value).to_pylist(), strict=True):
+        if number is not None:
+            groups.setdefault(str(key), []).append(float(number))
+    name = label or value
+    lines = [f"| {by} | rows | mean {name} | min | max |", "|---|---:|---:|---:|---:|"]
+    for key, numbers in sorted(groups.items()):
+        mean = sum(numbers) / len(numbers)
+        lines.append(f"| {key} | {len(numbers)} | {mean:.3f} | {min(numbers):.3f} | {max(numbers):.3f} |")
+    return "\n".join(lines)

@@ -70,7 +70,10 @@ def test_first_run_grades_with_real_rollouts(first_run: Run) -> None:
     meta = _meta(first_run.first, "rollouts")
     assert meta["rollouts_this_run"] == 7 * 4
     assert meta["model_calls"] + meta["cache_hits"] == 28
-    assert "pass_rate_histogram" in _meta(first_run.first, "difficulty")
+    difficulty_meta = _meta(first_run.first, "difficulty")
+    assert "pass_rate_histogram" in difficulty_meta
+    assert "| arithmetic | 6 |" in difficulty_meta["per_family"] and "| gsm8k | 1 |" in difficulty_meta["per_family"]
+    assert "| stage |" in _meta(first_run.first, "curriculum_shards")["per_stage"]
     with duckdb.connect(str(first_run.root / "catalog.duckdb"), read_only=True) as con:
         by_level = dict(
             con.execute(
