@@ -65,6 +65,12 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
     print(f"\ngradus: done. model calls {calls}, cache hits {hits}")
     print(f"  tables:   {root.tables_dir}")
     print(f"  shards:   {root.shards_dir / config.student.id}")
+    print(f"  exports:  {root.path / 'exports' / config.student.id}  (verl, trl, hf_dataset)")
+    trained = {k: v.value for k, v in result.asset_materializations_for_node("trainer")[0].metadata.items()}
+    if "run_id" in trained:
+        print(f"  trainer:  run {trained['run_id']}, consumed positions {trained.get('consumption_order', '')}")
+    else:
+        print(f"  trainer:  {trained.get('note', 'did not train')}")
     print(f"  catalog:  {root.catalog_path}   (duckdb {root.catalog_path} -c 'select * from difficulty')")
     with duckdb.connect(str(root.catalog_path), read_only=True) as con:
         print("\n" + SAMPLE_QUERY + ";")
