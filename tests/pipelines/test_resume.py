@@ -29,22 +29,27 @@ def _cached(cache: Path) -> int:
         return 0  # the table is being created
 
 
-def test_sigkill_during_rollouts_then_resume(session_root: Path, tmp_path: Path) -> None:
+def _project(session_root: Path, tmp_path: Path, config: dict) -> tuple[Path, Path, str, dict[str, str]]:
+    """A data root reusing the session's assembled model, the config written beside it, the `gradus` CLI and an
+    environment with a private DAGSTER_HOME: (root, config path, gradus, env)."""
     root = tmp_path / "root"
     root.mkdir()
     ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
     (root / "models").symlink_to(session_root / "models")  # reuse the assembled model file
+    config_path = tmp_path / "gradus.yaml"
+    config_path.write_text(yaml.safe_dump({"data_root": str(root), **config}))
+    gradus = str(Path(sys.executable).parent / "gradus")
+    return root, config_path, gradus, {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+
+
+def test_sigkill_during_rollouts_then_resume(session_root: Path, tmp_path: Path) -> None:
     config = {
-        "data_root": str(root),
         "student": {"id": "resume-test", "engine": {"model": SMALL_MODEL, "n_ctx": 512}},
         "sources": {"procedural": [{"family": "arithmetic", "levels": [1, 2], "per_level": 2, "seed": 7}]},
         "rollouts": {"k": 2, "max_tokens": 48, "seed": 1},
         "curriculum": {"shard_size": 2},
     }
-    config_path = tmp_path / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    gradus = str(Path(sys.executable).parent / "gradus")
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    root, config_path, gradus, env = _project(session_root, tmp_path, config)
     cache = root / "cache" / "completions.sqlite"
 
     proc = subprocess.Popen(
@@ -74,22 +79,14 @@ def test_sigkill_during_rollouts_then_resume(session_root: Path, tmp_path: Path)
 
 
 def test_sigkill_during_adaptive_grading_resumes_from_stored_rounds(session_root: Path, tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
-    ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    (root / "models").symlink_to(session_root / "models")
     config = {
-        "data_root": str(root),
         "student": {"id": "resume-adaptive", "engine": {"model": SMALL_MODEL, "n_ctx": 512}},
         "sources": {"procedural": [{"family": "arithmetic", "levels": [1, 2, 3], "per_level": 2, "seed": 11}]},
         "rollouts": {"max_tokens": 24, "seed": 2, "prompt": "answer_only_v1"},
         "grading": {"mode": "adaptive", "adaptive": {"min_k": 2, "max_k": 4, "round_size": 1}},
         "curriculum": {"shard_size": 2},
     }
-    config_path = tmp_path / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    gradus = str(Path(sys.executable).parent / "gradus")
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    root, config_path, gradus, env = _project(session_root, tmp_path, config)
     cache = root / "cache" / "completions.sqlite"
     stored = root / "tables" / "rollouts" / "student=resume-adaptive" / "data.parquet"
 
