@@ -1,7 +1,5 @@
 """Asset checks: data quality of the stored tables and the published shards (the logic is in scoring/checks.py)."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
@@ -41,9 +39,13 @@ difficulty_schema = _schema_check("difficulty", "difficulty")
     description="Every shard matches the manifest (sha256, rows, positions) and the shard schema.",
 )
 def shards_match_manifest(
-    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    context: dg.AssetCheckExecutionContext,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    config, root = effective_config(project, student), data_root.root()
+    root = data_root.root()
+    config = effective_config(project, student, context, root)
     return _result(shard_conformance(curriculum_dir(config, root)), dg.AssetCheckSeverity.ERROR)
 
 
@@ -51,9 +53,13 @@ def shards_match_manifest(
     asset="curriculum_shards", description="Every curriculum row has a reference answer for the trainer's reward."
 )
 def answers_in_shards(
-    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    context: dg.AssetCheckExecutionContext,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    config, root = effective_config(project, student), data_root.root()
+    root = data_root.root()
+    config = effective_config(project, student, context, root)
     return _result(answers_present(curriculum_dir(config, root)), dg.AssetCheckSeverity.ERROR)
 
 
@@ -62,9 +68,13 @@ def answers_in_shards(
     description="Every curriculum problem is graded for the configured student, revision, sampling and verifier.",
 )
 def curriculum_is_graded(
-    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    context: dg.AssetCheckExecutionContext,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    config, root = effective_config(project, student), data_root.root()
+    root = data_root.root()
+    config = effective_config(project, student, context, root)
     outcome = difficulty_coverage(curriculum_dir(config, root), current_grades(config, root))
     return _result(outcome, dg.AssetCheckSeverity.ERROR)
 

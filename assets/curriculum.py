@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.metadata import counts_metadata, histogram_markdown, per_group_markdown, table_metadata
+from assets.partitions import STUDENTS
 from assets.resources import (
     CatalogResource,
     DataRootResource,
@@ -18,18 +19,21 @@ from scoring.stages import build_curriculum, curriculum_dir
 
 @dg.asset(
     group_name="curriculum",
+    partitions_def=STUDENTS,
     kinds={"python", "parquet", "duckdb"},
     deps=["difficulty"],
     description="Curriculum-ordered shards (easy→hard by posterior mean); signal-free problems excluded.",
 )
 def curriculum_shards(
+    context: dg.AssetExecutionContext,
     config: CurriculumRun,
     project: ProjectResource,
     data_root: DataRootResource,
     student: StudentEngineResource,
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
-    summary = build_curriculum(config.apply(effective_config(project, student)), data_root.root())
+    root = data_root.root()
+    summary = build_curriculum(config.apply(effective_config(project, student, context, root)), root)
     views = catalog.refresh()
     return dg.MaterializeResult(
         metadata={
@@ -56,9 +60,13 @@ def curriculum_shards(
     description="No problem that matches a benchmark (the `contamination` table) is in the published shards.",
 )
 def no_contaminated_problems_in_shards(
-    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    context: dg.AssetCheckExecutionContext,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    config, root = effective_config(project, student), data_root.root()
+    root = data_root.root()
+    config = effective_config(project, student, context, root)
     shard_ids = [str(row["problem_id"]) for row in CurriculumReader(curriculum_dir(config, root)).rows()]
     leaked = contaminated_in_shards(root, shard_ids)
     return dg.AssetCheckResult(

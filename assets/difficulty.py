@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.metadata import counts_metadata, histogram_markdown, per_group_markdown, table_metadata
+from assets.partitions import STUDENTS
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from assets.run_config import DifficultyRun
 from scoring.stages import build_difficulty
@@ -10,18 +11,21 @@ from scoring.stages import build_difficulty
 
 @dg.asset(
     group_name="grading",
+    partitions_def=STUDENTS,
     kinds={"python", "parquet"},
     deps=["rollouts"],
     description="Difficulty per (problem, student, revision, sampling config, verifier): methods.md §1.",
 )
 def difficulty(
+    context: dg.AssetExecutionContext,
     config: DifficultyRun,
     project: ProjectResource,
     data_root: DataRootResource,
     student: StudentEngineResource,
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
-    summary = build_difficulty(config.apply(effective_config(project, student)), data_root.root())
+    root = data_root.root()
+    summary = build_difficulty(config.apply(effective_config(project, student, context, root)), root)
     bands = summary.table.column("band").to_pylist()
     stops = summary.table.column("stop_reason").to_pylist()
     catalog.refresh()  # publish the new tables and views to DuckDB

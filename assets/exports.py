@@ -1,24 +1,28 @@
 """Asset `trainer_exports`: the curriculum in verl's, TRL's and Hugging Face datasets' layouts, in order."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from assets.metadata import counts_metadata, preview_markdown
+from assets.partitions import STUDENTS
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from scoring.train_stages import build_exports
 
 
 @dg.asset(
     group_name="curriculum",
+    partitions_def=STUDENTS,
     kinds={"python", "parquet"},
     deps=["curriculum_shards"],
     description="Curriculum shards exported for trainers: verl RL Parquet, TRL conversational Parquet, HF dataset.",
 )
 def trainer_exports(
-    project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    context: dg.AssetExecutionContext,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
 ) -> dg.MaterializeResult:
-    summary = build_exports(effective_config(project, student), data_root.root())
+    root = data_root.root()
+    summary = build_exports(effective_config(project, student, context, root), root)
     metadata = {**counts_metadata(summary.counts), **counts_metadata(summary.figures)}
     if summary.table.num_rows:
         metadata["exports"] = dg.MetadataValue.md(preview_markdown(summary.table, summary.table.column_names, 10, 90))

@@ -13,9 +13,12 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
+from assets.partitions import partition_of
 from engines import Engine, EngineConfig
 from engines.config import build_engine
-from scoring.config import ProjectConfig, StudentConfig, load_config
+from engines.errors import ConfigError
+from scoring.checkpoints import REGISTRY, registered_model
+from scoring.config import ProjectConfig, StudentConfig, load_config, resolve_data_root
 from scoring.storage import DataRoot
 
 
@@ -56,9 +59,25 @@ class StudentEngineResource(dg.ConfigurableResource):
         fields = self.model_dump(exclude={"student_id"})
         return StudentConfig(id=self.student_id, engine=EngineConfig(**fields))
 
+    def for_partition(self, root: DataRoot, student_id: str | None) -> StudentConfig:
+        """The student a run grades: this resource's, or — for another partition key — the checkpoint registered
+        under that id, served with this resource's engine settings (a .gguf on the embedded backend)."""
+        configured = self.student_config()
+        if student_id is None or student_id == configured.id:
+            return configured
+        model = registered_model(root, student_id)
+        if model is None:
+            raise ConfigError(
+                f"student partition {student_id!r} is neither the configured student {configured.id!r} nor a "
+                f"checkpoint registered in {root.path / REGISTRY}"
+            )
+        backend = "embedded" if model.endswith(".gguf") else configured.engine.backend
+        engine = configured.engine.model_copy(update={"model": model, "backend": backend})
+        return StudentConfig(id=student_id, engine=EngineConfig.model_validate(engine.model_dump()))
+
     @contextmanager
-    def open(self, root: DataRoot) -> Iterator[Engine]:
-        engine = build_engine(self.student_config().engine, root.models_dir, root.cache_path)
+    def open(self, root: DataRoot, student: StudentConfig | None = None) -> Iterator[Engine]:
+        engine = build_engine((student or self.student_config()).engine, root.models_dir, root.cache_path)
         try:
             yield engine
         finally:
@@ -82,6 +101,15 @@ class CatalogResource(dg.ConfigurableResource):
             con.close()
 
 
-def effective_config(project: ProjectResource, student: StudentEngineResource) -> ProjectConfig:
-    """The project config with the student taken from the (possibly overridden) engine resource."""
-    return project.load().model_copy(update={"student": student.student_config()})
+def effective_config(
+    project: ProjectResource,
+    student: StudentEngineResource,
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext | None = None,
+    root: DataRoot | None = None,
+) -> ProjectConfig:
+    """The project config with the student of this run: the partition's (see `assets/partitions.py`), else the
+    (possibly overridden) engine resource's. `root` is where registered checkpoints are looked up."""
+    config = project.load()
+    partition = partition_of(context) if context is not None else None
+    chosen = student.for_partition(root or resolve_data_root(config), partition)
+    return config.model_copy(update={"student": chosen})

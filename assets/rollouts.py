@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.metadata import counts_metadata, table_metadata
+from assets.partitions import STUDENTS
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from assets.run_config import RolloutsRun
 from scoring.stages import build_rollouts
@@ -10,15 +11,21 @@ from scoring.stages import build_rollouts
 
 @dg.asset(
     group_name="grading",
+    partitions_def=STUDENTS,
     kinds={"python", "parquet"},
     deps=["contamination"],
     description="K sampled, verified student answers per problem; cached, so reruns cost no model calls.",
 )
 def rollouts(
-    config: RolloutsRun, project: ProjectResource, data_root: DataRootResource, student: StudentEngineResource
+    context: dg.AssetExecutionContext,
+    config: RolloutsRun,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
 ) -> dg.MaterializeResult:
-    settings, root = config.apply(effective_config(project, student)), data_root.root()
-    with student.open(root) as engine:
+    root = data_root.root()
+    settings = config.apply(effective_config(project, student, context, root))
+    with student.open(root, settings.student) as engine:
         summary = build_rollouts(settings, root, engine)
     return dg.MaterializeResult(
         metadata={

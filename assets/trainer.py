@@ -4,12 +4,14 @@ back as evidence (difficulty rows of the student `<id>-train`, one revision per 
 import dagster as dg
 
 from assets.metadata import counts_metadata, preview_markdown
+from assets.partitions import STUDENTS
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from scoring.train_stages import build_trainer
 
 
 @dg.asset(
     group_name="trainer",
+    partitions_def=STUDENTS,
     kinds={"python", "pytorch"},
     deps=["curriculum_shards"],
     description="Trains the student (TRL GRPO + LoRA on CPU by default) on the shards in curriculum order.",
@@ -21,7 +23,8 @@ def trainer(
     student: StudentEngineResource,
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
-    config, root = effective_config(project, student), data_root.root()
+    root = data_root.root()
+    config = effective_config(project, student, context, root)
     summary = build_trainer(config, root)
     catalog.refresh()
     metadata = {**counts_metadata(summary.counts), **counts_metadata(summary.figures)}

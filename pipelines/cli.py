@@ -10,10 +10,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from assets import ALL_ASSETS, ALL_CHECKS
 from engines.config import expected_revision
 from engines.errors import GradusError
-from pipelines.resources import build_resources, default_config_path
+from pipelines.materialize import materialize_project
+from pipelines.resources import default_config_path
 from scoring.config import load_config, resolve_data_root
 from synthesis.families import FAMILIES
 
@@ -44,9 +44,9 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         f"({config.student.engine.backend}: {config.student.engine.model})",
         flush=True,
     )
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        resources=build_resources(config_path, data_root),
+    result = materialize_project(
+        config_path,
+        data_root=data_root,
         instance=_instance(config_path),
         run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "WARNING"}}}},
         raise_on_error=False,

@@ -3,8 +3,9 @@
 - `regrade_schedule` (cron from `regeneration.schedule`): re-grades the pool for the latest registered student
   checkpoint (or the configured student when none is registered) and rebuilds its curriculum.
 - `checkpoint_sensor` (when `regeneration.checkpoints` is set): each tick, finds new checkpoints in the watched
-  directory, registers each as a student (`students.json` under the data root) and launches a re-grade for it;
-  the cursor remembers what was seen, so a checkpoint is launched once.
+  directory, registers each as a student (`students.json` under the data root), adds it as a partition of the
+  student-partitioned assets and launches a re-grade of that partition; the cursor remembers what was seen, so a
+  checkpoint is launched once.
 """
 
 from __future__ import annotations
@@ -15,26 +16,17 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.partitions import STUDENTS
 from engines.errors import ConfigError
 from pipelines.jobs import regrade
 from scoring.checkpoints import latest_student, new_checkpoints, register
-from scoring.config import ProjectConfig, load_config, resolve_data_root
-
-
-def student_run_config(config: ProjectConfig, student_id: str, model: str) -> dict[str, object]:
-    """Run config that points the `student` resource at a checkpoint (a .gguf runs on the embedded backend)."""
-    backend = "embedded" if model.endswith(".gguf") else config.student.engine.backend
-    return {"resources": {"student": {"config": {"student_id": student_id, "model": model, "backend": backend}}}}
+from scoring.config import load_config, resolve_data_root
 
 
 def build_regeneration(config_path: Path) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
     """The schedule and (when configured) the sensor for one project config."""
     config = load_config(config_path)
     settings = config.regeneration
-
-    def latest_run_config() -> dict[str, object]:
-        latest = latest_student(resolve_data_root(load_config(config_path)))
-        return student_run_config(config, latest["student_id"], latest["model"]) if latest else {}
 
     try:
         dg.ScheduleDefinition(name="cron_probe", cron_schedule=settings.schedule.cron, job_name="probe")
@@ -52,10 +44,12 @@ def build_regeneration(config_path: Path) -> tuple[list[dg.ScheduleDefinition], 
         else dg.DefaultScheduleStatus.STOPPED,
         description="Re-grade the pool for the latest student checkpoint and rebuild its curriculum.",
     )
-    def regrade_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        run_config = latest_run_config()
-        student = run_config["resources"]["student"]["config"]["student_id"] if run_config else config.student.id
-        return dg.RunRequest(run_config=run_config, tags={"gradus/student": student})
+    def regrade_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        latest = latest_student(resolve_data_root(load_config(config_path)))
+        student = latest["student_id"] if latest else config.student.id
+        if not context.instance.has_dynamic_partition(STUDENTS.name, student):
+            return dg.SkipReason(f"student {student!r} is not a partition yet: run `gradus run` or add a checkpoint")
+        return dg.RunRequest(partition_key=student, tags={"gradus/student": student})
 
     sensors: list[dg.SensorDefinition] = []
     watch = settings.checkpoints
@@ -84,11 +78,16 @@ def build_regeneration(config_path: Path) -> tuple[list[dg.ScheduleDefinition], 
                 requests.append(
                     dg.RunRequest(
                         run_key=f"{checkpoint.student_id}:{checkpoint.signature}",
-                        run_config=student_run_config(current, checkpoint.student_id, checkpoint.model),
+                        partition_key=checkpoint.student_id,
                         tags={"gradus/student": checkpoint.student_id, "gradus/checkpoint": checkpoint.model},
                     )
                 )
-            return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+            students = sorted({r.partition_key for r in requests if r.partition_key})
+            return dg.SensorResult(
+                run_requests=requests,
+                dynamic_partitions_requests=[STUDENTS.build_add_request(students)],
+                cursor=json.dumps(seen, sort_keys=True),
+            )
 
         sensors.append(checkpoint_sensor)
     return [regrade_schedule], sensors

@@ -128,6 +128,11 @@ def register(root: DataRoot, checkpoint: Checkpoint, when: datetime | None = Non
     return True
 
 
+def registered_model(root: DataRoot, student_id: str) -> str | None:
+    """The checkpoint path registered for `student_id`, or None."""
+    return next((e.get("model") for e in read_registry(root) if e["student_id"] == student_id), None)
+
+
 def latest_student(root: DataRoot) -> dict[str, str] | None:
     """The most recently registered checkpoint's entry, or None when none was registered."""
     entries = read_registry(root)

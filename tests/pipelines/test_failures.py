@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import yaml
 
-from assets import ALL_ASSETS, ALL_CHECKS
-from pipelines.resources import build_resources
+from pipelines.materialize import materialize_project
 from tests.engines.servers import chat_body, scripted_server
 
 
@@ -28,9 +26,7 @@ def test_garbage_server_yields_reject_rows_and_ungraded_exclusions(tmp_path: Pat
         }
         path = tmp_path / "gradus.yaml"
         path.write_text(yaml.safe_dump(config))
-        result = dg.materialize(
-            [*ALL_ASSETS, *ALL_CHECKS], resources=build_resources(path), instance=dg.DagsterInstance.ephemeral()
-        )
+        result = materialize_project(path)
     assert result.success and len(received) == 4
     meta = result.asset_materializations_for_node("rollouts")[0].metadata
     assert meta["verdict_error"].value == 4 and meta["failed_calls"].value == 4
@@ -45,9 +41,7 @@ def test_garbage_server_yields_reject_rows_and_ungraded_exclusions(tmp_path: Pat
     with scripted_server([lambda body: (200, {}, chat_body("\\boxed{1}"))]) as (url, received):
         config["student"]["engine"]["base_url"] = url
         path.write_text(yaml.safe_dump(config))
-        again = dg.materialize(
-            [*ALL_ASSETS, *ALL_CHECKS], resources=build_resources(path), instance=dg.DagsterInstance.ephemeral()
-        )
+        again = materialize_project(path)
     assert again.success and len(received) == 4
     with duckdb.connect(str(tmp_path / "root" / "catalog.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from rollouts").fetchone() == (4,)

@@ -14,8 +14,7 @@ import duckdb
 import pytest
 import yaml
 
-from assets import ALL_ASSETS, ALL_CHECKS
-from pipelines.resources import build_resources
+from pipelines.materialize import materialize_project
 from tests.conftest import SMALL_MODEL
 
 STUDENT = "qwen05-test"
@@ -34,9 +33,7 @@ def _shards(root: Path) -> dict[str, bytes]:
 
 
 def _materialize(config_path: Path) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], resources=build_resources(config_path), instance=dg.DagsterInstance.ephemeral()
-    )
+    return materialize_project(config_path)
 
 
 @pytest.fixture(scope="module")

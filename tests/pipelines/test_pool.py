@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import yaml
 
-from assets import ALL_ASSETS, ALL_CHECKS
 from engines.models import EMBEDDED_MODELS, ensure_model
-from pipelines.resources import build_resources
+from pipelines.materialize import materialize_project
 from scoring.pool import contaminated_in_shards
 from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL
@@ -43,9 +41,7 @@ def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
     }
     config_path = tmp_path / "gradus.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], resources=build_resources(config_path), instance=dg.DagsterInstance.ephemeral()
-    )
+    result = materialize_project(config_path)
     assert result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {

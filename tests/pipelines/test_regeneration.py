@@ -14,6 +14,7 @@ import yaml
 from engines.errors import ConfigError
 from engines.models import EMBEDDED_MODELS, ensure_model
 from pipelines.definitions import build_definitions
+from pipelines.materialize import add_student
 from scoring.checkpoints import read_registry
 from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL
@@ -52,8 +53,7 @@ def test_sensor_launches_each_new_or_changed_checkpoint_once(tmp_path: Path) -> 
     [request] = tick.run_requests
     assert defs.resolve_sensor_def("checkpoint_sensor").job_name == "regrade"
     assert request.tags["gradus/student"] == "step-100"
-    student = request.run_config["resources"]["student"]["config"]
-    assert student == {"student_id": "step-100", "model": str(watched / "step-100.gguf"), "backend": "embedded"}
+    assert request.partition_key == "step-100" and request.tags["gradus/checkpoint"] == str(watched / "step-100.gguf")
     assert [e["student_id"] for e in read_registry(DataRoot(tmp_path / "root"))] == ["step-100"]
 
     assert _tick(defs, instance, tick.cursor).run_requests == [], "the cursor remembers step-100"
@@ -63,10 +63,14 @@ def test_sensor_launches_each_new_or_changed_checkpoint_once(tmp_path: Path) -> 
     assert sorted(r.tags["gradus/student"] for r in again.run_requests) == ["step-100", "step-200"]
     assert len({r.run_key for r in [*tick.run_requests, *again.run_requests]}) == 3
 
-    # the schedule re-grades the most recently registered checkpoint
+    # the schedule re-grades the most recently registered checkpoint, once it is a partition
     schedule = defs.resolve_schedule_def("regrade_schedule")
+    skipped = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+    assert skipped.run_requests == [] and "not a partition yet" in skipped.skip_message
+    for student in ("step-100", "step-200"):
+        add_student(instance, student)
     [scheduled] = schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).run_requests
-    assert scheduled.run_config["resources"]["student"]["config"]["student_id"] in {"step-100", "step-200"}
+    assert scheduled.partition_key in {"step-100", "step-200"}
 
 
 def test_young_checkpoints_wait_and_a_missing_directory_is_named(tmp_path: Path) -> None:
@@ -90,10 +94,15 @@ def test_a_new_checkpoint_is_graded_as_its_own_student(session_root: Path, tmp_p
     (tmp_path / "root" / "models").symlink_to(session_root / "models")
     defs = build_definitions(_project(tmp_path, checkpoints={"directory": str(watched), "min_age_s": 0}))
     instance = dg.DagsterInstance.ephemeral()
-    assert defs.resolve_job_def("build_all").execute_in_process(instance=instance).success
+    add_student(instance, "base")
+    assert defs.resolve_job_def("build_all").execute_in_process(instance=instance, partition_key="base").success
     (watched / "student-v2.gguf").symlink_to(gguf)
-    [request] = _tick(defs, instance, None).run_requests
-    run = defs.resolve_job_def("regrade").execute_in_process(run_config=request.run_config, instance=instance)
+    tick = _tick(defs, instance, None)
+    [request] = tick.run_requests
+    [added] = tick.dynamic_partitions_requests
+    assert added.partitions_def_name == "students" and list(added.partition_keys) == ["student-v2"]
+    add_student(instance, "student-v2")  # what the daemon does with the request
+    run = defs.resolve_job_def("regrade").execute_in_process(partition_key=request.partition_key, instance=instance)
     assert run.success
     root = DataRoot(tmp_path / "root")
     graded = root.read_table("difficulty", {"student": "student-v2"})

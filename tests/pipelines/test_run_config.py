@@ -10,6 +10,7 @@ import yaml
 
 from assets import problems, rollouts
 from assets.run_config import ProblemsRun, RolloutsRun
+from pipelines.materialize import materialize_project
 from pipelines.resources import build_resources
 from scoring.storage import DataRoot
 
@@ -50,4 +51,4 @@ def test_problems_run_config_narrows_families_and_counts(tmp_path: Path) -> None
 )
 def test_bad_run_config_names_the_field(tmp_path: Path, asset, run_config: dict, message: str) -> None:
     with pytest.raises(Exception, match=message):
-        dg.materialize([asset], resources=build_resources(_config(tmp_path)), run_config=dg.RunConfig(run_config))
+        materialize_project(_config(tmp_path), selection=[asset], run_config=dg.RunConfig(run_config))

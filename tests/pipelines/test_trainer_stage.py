@@ -11,7 +11,7 @@ import duckdb
 import yaml
 
 from assets import trainer
-from pipelines.resources import build_resources
+from pipelines.materialize import materialize_project
 from scoring.curriculum import CurriculumReader
 from scoring.schemas import PROBLEMS, to_table
 from scoring.storage import DataRoot
@@ -39,7 +39,7 @@ def test_trainer_asset_consumes_in_order_and_writes_back_evidence(tmp_path: Path
     config_path = tmp_path / "gradus.yaml"
     config_path.write_text(yaml.safe_dump(config))
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([trainer], resources=build_resources(config_path), instance=instance)
+    result = materialize_project(config_path, selection=[trainer], instance=instance)
     assert result.success
     order = [row["position"] for row in CurriculumReader(shard_dir).rows()][:4]
     meta = {k: v.value for k, v in result.asset_materializations_for_node("trainer")[0].metadata.items()}
@@ -62,6 +62,6 @@ def test_trainer_asset_consumes_in_order_and_writes_back_evidence(tmp_path: Path
         rollouts = con.execute("select count(*) from rollouts where student_id = 'tiny-train'").fetchone()
         assert rollouts == (16,)
 
-    again = dg.materialize([trainer], resources=build_resources(config_path), instance=instance)
+    again = materialize_project(config_path, selection=[trainer], instance=instance)
     again_meta = again.asset_materializations_for_node("trainer")[0].metadata
     assert again_meta["reused"].value == 1 and again_meta["run_id"].value == meta["run_id"]
