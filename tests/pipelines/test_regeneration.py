@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -33,17 +34,30 @@ def _project(tmp_path: Path, **regeneration: object) -> Path:
     return path
 
 
-def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None):
+@dataclass
+class Tick:
+    run_requests: list[dg.RunRequest]
+    dynamic_partitions_requests: list[object]
+    cursor: str | None
+    skip_message: str | None
+
+
+def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> Tick:
+    """One sensor evaluation. Called directly: `evaluate_tick` would reject a run for a partition that the same
+    result adds, which the daemon applies first."""
     sensor = defs.resolve_sensor_def("checkpoint_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-    return sensor.evaluate_tick(context)
+    result = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+    if isinstance(result, dg.SkipReason):
+        return Tick([], [], cursor, result.skip_message)
+    return Tick(list(result.run_requests or []), list(result.dynamic_partitions_requests or []), result.cursor, None)
 
 
 def test_sensor_launches_each_new_or_changed_checkpoint_once(tmp_path: Path) -> None:
     watched = tmp_path / "checkpoints"
     watched.mkdir()
     defs = build_definitions(_project(tmp_path, checkpoints={"directory": str(watched), "min_age_s": 0}))
-    instance = dg.DagsterInstance.ephemeral()
+    (tmp_path / "dagster").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))  # schedules read the instance by ref
     first = _tick(defs, instance, None)
     assert first.run_requests == [] and "no new checkpoint" in first.skip_message
 
@@ -65,11 +79,16 @@ def test_sensor_launches_each_new_or_changed_checkpoint_once(tmp_path: Path) -> 
 
     # the schedule re-grades the most recently registered checkpoint, once it is a partition
     schedule = defs.resolve_schedule_def("regrade_schedule")
-    skipped = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
+    skipped = schedule.evaluate_tick(
+        dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+    )
     assert skipped.run_requests == [] and "not a partition yet" in skipped.skip_message
     for student in ("step-100", "step-200"):
         add_student(instance, student)
-    [scheduled] = schedule.evaluate_tick(dg.build_schedule_context(instance=instance)).run_requests
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        [scheduled] = schedule.evaluate_tick(
+            dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def())
+        ).run_requests
     assert scheduled.partition_key in {"step-100", "step-200"}
 
 
