@@ -68,9 +68,11 @@ def training_run_id(config: ProjectConfig, manifest_sha256: str) -> str:
 def training_evidence(run: TrainingRun, student_id: str, run_id: str, config: ProjectConfig) -> pa.Table:
     """Training rollouts as `rollouts` rows of the training student (revision = run id): each problem's samples
     numbered in the order they were drawn, so repeated epochs never collide."""
-    sampling = (
-        f"train-{hashlib.sha256(json.dumps(config.trainer.model_dump(), sort_keys=True).encode()).hexdigest()[:16]}"
+    # what a sample depends on, as grading's sampling hash (the run id already tells the policies apart)
+    knobs = config.trainer.model_dump(
+        include={"model", "temperature", "top_p", "max_completion_tokens", "prompt", "seed"}
     )
+    sampling = f"train-{hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:16]}"
     drawn: Counter[str] = Counter()
     rows = []
     for row in sorted(run.rollouts.to_pylist(), key=lambda r: (r["step"], r["position"], r["sample_index"])):
