@@ -19,4 +19,10 @@ regrade = dg.define_asset_job(
     description="Re-grade the existing pool for the configured student and rebuild its curriculum.",
 )
 
-JOBS = [build_all, regrade]
+export = dg.define_asset_job(
+    "export",
+    selection=dg.AssetSelection.assets("curriculum_shards", "trainer_exports"),
+    description="Rebuild the student's curriculum from its current grades and export it for verl, TRL and HF.",
+)
+
+JOBS = [build_all, regrade, export]

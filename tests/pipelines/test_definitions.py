@@ -28,7 +28,7 @@ def test_definitions_load_and_every_job_resolves() -> None:
         "trainer_exports",
         "trainer",
     }
-    for job_name in ("build_all", "regrade"):
+    for job_name in ("build_all", "regrade", "export"):
         job = defs.resolve_job_def(job_name)
         assert job.name == job_name
     assert set(defs.resolve_job_def("build_all").asset_layer.executable_asset_keys) == {
