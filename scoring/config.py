@@ -22,9 +22,11 @@ from scoring.exports import ExportsConfig
 from scoring.grading import GradingConfig
 from scoring.pool import DecontaminationConfig
 from scoring.rollouts import RolloutConfig
+from scoring.skills import SkillsConfig
 from scoring.storage import DataRoot, safe_name
 from scoring.trainer import TrainerConfig
 from scoring.verify import VerifyConfig
+from synthesis.config import SynthesisConfig
 from synthesis.sources import SourcesConfig
 
 DEFAULT_DATA_ROOT = ".gradus"
@@ -50,7 +52,15 @@ class ProjectConfig(BaseModel):
 
     data_root: str = DEFAULT_DATA_ROOT
     student: StudentConfig = Field(default_factory=StudentConfig)
+    teacher: EngineConfig | None = Field(
+        None, description="the engine that checks, labels and writes problems (default: the student's engine)"
+    )
+    generator: EngineConfig | None = Field(
+        None, description="the engine that samples seed-free questions (ScaleQuest; default: the teacher's engine)"
+    )
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    skills: SkillsConfig = Field(default_factory=SkillsConfig)
     rollouts: RolloutConfig = Field(default_factory=RolloutConfig)
     grading: GradingConfig = Field(default_factory=GradingConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)

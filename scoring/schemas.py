@@ -17,6 +17,9 @@ PROBLEMS = pa.schema(
         ("difficulty_knob", pa.int32()),
         ("source_ref", pa.string()),
         ("metadata", pa.string()),
+        ("parent_id", pa.string()),
+        ("generator_model", pa.string()),
+        ("checks_passed", pa.string()),
     ]
 )
 
@@ -282,6 +285,92 @@ _RUN_COLUMNS = [("student_id", pa.string()), ("run_id", pa.string())]
 TRAINING_STEPS = pa.schema([*_RUN_COLUMNS, *TRAINER_STEPS])
 TRAINING_CONSUMPTION = pa.schema([*_RUN_COLUMNS, *TRAINER_CONSUMPTION])
 
+# LLM-driven synthesis (issue 7). Every candidate a method produced and every filter's decision on it, kept or
+# not, with the reason: nothing a model wrote is silently dropped.
+SYNTHESIS_LOG_KEY = ("method", "round", "stage", "item_id")
+SYNTHESIS_LOG = pa.schema(
+    [
+        ("method", pa.string()),  # scalequest | glan | socratic | restructure | stat_syn
+        ("round", pa.int32()),  # 0 for one-shot methods; the Socratic round otherwise
+        ("stage", pa.string()),  # the step or filter that decided, e.g. "parse", "language", "solvable"
+        ("item_id", pa.string()),  # the candidate's id (a problem_id once it has question+answer)
+        ("parent_id", pa.string()),
+        ("kept", pa.bool_()),
+        ("reason", pa.string()),
+        ("text", pa.string()),  # the candidate (or raw completion), truncated to 2,000 characters
+        ("model", pa.string()),  # the model that wrote the text this decision is about
+        ("prompt_version", pa.string()),
+        ("prompt_tokens", pa.int32()),
+        ("completion_tokens", pa.int32()),
+        ("detail", pa.string()),  # JSON object: votes, scores, pass rates
+    ]
+)
+# Accepted synthesized problems, one partition per method (`method=<name>`); `problems` unions them in.
+SYNTHESIZED_PROBLEMS = pa.schema([*PROBLEMS, ("method", pa.string()), ("round", pa.int32())])
+
+# GLAN (methods §9): each level its own table so a user can inspect and edit it before the next level runs.
+GLAN_DISCIPLINES = pa.schema(
+    [("field", pa.string()), ("sub_field", pa.string()), ("discipline", pa.string()), ("source", pa.string())]
+)
+GLAN_SUBJECTS = pa.schema(
+    [
+        ("discipline", pa.string()),
+        ("subject", pa.string()),
+        ("level", pa.string()),
+        ("subtopics", pa.list_(pa.string())),
+        ("source", pa.string()),
+    ]
+)
+GLAN_SYLLABUS = pa.schema(
+    [
+        ("discipline", pa.string()),
+        ("subject", pa.string()),
+        ("level", pa.string()),
+        ("session_idx", pa.int32()),
+        ("session_title", pa.string()),
+        ("key_concepts", pa.list_(pa.string())),
+        ("source", pa.string()),
+    ]
+)
+
+# Skills (issue 8, methods §7 STAT).
+SKILLS = pa.schema(
+    [("skill_id", pa.string()), ("name", pa.string()), ("definition", pa.string()), ("source", pa.string())]
+)
+PROBLEM_SKILLS_KEY = ("problem_id", "skill_id")
+PROBLEM_SKILLS = pa.schema(
+    [("problem_id", pa.string()), ("skill_id", pa.string()), ("labeler", pa.string()), ("version", pa.string())]
+)
+# Per failed rollout, the skills the teacher says the attempt shows missing (STAT's Missing-Skill-Profile input).
+SKILL_ATTRIBUTIONS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("sample_index", pa.int32()),
+        ("skill_id", pa.string()),
+        ("labeler", pa.string()),
+        ("version", pa.string()),
+    ]
+)
+SKILL_PROFILE = pa.schema(
+    [
+        ("student_id", pa.string()),
+        ("student_revision", pa.string()),
+        ("skill_id", pa.string()),
+        ("n_problems", pa.int32()),
+        ("pass_rate", pa.float64()),
+        ("pass_lo", pa.float64()),
+        ("pass_hi", pa.float64()),
+        ("n_failures", pa.int32()),
+        ("n_fail_attributed", pa.int32()),
+        ("fail_share", pa.float64()),
+        ("fail_share_lo", pa.float64()),
+        ("fail_share_hi", pa.float64()),
+        ("weight", pa.float64()),  # STAT-Sel: the sampling weight the curriculum gives this skill's problems
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
     "rejects": REJECTS,
@@ -300,6 +389,15 @@ TABLES: dict[str, pa.Schema] = {
     "contamination": CONTAMINATION,
     "training_steps": TRAINING_STEPS,
     "training_consumption": TRAINING_CONSUMPTION,
+    "synthesis_log": SYNTHESIS_LOG,
+    "synthesized_problems": SYNTHESIZED_PROBLEMS,
+    "glan_disciplines": GLAN_DISCIPLINES,
+    "glan_subjects": GLAN_SUBJECTS,
+    "glan_syllabus": GLAN_SYLLABUS,
+    "skills": SKILLS,
+    "problem_skills": PROBLEM_SKILLS,
+    "skill_attributions": SKILL_ATTRIBUTIONS,
+    "skill_profile": SKILL_PROFILE,
 }
 
 

@@ -63,15 +63,31 @@ def student_partition(config: ProjectConfig) -> dict[str, str]:
 
 
 def build_problems(config: ProjectConfig, root: DataRoot) -> StageSummary:
-    """Gather the configured sources into the `problems` table; rejected inputs go to `rejects`."""
+    """Gather the configured sources and every accepted synthesized problem into the `problems` table; rejected
+    inputs go to `rejects`."""
     pool, merged = build_pool(config.sources, Path(config.base_dir))
+    seen = {p.problem_id for p in pool.problems}
+    synthesized = 0
+    for row in root.read_all_partitions("synthesized_problems").to_pylist():
+        row.pop("method"), row.pop("round")
+        if row["problem_id"] in seen:
+            merged += 1
+            continue
+        seen.add(row["problem_id"])
+        pool.problems.append(Problem(**row))
+        synthesized += 1
     problems = to_table([_as_row(p) for p in pool.problems], PROBLEMS)
     rejects = to_table([_as_row(r) for r in pool.rejects], REJECTS)
     path = root.write_table("problems", problems)
     root.write_table("rejects", rejects, {"origin": "sources"})
     return StageSummary(
         problems,
-        {"problems": problems.num_rows, "rejects": rejects.num_rows, "merged_duplicates": merged},
+        {
+            "problems": problems.num_rows,
+            "synthesized": synthesized,
+            "rejects": rejects.num_rows,
+            "merged_duplicates": merged,
+        },
         path=path,
     )
 

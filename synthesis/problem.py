@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,6 +38,9 @@ class Problem:
     solution: str | None = None
     difficulty_knob: int | None = None  # the generator's own difficulty setting, when it has one
     metadata: str = "{}"  # JSON object text; free-form per source, never parsed by the pipeline
+    parent_id: str | None = None  # the problem a synthesized variant was written from
+    generator_model: str | None = None  # which model wrote it (synthesized problems only)
+    checks_passed: str | None = None  # JSON list of the checks a synthesized problem passed, e.g. ["agreement"]
 
     @staticmethod
     def create(
@@ -49,6 +53,9 @@ class Problem:
         solution: str | None = None,
         difficulty_knob: int | None = None,
         metadata: dict[str, object] | None = None,
+        parent_id: str | None = None,
+        generator_model: str | None = None,
+        checks_passed: Sequence[str] | None = None,
     ) -> Problem:
         return Problem(
             problem_id=make_problem_id(question, answer),
@@ -60,6 +67,9 @@ class Problem:
             solution=solution,
             difficulty_knob=difficulty_knob,
             metadata=json.dumps(metadata or {}, sort_keys=True),
+            parent_id=parent_id,
+            generator_model=generator_model,
+            checks_passed=json.dumps(list(checks_passed)) if checks_passed is not None else None,
         )
 
 
