@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from engines import ChatRequest, Engine, Message, SamplingParams
+from scoring.rollouts import PROMPT_VERSION, PROMPTS
 from scoring.verify import Verifier, parse_answer
+from synthesis.config import AnswerCheckConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +66,34 @@ def majority_agreement(solutions: Sequence[str], verifier: Verifier, *, min_vote
     if best.accepted:
         return best
     return Agreement(False, best.answer, best.votes, best.k, f"no majority: best answer has {best.votes}/{best.k}")
+
+
+def solution_requests(questions: Sequence[str], config: AnswerCheckConfig, *, seed: int) -> list[ChatRequest]:
+    """k independent solutions per question, with the grading prompt (`solve_boxed_v1`) so answers are boxed."""
+    system, suffix = PROMPTS[PROMPT_VERSION]
+    sampling = SamplingParams(temperature=config.temperature, max_tokens=config.max_tokens, n=config.k, seed=seed)
+    return [ChatRequest((Message("system", system), Message("user", q + suffix)), sampling) for q in questions]
+
+
+def check_answers(
+    items: Sequence[tuple[str, str | None]],
+    engine: Engine,
+    verifier: Verifier,
+    config: AnswerCheckConfig,
+    *,
+    seed: int,
+    progress: bool = True,
+) -> list[Agreement]:
+    """For each `(question, reference answer or None)`: k solutions from `engine`, then `reference_agreement`
+    (or `majority_agreement` when there is no reference). Failed engine calls are left out of k."""
+    completions = engine.generate(
+        solution_requests([q for q, _ in items], config, seed=seed), progress=progress, desc="checking answers"
+    )
+    results = []
+    for (_, reference), group in zip(items, completions, strict=True):
+        texts = [c.text for c in group if c.ok]
+        if reference is None:
+            results.append(majority_agreement(texts, verifier, min_votes=config.min_votes))
+        else:
+            results.append(reference_agreement(reference, texts, verifier, min_votes=config.min_votes))
+    return results
