@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, run_settings
 from scoring.checks import CheckOutcome, answers_present, difficulty_coverage, schema_conformance, shard_conformance
 from scoring.stages import current_grades, curriculum_dir
 
@@ -44,8 +44,7 @@ def shards_match_manifest(
     data_root: DataRootResource,
     student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    root = data_root.root()
-    config = effective_config(project, student, context, root)
+    root, config = run_settings(project, student, data_root, context)
     return _result(shard_conformance(curriculum_dir(config, root)), dg.AssetCheckSeverity.ERROR)
 
 
@@ -58,8 +57,7 @@ def answers_in_shards(
     data_root: DataRootResource,
     student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    root = data_root.root()
-    config = effective_config(project, student, context, root)
+    root, config = run_settings(project, student, data_root, context)
     return _result(answers_present(curriculum_dir(config, root)), dg.AssetCheckSeverity.ERROR)
 
 
@@ -73,8 +71,7 @@ def curriculum_is_graded(
     data_root: DataRootResource,
     student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    root = data_root.root()
-    config = effective_config(project, student, context, root)
+    root, config = run_settings(project, student, data_root, context)
     outcome = difficulty_coverage(curriculum_dir(config, root), current_grades(config, root))
     return _result(outcome, dg.AssetCheckSeverity.ERROR)
 

@@ -10,6 +10,7 @@ from assets.resources import (
     ProjectResource,
     StudentEngineResource,
     effective_config,
+    run_settings,
 )
 from assets.run_config import CurriculumRun
 from scoring.curriculum import CurriculumReader
@@ -65,8 +66,7 @@ def no_contaminated_problems_in_shards(
     data_root: DataRootResource,
     student: StudentEngineResource,
 ) -> dg.AssetCheckResult:
-    root = data_root.root()
-    config = effective_config(project, student, context, root)
+    root, config = run_settings(project, student, data_root, context)
     shard_ids = [str(row["problem_id"]) for row in CurriculumReader(curriculum_dir(config, root)).rows()]
     leaked = contaminated_in_shards(root, shard_ids)
     return dg.AssetCheckResult(

@@ -19,6 +19,7 @@ from engines.config import build_engine
 from engines.errors import ConfigError
 from scoring.checkpoints import REGISTRY, registered_model
 from scoring.config import ProjectConfig, StudentConfig, load_config, resolve_data_root
+from scoring.roles import EngineRoles
 from scoring.storage import DataRoot
 
 
@@ -40,10 +41,9 @@ class DataRootResource(dg.ConfigurableResource):
         return DataRoot(self.path)
 
 
-class StudentEngineResource(dg.ConfigurableResource):
-    """The student model: whose difficulty is graded. Backends: embedded (CPU default), openai, vllm."""
+class EngineResource(dg.ConfigurableResource):
+    """The fields every engine role has (the same as `engines.EngineConfig`): which model, and how to reach it."""
 
-    student_id: str = Field(description="a user-facing name for the student, used in table partitions")
     backend: str = Field("embedded", description="embedded | openai | vllm")
     model: str = Field(description="embedded model name or .gguf path; served model name; vLLM model path")
     model_revision: str | None = Field(None, description="what changes when the model changes (openai/vllm)")
@@ -54,10 +54,32 @@ class StudentEngineResource(dg.ConfigurableResource):
     max_concurrency: int = Field(8, description="openai: requests in flight")
     timeout_s: float = Field(120.0, description="openai: per-request timeout (s)")
     max_retries: int = Field(4, description="openai: attempts per request")
+    tensor_parallel_size: int = Field(1, description="vllm: GPUs per model replica")
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(**self.model_dump(include=set(EngineConfig.model_fields)))
+
+    @classmethod
+    def fields_of(cls, config: EngineConfig) -> dict[str, object]:
+        """The resource fields for an engine config (the inverse of `engine_config`)."""
+        return config.model_dump()
+
+
+class TeacherEngineResource(EngineResource):
+    """The teacher: checks solvability and answers, writes and restructures problems, labels skills."""
+
+
+class GeneratorEngineResource(EngineResource):
+    """The generator: samples seed-free questions (ScaleQuest)."""
+
+
+class StudentEngineResource(EngineResource):
+    """The student model: whose difficulty is graded. Backends: embedded (CPU default), openai, vllm."""
+
+    student_id: str = Field(description="a user-facing name for the student, used in table partitions")
 
     def student_config(self) -> StudentConfig:
-        fields = self.model_dump(exclude={"student_id"})
-        return StudentConfig(id=self.student_id, engine=EngineConfig(**fields))
+        return StudentConfig(id=self.student_id, engine=self.engine_config())
 
     def for_partition(self, root: DataRoot, student_id: str | None) -> StudentConfig:
         """The student a run grades: this resource's, or — for another partition key — the checkpoint registered
@@ -113,3 +135,31 @@ def effective_config(
     partition = partition_of(context) if context is not None else None
     chosen = student.for_partition(root or resolve_data_root(config), partition)
     return config.model_copy(update={"student": chosen})
+
+
+def run_settings(
+    project: ProjectResource,
+    student: StudentEngineResource,
+    data_root: DataRootResource,
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext | None = None,
+) -> tuple[DataRoot, ProjectConfig]:
+    """The data root and the effective project config of this run (the partition's student)."""
+    root = data_root.root()
+    return root, effective_config(project, student, context, root)
+
+
+def with_role_engines(
+    config: ProjectConfig, teacher: TeacherEngineResource, generator: GeneratorEngineResource
+) -> ProjectConfig:
+    """`config` whose teacher and generator are the (possibly launchpad-overridden) role resources'."""
+    return config.model_copy(update={"teacher": teacher.engine_config(), "generator": generator.engine_config()})
+
+
+@contextmanager
+def open_roles(config: ProjectConfig, root: DataRoot) -> Iterator[EngineRoles]:
+    """The run's engines by role, started on first use and stopped after (roles with one config share a model)."""
+    roles = EngineRoles(config, root)
+    try:
+        yield roles
+    finally:
+        roles.close()

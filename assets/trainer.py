@@ -5,7 +5,7 @@ import dagster as dg
 
 from assets.metadata import counts_metadata, preview_markdown
 from assets.partitions import STUDENTS
-from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
+from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, run_settings
 from scoring.train_stages import build_trainer
 
 
@@ -23,8 +23,7 @@ def trainer(
     student: StudentEngineResource,
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
-    root = data_root.root()
-    config = effective_config(project, student, context, root)
+    root, config = run_settings(project, student, data_root, context)
     summary = build_trainer(config, root)
     catalog.refresh()
     metadata = {**counts_metadata(summary.counts), **counts_metadata(summary.figures)}
