@@ -10,9 +10,23 @@ from assets.pool import contamination, duplicates
 from assets.predictor import predictor
 from assets.problems import problems
 from assets.rollouts import rollouts
+from assets.skills import problem_skills, skill_profile, skill_vocabulary, stat_syn_problems
+from assets.synthesis import (
+    glan_problems,
+    glan_syllabus,
+    glan_taxonomy,
+    restructured_problems,
+    scalequest_problems,
+    socratic_problems,
+)
 from assets.trainer import trainer
 
-ALL_ASSETS = [
+# Everything `build_all` and `gradus run` materialize for a student (switched-off methods return at once).
+MAIN_ASSETS = [
+    scalequest_problems,
+    glan_taxonomy,
+    glan_syllabus,
+    glan_problems,
     problems,
     duplicates,
     contamination,
@@ -24,13 +38,21 @@ ALL_ASSETS = [
     curriculum_shards,
     trainer_exports,
     trainer,
+    skill_vocabulary,
+    problem_skills,
+    skill_profile,
+    restructured_problems,
+    stat_syn_problems,
 ]
+# Socratic-Zero rounds are partitioned by round, so they run in their own job.
+ALL_ASSETS = [*MAIN_ASSETS, socratic_problems]
 
 ALL_CHECKS = [no_contaminated_problems_in_shards, *DATA_CHECKS]
 
 __all__ = [
     "ALL_CHECKS",
     "ALL_ASSETS",
+    "MAIN_ASSETS",
     "band_filter",
     "contamination",
     "curriculum_shards",

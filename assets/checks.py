@@ -1,9 +1,13 @@
 """Asset checks: data quality of the stored tables and the published shards (the logic is in scoring/checks.py)."""
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, run_settings
 from scoring.checks import CheckOutcome, answers_present, difficulty_coverage, schema_conformance, shard_conformance
+from scoring.schemas import SHARD
+from scoring.skills import skill_balance
 from scoring.stages import current_grades, curriculum_dir
 
 
@@ -76,6 +80,29 @@ def curriculum_is_graded(
     return _result(outcome, dg.AssetCheckSeverity.ERROR)
 
 
+@dg.asset_check(
+    asset="curriculum_shards",
+    description="No skill holds more than `skills.max_share` of the curriculum (by main skill, or family when "
+    "unlabeled, weighted by each row's STAT-Sel weight). A warning: the run still publishes.",
+)
+def skill_balance_in_shards(
+    context: dg.AssetCheckExecutionContext,
+    project: ProjectResource,
+    data_root: DataRootResource,
+    student: StudentEngineResource,
+) -> dg.AssetCheckResult:
+    root, config = run_settings(project, student, data_root, context)
+    shards = sorted(curriculum_dir(config, root).glob("shard-*.parquet"))
+    table = pa.concat_tables([pq.read_table(p) for p in shards]) if shards else SHARD.empty_table()
+    balance = skill_balance(root, config.student.id, table, config.skills.max_share)
+    shares = "| skill | share |\n|---|---:|\n" + "\n".join(f"| {k} | {v:.1%} |" for k, v in balance.shares.items())
+    return dg.AssetCheckResult(
+        passed=balance.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"summary": dg.MetadataValue.text(balance.message), "shares": dg.MetadataValue.md(shares)},
+    )
+
+
 DATA_CHECKS = [
     problems_schema,
     rollouts_schema,
@@ -83,4 +110,5 @@ DATA_CHECKS = [
     shards_match_manifest,
     answers_in_shards,
     curriculum_is_graded,
+    skill_balance_in_shards,
 ]

@@ -22,7 +22,7 @@ from scoring.stages import build_curriculum, curriculum_dir
     group_name="curriculum",
     partitions_def=STUDENTS,
     kinds={"python", "parquet", "duckdb"},
-    deps=["difficulty"],
+    deps=["difficulty", "skill_profile"],
     description="Curriculum-ordered shards (easy→hard by posterior mean); signal-free problems excluded.",
 )
 def curriculum_shards(

@@ -27,4 +27,6 @@ def trainer_exports(
     if summary.table.num_rows:
         metadata["exports"] = dg.MetadataValue.md(preview_markdown(summary.table, summary.table.column_names, 10, 90))
     metadata["export_dir"] = dg.MetadataValue.path(str(summary.path))
+    verl = summary.path / "verl" / "train-*.parquet" if summary.path is not None else None
+    metadata["duckdb_query"] = dg.MetadataValue.md(f"```sql\nselect * from read_parquet('{verl}') limit 5\n```")
     return dg.MaterializeResult(metadata=metadata)

@@ -11,7 +11,9 @@ from scoring.stages import build_problems
 @dg.asset(
     group_name="sources",
     kinds={"python", "parquet"},
-    description="Problems from the configured procedural families and dataset imports (id = content hash).",
+    deps=["scalequest_problems", "glan_problems"],
+    description="Problems from the configured procedural families and dataset imports, plus every accepted "
+    "synthesized problem (ScaleQuest, GLAN, Socratic-Zero, restructuring, STAT-Syn); id = content hash.",
 )
 def problems(config: ProblemsRun, project: ProjectResource, data_root: DataRootResource) -> dg.MaterializeResult:
     summary = build_problems(config.apply(project.load()), data_root.root())

@@ -28,7 +28,9 @@ create table if not exists completions (
 
 
 def cache_key(backend: str, model_id: str, model_revision: str, call: SampleCall) -> str:
-    """The content address of one sample."""
+    """The content address of one sample. An open-turn (raw-prefix) call differs from the chat call with the same
+    text only by `"open": true` on its final message, which ordinary messages never carry (`Message.as_json`), so
+    the keys of ordinary chat calls are unchanged by that mode."""
     return sha256_hex(
         canonical_json(
             {

@@ -1,7 +1,8 @@
 """vLLM offline (`vllm.LLM`) on a GPU as a backend: one batched `chat` call per engine call.
 
 vLLM is optional and import-guarded: Gradus installs and runs without it. Prefix caching is on so the K
-samples of one prompt share its prefill.
+samples of one prompt share its prefill. Open-turn (raw-prefix) calls render the tokenizer's chat template
+(`apply_chat_template`), cut it where the open message ends and continue it with `LLM.generate`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from engines.base import Completion, ModelIdentity, SampleCall
+import jinja2
+
+from engines.base import Completion, ModelIdentity, SampleCall, open_turn_prompt
 from engines.errors import ConfigError
 
 
@@ -47,34 +50,65 @@ class VLLMBackend(ModelIdentity):
         self._sampling_params_cls = sampling_params_cls
 
     def complete(self, calls: Sequence[SampleCall]) -> Iterator[tuple[int, Completion]]:
-        if not calls:
+        chat = [pos for pos, c in enumerate(calls) if not c.is_open_turn]
+        if chat:
+            started = time.perf_counter()
+            outputs = self._llm.chat(
+                [calls[pos].messages_json() for pos in chat],
+                sampling_params=[self._params(calls[pos], calls[pos].sampling.stop) for pos in chat],
+                use_tqdm=False,
+            )
+            yield from _completions(chat, outputs, started)
+        opened = [pos for pos, c in enumerate(calls) if c.is_open_turn]
+        if not opened:
             return
-        params = [
-            self._sampling_params_cls(
-                n=1,
-                temperature=c.sampling.temperature,
-                top_p=c.sampling.top_p,
-                max_tokens=c.sampling.max_tokens,
-                seed=c.sample_seed,
-                stop=list(c.sampling.stop) or None,
-            )
-            for c in calls
-        ]
-        started = time.perf_counter()
-        outputs = self._llm.chat([c.messages_json() for c in calls], sampling_params=params, use_tqdm=False)
-        per_call = (time.perf_counter() - started) / len(calls)
-        for position, output in enumerate(outputs):
-            sample = output.outputs[0]
-            yield (
-                position,
-                Completion(
-                    text=sample.text,
-                    finish_reason="length" if sample.finish_reason == "length" else "stop",
-                    prompt_tokens=len(output.prompt_token_ids or ()),
-                    completion_tokens=len(sample.token_ids or ()),
-                    latency_s=per_call,
-                ),
-            )
+        tokenizer = self._llm.get_tokenizer()
+
+        def render(messages: list[dict[str, str]]) -> str:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+
+        prompts, params, ready = [], [], []
+        for pos in opened:
+            try:
+                prompt = open_turn_prompt(calls[pos].messages, render)
+            except (ValueError, TypeError, jinja2.TemplateError) as exc:
+                yield pos, Completion(text="", finish_reason="error", error=f"chat template: {exc}"[:500])
+                continue
+            # The template writes its special tokens (BOS included) itself, so none are added when encoding.
+            prompts.append({"prompt_token_ids": tokenizer.encode(prompt.text, add_special_tokens=False)})
+            params.append(self._params(calls[pos], prompt.stop(calls[pos].sampling.stop)))
+            ready.append(pos)
+        if ready:
+            started = time.perf_counter()
+            outputs = self._llm.generate(prompts, sampling_params=params, use_tqdm=False)
+            yield from _completions(ready, outputs, started)
+
+    def _params(self, call: SampleCall, stop: Sequence[str]) -> Any:
+        return self._sampling_params_cls(
+            n=1,
+            temperature=call.sampling.temperature,
+            top_p=call.sampling.top_p,
+            max_tokens=call.sampling.max_tokens,
+            seed=call.sample_seed,
+            stop=list(stop) or None,
+        )
 
     def close(self) -> None:
         self._llm = None
+
+
+def _completions(positions: list[int], outputs: Sequence[Any], started: float) -> Iterator[tuple[int, Completion]]:
+    """vLLM request outputs as `(position, Completion)`; the batch's time is shared evenly between its calls."""
+    per_call = (time.perf_counter() - started) / max(1, len(positions))
+    for position, output in zip(positions, outputs, strict=True):
+        sample = output.outputs[0]
+        yield (
+            position,
+            Completion(
+                text=sample.text,
+                finish_reason="length" if sample.finish_reason == "length" else "stop",
+                prompt_tokens=len(output.prompt_token_ids or ()),
+                completion_tokens=len(sample.token_ids or ()),
+                latency_s=per_call,
+            ),
+        )

@@ -10,9 +10,11 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from assets.skills import stat_syn_problems
+from assets.synthesis import restructured_problems
 from engines.config import expected_revision
 from engines.errors import GradusError
-from pipelines.materialize import materialize_project
+from pipelines.materialize import materialize_project, materialize_socratic_round
 from pipelines.resources import default_config_path
 from scoring.config import load_config, resolve_data_root
 from synthesis.families import FAMILIES
@@ -53,12 +55,7 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         tags={"gradus/cli": "run"},
     )
     if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-                error = event.step_failure_data.error
-                while error.cause is not None:  # Dagster wraps the real error; show the innermost one
-                    error = error.cause
-                print(f"gradus: step {event.step_key} failed: {error.message.strip()}", file=sys.stderr)
+        _report_failure(result)
         return 1
     rollout_meta = result.asset_materializations_for_node("rollouts")[0].metadata
     calls, hits = rollout_meta["model_calls"].value, rollout_meta["cache_hits"].value
@@ -76,6 +73,68 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         print("\n" + SAMPLE_QUERY + ";")
         print(con.sql(SAMPLE_QUERY))
     return 0
+
+
+def _report_failure(result: dg.ExecuteInProcessResult) -> None:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            while error.cause is not None:  # Dagster wraps the real error; show the innermost one
+                error = error.cause
+            print(f"gradus: step {event.step_key} failed: {error.message.strip()}", file=sys.stderr)
+
+
+def _print_synthesis(result: dg.ExecuteInProcessResult, node: str) -> None:
+    for materialization in result.asset_materializations_for_node(node):
+        meta = {k: v.value for k, v in materialization.metadata.items()}
+        if meta.get("enabled") is False:
+            print(f"  {node}: off ({meta.get('note', '')})")
+            continue
+        counts = {k: v for k, v in meta.items() if isinstance(v, int) and not k.startswith("dagster/")}
+        shown = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:8])
+        print(f"  {node}: {meta.get('dagster/row_count', 0)} accepted ({shown})")
+
+
+def synthesize(config_path: Path, data_root: str | None, verbose: bool, rounds: int | None) -> int:
+    """Problems from the student's grades (restructuring, STAT-Syn, Socratic-Zero rounds), then a full rebuild
+    that grades them. Needs a graded pool: run `gradus run` first."""
+    config = load_config(config_path)
+    instance = _instance(config_path)
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "WARNING"}}}}
+    print(f"gradus: synthesizing from the grades of student {config.student.id}", flush=True)
+    result = materialize_project(
+        config_path,
+        selection=[restructured_problems, stat_syn_problems],
+        data_root=data_root,
+        instance=instance,
+        run_config=run_config,
+        raise_on_error=False,
+        tags={"gradus/cli": "synthesize"},
+    )
+    if not result.success:
+        _report_failure(result)
+        return 1
+    _print_synthesis(result, "restructured_problems")
+    _print_synthesis(result, "stat_syn_problems")
+    socratic = config.synthesis.socratic
+    for round_no in range(1, (rounds or socratic.rounds) + 1) if socratic.enabled else ():
+        result = materialize_socratic_round(
+            config_path,
+            round_no,
+            data_root=data_root,
+            instance=instance,
+            run_config=run_config,
+            raise_on_error=False,
+            tags={"gradus/cli": "synthesize", "gradus/student": config.student.id},
+        )
+        if not result.success:
+            _report_failure(result)
+            return 1
+        _print_synthesis(result, "socratic_problems")
+    if not socratic.enabled:
+        print("  socratic_problems: off (set synthesis.socratic.enabled: true in gradus.yaml)")
+    print("gradus: grading the new problems (full rebuild)", flush=True)
+    return run(config_path, data_root, verbose)
 
 
 def families(name: str | None, seed: int) -> int:
@@ -108,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
     run_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
     run_p.add_argument("--verbose", action="store_true", help="show Dagster's step events (default: warnings)")
+    syn_p = sub.add_parser(
+        "synthesize", help="new problems from the student's grades (restructure, STAT-Syn, Socratic), then regrade"
+    )
+    syn_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
+    syn_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
+    syn_p.add_argument("--rounds", type=int, default=None, help="Socratic rounds (default: synthesis.socratic.rounds)")
+    syn_p.add_argument("--verbose", action="store_true")
     fam_p = sub.add_parser("families", help="list procedural problem families, or show one with samples")
     fam_p.add_argument("name", nargs="?", help="a family name to show samples of")
     fam_p.add_argument("--seed", type=int, default=0)
@@ -116,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "families":
             return families(args.name, args.seed)
         config_path = (args.config or default_config_path()).resolve()
+        if args.command == "synthesize":
+            return synthesize(config_path, args.data_root, args.verbose, args.rounds)
         return run(config_path, args.data_root, args.verbose)
     except GradusError as exc:
         print(f"gradus: error: {exc}", file=sys.stderr)

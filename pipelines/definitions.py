@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets import ALL_ASSETS, ALL_CHECKS
+from pipelines.chaining import build_chaining
 from pipelines.jobs import JOBS
 from pipelines.regeneration import build_regeneration
 from pipelines.resources import build_resources, default_config_path
@@ -21,7 +22,7 @@ def build_definitions(config_path: str | Path | None = None, data_root: str | No
         asset_checks=ALL_CHECKS,
         jobs=JOBS,
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, *build_chaining(path)],
         resources=build_resources(path, data_root),
     )
 

@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import dagster as dg
 
+# Socratic rounds have their own partitions (one per round), so they run in their own job.
+ROUND_PARTITIONED = ("socratic_problems",)
+# Methods that learn from the student's grades: their problems are graded by the next build.
+FROM_GRADES = ("restructured_problems", "stat_syn_problems")
+
 build_all = dg.define_asset_job(
     "build_all",
-    selection=dg.AssetSelection.all(),
-    description="Problems → rollouts on the student → difficulty → curriculum shards, end to end.",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*ROUND_PARTITIONED),
+    description="Sources (with ScaleQuest and GLAN when on) → problems → rollouts on the student → difficulty → "
+    "skills → curriculum shards → exports → trainer, end to end.",
     tags={"gradus/job": "build_all"},
+)
+
+synthesize_more = dg.define_asset_job(
+    "synthesize_more",
+    selection=dg.AssetSelection.assets(*FROM_GRADES),
+    description="New problems from this student's grades: CLPO/GHPO variants of what it fails and STAT-Syn "
+    "problems for its missing skills. A sensor then launches build_all for the student, which grades them.",
+    tags={"gradus/job": "synthesize_more"},
+)
+
+socratic = dg.define_asset_job(
+    "socratic",
+    selection=dg.AssetSelection.assets(*ROUND_PARTITIONED),
+    description="One Socratic-Zero round per partition (add partitions 1, 2, … in order; round r reads r-1).",
+    tags={"gradus/job": "socratic"},
 )
 
 regrade = dg.define_asset_job(
@@ -25,4 +46,4 @@ export = dg.define_asset_job(
     description="Rebuild the student's curriculum from its current grades and export it for verl, TRL and HF.",
 )
 
-JOBS = [build_all, regrade, export]
+JOBS = [build_all, regrade, export, synthesize_more, socratic]

@@ -8,8 +8,9 @@ from typing import Any
 
 import dagster as dg
 
-from assets import ALL_ASSETS, ALL_CHECKS
+from assets import ALL_CHECKS, MAIN_ASSETS
 from assets.partitions import STUDENTS
+from assets.synthesis import SOCRATIC_ROUNDS, socratic_problems
 from pipelines.resources import build_resources
 from scoring.config import load_config
 
@@ -32,7 +33,7 @@ def materialize_project(
     """`dg.materialize` of `selection` (default: every asset and check) with the project's resources, for the
     partition of `student_id` (default: the configured student), which is added to the instance first."""
     instance = instance or dg.DagsterInstance.ephemeral()
-    selection = list(selection) if selection is not None else [*ALL_ASSETS, *ALL_CHECKS]
+    selection = list(selection) if selection is not None else [*MAIN_ASSETS, *ALL_CHECKS]
     partitioned = any(getattr(item, "partitions_def", None) is not None for item in selection)
     partition = None
     if partitioned:
@@ -43,5 +44,27 @@ def materialize_project(
         resources=build_resources(config_path, data_root),
         instance=instance,
         partition_key=partition,
+        **kwargs,
+    )
+
+
+def materialize_socratic_round(
+    config_path: str | Path,
+    round_no: int,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    data_root: str | None = None,
+    **kwargs: Any,
+) -> dg.ExecuteInProcessResult:
+    """One Socratic-Zero round as its partition of `socratic_problems` (the partition is added first)."""
+    instance = instance or dg.DagsterInstance.ephemeral()
+    key = str(round_no)
+    if not instance.has_dynamic_partition(SOCRATIC_ROUNDS.name, key):
+        instance.add_dynamic_partitions(SOCRATIC_ROUNDS.name, [key])
+    return dg.materialize(
+        [socratic_problems],
+        resources=build_resources(config_path, data_root),
+        instance=instance,
+        partition_key=key,
         **kwargs,
     )

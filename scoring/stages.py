@@ -42,6 +42,7 @@ from scoring.schemas import (
     VERDICT_AUDIT,
     to_table,
 )
+from scoring.skills import main_skill, problem_skill_weights
 from scoring.storage import DataRoot
 from scoring.verify import VERIFIER_VERSION, Verifier
 from synthesis.problem import Problem
@@ -295,7 +296,17 @@ def build_curriculum(config: ProjectConfig, root: DataRoot) -> StageSummary:
     problems = root.read_table("problems")
     in_pool = pa.array([pid not in outside_pool for pid in problems.column("problem_id").to_pylist()], pa.bool_())
     strategy = config.curriculum.strategy_id
-    plan = plan_curriculum(problems.filter(in_pool), grades, student_id=config.student.id, config=config.curriculum)
+    # With skills on, the skill_balanced strategy balances main skills and every row carries its STAT-Sel weight.
+    categories = main_skill(root) if config.skills.enabled else None
+    weights = problem_skill_weights(root, config.student.id) if config.skills.enabled else None
+    plan = plan_curriculum(
+        problems.filter(in_pool),
+        grades,
+        student_id=config.student.id,
+        config=config.curriculum,
+        categories=categories,
+        weights=weights,
+    )
     pool_rows = [
         {"student_id": config.student.id, "strategy": strategy, "problem_id": pid, "reason": why, "n": 0, "k": 0}
         for pid, why in sorted(outside_pool.items())
@@ -319,6 +330,7 @@ def build_curriculum(config: ProjectConfig, root: DataRoot) -> StageSummary:
             "kept": plan.ordered.num_rows,
             "excluded": plan.excluded.num_rows,
             "shards": len(manifest["shards"]),
+            "skill_weighted": sum(1 for w in plan.ordered.column("weight").to_pylist() if w != 1.0),
         },
         path=out_dir,
     )

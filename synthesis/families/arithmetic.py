@@ -42,6 +42,7 @@ def _level_expression(rng: random.Random, difficulty: int) -> tuple[str, int]:
 class ArithmeticFamily(Family):
     name = "arithmetic"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("arithmetic", "order_of_operations")
 
     def __init__(self, config: ArithmeticConfig | None = None) -> None:
         self.config = config or ArithmeticConfig()

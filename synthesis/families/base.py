@@ -29,7 +29,15 @@ class Family(ABC):
 
     name: str = ""
     difficulties: tuple[int, ...] = ()
+    # The skills every problem of the family exercises, main skill first (ids of `synthesis.skills.KNOWN_SKILLS`):
+    # known labels that need no model call (methods §7). Empty means the family's name is its one skill.
+    skills: tuple[str, ...] = ()
     config: Any  # a frozen `<Name>Config` dataclass with at least `source: str`, set by the subclass
+
+    @classmethod
+    def skill_ids(cls) -> tuple[str, ...]:
+        """The family's skill tags, main skill first (its name when it declares none)."""
+        return cls.skills or (cls.name,)
 
     @abstractmethod
     def generate(self, rng: random.Random, difficulty: int) -> Problem:

@@ -182,6 +182,7 @@ _LEVELS: dict[int, tuple[Template, ...]] = {
 class CombinatoricsFamily(Family):
     name = "combinatorics"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("combinatorics",)
 
     def __init__(self, config: CombinatoricsConfig | None = None) -> None:
         self.config = config or CombinatoricsConfig()

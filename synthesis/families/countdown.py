@@ -150,6 +150,7 @@ def _one_step_values(numbers: list[int]) -> set[int]:
 class CountdownFamily(Family):
     name = "countdown"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("expression_search", "arithmetic")
 
     def __init__(self, config: CountdownConfig | None = None) -> None:
         self.config = config or CountdownConfig()

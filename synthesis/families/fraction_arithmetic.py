@@ -101,6 +101,7 @@ def _shown(value: Fraction) -> str:
 class FractionsFamily(Family):
     name = "fractions"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("fraction_arithmetic",)
 
     def __init__(self, config: FractionsConfig | None = None) -> None:
         self.config = config or FractionsConfig()

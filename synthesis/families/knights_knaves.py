@@ -152,6 +152,7 @@ def parse_assignment(answer: str, names: list[str]) -> tuple[bool, ...] | str:
 class KnightsKnavesFamily(Family):
     name = "knights_knaves"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("logic", "case_analysis")
 
     def __init__(self, config: KnightsKnavesConfig | None = None) -> None:
         self.config = config or KnightsKnavesConfig()

@@ -139,6 +139,7 @@ def parse_solution(answer: str, unknowns: int) -> tuple[int, ...] | str:
 class LinearEquationsFamily(Family):
     name = "linear_equations"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("linear_equations", "algebraic_manipulation")
 
     def __init__(self, config: LinearEquationsConfig | None = None) -> None:
         self.config = config or LinearEquationsConfig()

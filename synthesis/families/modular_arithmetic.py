@@ -49,6 +49,7 @@ def _power(rng: random.Random, level: _Level, modulus: int) -> tuple[int, int]:
 class ModularArithmeticFamily(Family):
     name = "modular_arithmetic"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("modular_arithmetic", "exponents")
 
     def __init__(self, config: ModularArithmeticConfig | None = None) -> None:
         self.config = config or ModularArithmeticConfig()

@@ -89,6 +89,7 @@ _LEVELS: dict[int, tuple[Rule, ...]] = {
 class SequencesFamily(Family):
     name = "sequences"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("sequences", "pattern_recognition")
 
     def __init__(self, config: SequencesConfig | None = None) -> None:
         self.config = config or SequencesConfig()

@@ -154,6 +154,7 @@ _THEMES = (_collection, _money, _ages)
 class WordProblemsFamily(Family):
     name = "word_problems"
     difficulties = (1, 2, 3, 4, 5)
+    skills = ("word_problems", "arithmetic")
 
     def __init__(self, config: WordProblemsConfig | None = None) -> None:
         self.config = config or WordProblemsConfig()

@@ -27,13 +27,40 @@ def test_definitions_load_and_every_job_resolves() -> None:
         "curriculum_shards",
         "trainer_exports",
         "trainer",
+        "scalequest_problems",
+        "glan_taxonomy",
+        "glan_syllabus",
+        "glan_problems",
+        "socratic_problems",
+        "restructured_problems",
+        "skill_vocabulary",
+        "problem_skills",
+        "skill_profile",
+        "stat_syn_problems",
     }
-    for job_name in ("build_all", "regrade", "export"):
+    for job_name in ("build_all", "regrade", "export", "synthesize_more", "socratic"):
         job = defs.resolve_job_def(job_name)
         assert job.name == job_name
-    assert set(defs.resolve_job_def("build_all").asset_layer.executable_asset_keys) == {
-        key for key in defs.resolve_asset_graph().get_all_asset_keys()
+    # build_all is everything but the round-partitioned Socratic asset, which has its own job.
+    assert {k.to_user_string() for k in defs.resolve_job_def("build_all").asset_layer.executable_asset_keys} == (
+        keys - {"socratic_problems"}
+    )
+    assert {k.to_user_string() for k in defs.resolve_job_def("socratic").asset_layer.executable_asset_keys} == {
+        "socratic_problems"
     }
+    assert defs.resolve_sensor_def("grade_new_problems").name == "grade_new_problems"
+
+
+def test_role_resources_follow_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "gradus.yaml"
+    config.write_text(
+        "student: {id: s, engine: {backend: embedded, model: qwen2.5-coder-0.5b-instruct-q4_k_m}}\n"
+        "teacher: {backend: openai, base_url: 'http://127.0.0.1:9', model: big-teacher}\n"
+    )
+    resources = build_definitions(config).resources
+    assert resources["student"].engine_config().model == "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    assert resources["teacher"].engine_config().model == "big-teacher"
+    assert resources["generator"].engine_config().model == "big-teacher"  # follows the teacher by default
 
 
 def test_dagster_definitions_validate(tmp_path: Path) -> None:

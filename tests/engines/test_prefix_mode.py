@@ -1,0 +1,236 @@
+"""Open-turn (raw-prefix) requests, ScaleQuest's question-only prefix (methods §8), on every backend: the embedded
+0.5B model, llama.cpp's OpenAI-compatible server on loopback (`/v1/completions`), a scripted loopback server for
+the exact payload, and a test double of `vllm.LLM` (no GPU here). Ordinary chat cache keys must not move."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from engines import ChatRequest, Engine, Message, SamplingParams
+from engines.base import CHATML_TEMPLATE, SampleCall, open_turn_prompt
+from engines.cache import CompletionCache, cache_key
+from engines.errors import ConfigError
+from engines.models import EMBEDDED_MODELS, ensure_model
+from engines.openai_compat import OpenAICompatBackend, compile_chat_template
+from engines.vllm_offline import VLLMBackend
+from tests.conftest import SMALL_MODEL
+from tests.engines.servers import llama_cpp_server, scripted_server
+
+SYSTEM = "You are a helpful math teacher. The user sends you one math word problem."
+# What ScaleQuest's code feeds its Qwen2 generator (src/data_generation/gen.py), with our system line.
+QWEN_PREFIX = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+MARKUP = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
+
+
+def _chatml(messages: list[dict[str, str]]) -> str:
+    return compile_chat_template(CHATML_TEMPLATE).render(messages=messages, add_generation_prompt=False)
+
+
+# --- the request shape and the cache key ------------------------------------------------------------------------
+
+
+def test_ordinary_chat_cache_keys_are_byte_identical_to_before_the_prefix_mode() -> None:
+    # Both keys were computed before `Message.open` existed: caches written then stay valid.
+    chat = SampleCall(
+        (Message("system", "Answer with a number only."), Message("user", "What is 7 + 5?")),
+        SamplingParams(temperature=0.8, max_tokens=24, n=3, seed=11),
+        2,
+    )
+    revision = EMBEDDED_MODELS[SMALL_MODEL].sha256
+    assert cache_key("embedded", SMALL_MODEL, revision, chat) == (
+        "d9e8016f0449948586d38399013c8ff144b48bbdb26265df3bfaa6dfdea26f0e"
+    )
+    stop = SampleCall((Message("user", "What is 2+2?"),), SamplingParams(temperature=0.7, seed=3, stop=("</s>",)), 0)
+    assert cache_key("openai", "m", "rev1", stop) == "0a978ed01adca151a088f3cbfc22c2dbc50cec3ecad25c1b2076eaf99f83db69"
+    assert chat.messages_json()[1] == {"role": "user", "content": "What is 7 + 5?"}
+
+
+def test_open_turn_requests_have_their_own_cache_keys() -> None:
+    sampling = SamplingParams(temperature=1.0, top_p=0.99, max_tokens=32, seed=0)
+    opened = ChatRequest.open_turn(SYSTEM, sampling)
+    closed = ChatRequest((Message("system", SYSTEM), Message("user", "")), sampling)
+    assert opened.messages[-1] == Message("user", "", open=True)
+    keys = {cache_key("embedded", "m", "r", SampleCall(r.messages, r.sampling, 0)) for r in (opened, closed)}
+    assert len(keys) == 2
+    assert SampleCall(opened.messages, sampling, 0).messages_json()[-1] == {"role": "user", "content": "", "open": True}
+
+
+def test_only_the_final_message_can_be_open() -> None:
+    with pytest.raises(ValueError, match="only the final message"):
+        ChatRequest((Message("user", "a", open=True), Message("assistant", "b")))
+
+
+def test_open_turn_prompt_cuts_the_template_where_the_open_message_ends() -> None:
+    prompt = open_turn_prompt(ChatRequest.open_turn(SYSTEM).messages, _chatml)
+    assert prompt.text == QWEN_PREFIX and prompt.end_of_turn == "<|im_end|>"
+    assert prompt.stop(["\n\n"]) == ["\n\n", "<|im_end|>"]
+    # An open assistant turn with content is continued after that content (prefill), not after a new header.
+    prefill = (Message("user", "2+2?"), Message("assistant", "The answer is", open=True))
+    assert open_turn_prompt(prefill, _chatml).text.endswith("<|im_start|>assistant\nThe answer is")
+    with pytest.raises(ValueError, match="dropped"):
+        open_turn_prompt(prefill, lambda messages: "a template that ignores its messages")
+
+
+# --- embedded ----------------------------------------------------------------------------------------------------
+
+
+def test_embedded_prefix_mode_writes_the_user_turn_and_is_cached(small_engine: Engine) -> None:
+    backend = small_engine.backend
+    request = ChatRequest.open_turn(SYSTEM, SamplingParams(temperature=1.0, top_p=0.99, max_tokens=40, n=2, seed=3))
+    # The GGUF's own template, cut at the open user turn: exactly the ScaleQuest prefix for Qwen.
+    assert open_turn_prompt(request.messages, backend.render_template).text == QWEN_PREFIX  # type: ignore[attr-defined]
+    before = small_engine.stats.model_calls
+    [group] = small_engine.generate([request], progress=False)
+    for completion in group:
+        assert completion.ok and completion.completion_tokens > 0
+        assert completion.text.strip(), "the model wrote the user's message"
+        assert not any(mark in completion.text for mark in MARKUP), "it stopped at the end of the turn"
+        # 22 prompt tokens = the prefix alone: no assistant header, no BOS added twice.
+        assert completion.prompt_tokens == len(backend._llm.tokenize(QWEN_PREFIX.encode(), add_bos=False, special=True))  # type: ignore[attr-defined]
+    calls = small_engine.stats.model_calls - before
+    [again] = small_engine.generate([request], progress=False)
+    assert small_engine.stats.model_calls - before == calls, "the second run is served from the cache"
+    assert [c.text for c in again] == [c.text for c in group] and all(c.cached for c in again)
+
+
+# --- openai: llama.cpp's server and a scripted one ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def llama_server(session_root: Path) -> Iterator[str]:
+    model = ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
+    with llama_cpp_server(model, "small", session_root / "llama_server_prefix.log") as url:
+        yield url
+
+
+def test_openai_prefix_mode_on_a_real_server_through_engine_and_cache(llama_server: str, tmp_path: Path) -> None:
+    engine = Engine(OpenAICompatBackend(llama_server, "small", timeout_s=300), CompletionCache(tmp_path / "c.sqlite"))
+    request = ChatRequest.open_turn(SYSTEM, SamplingParams(temperature=1.0, top_p=0.99, max_tokens=24, n=2, seed=5))
+    [group] = engine.generate([request], progress=False)
+    assert engine.stats.model_calls == 2 and engine.stats.failed_calls == 0
+    for completion in group:
+        assert completion.ok and completion.completion_tokens > 0 and completion.text.strip()
+        assert not any(mark in completion.text for mark in MARKUP)
+    engine.generate([request], progress=False)
+    assert engine.stats.model_calls == 2 and engine.stats.cache_hits == 2
+    engine.close()
+
+
+def _text_body(text: str) -> bytes:
+    return (
+        b'{"choices": [{"index": 0, "text": "' + text.encode() + b'", "finish_reason": "stop"}],'
+        b' "usage": {"prompt_tokens": 22, "completion_tokens": 9}}'
+    )
+
+
+def test_openai_prefix_payload_uses_completions_with_the_chatml_prefix() -> None:
+    with scripted_server([lambda body: (200, {}, _text_body("What is 3 + 4?"))]) as (url, received):
+        engine = Engine(OpenAICompatBackend(url, "m", timeout_s=5), None)
+        request = ChatRequest.open_turn(SYSTEM, SamplingParams(temperature=1.0, top_p=0.99, max_tokens=32, seed=1))
+        [[completion]] = engine.generate([request], progress=False)
+    assert completion.ok and completion.text == "What is 3 + 4?" and completion.completion_tokens == 9
+    [body] = received
+    assert body["prompt"] == QWEN_PREFIX and "messages" not in body
+    assert body["stop"] == ["<|im_end|>"] and body["max_tokens"] == 32 and body["top_p"] == 0.99
+
+
+def test_openai_prefix_with_a_configured_template_and_a_malformed_reply() -> None:
+    llama3 = (
+        "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n"
+        "{{ m.content | trim }}<|eot_id|>{% endfor %}"
+    )
+    with scripted_server([lambda body: (200, {}, b'{"choices": [{"message": {"content": "x"}}]}')]) as (url, got):
+        backend = OpenAICompatBackend(url, "m", timeout_s=5, max_retries=1, chat_template=llama3)
+        [[completion]] = Engine(backend, None).generate([ChatRequest.open_turn(SYSTEM)], progress=False)
+    assert got[0]["prompt"] == (
+        f"<|start_header_id|>system<|end_header_id|>\n\n{SYSTEM}<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n"
+    )
+    assert got[0]["stop"] == ["<|eot_id|>"]
+    assert not completion.ok and "malformed text completion" in (completion.error or "")
+    with pytest.raises(ConfigError, match="chat_template"):
+        OpenAICompatBackend("http://127.0.0.1:9", "m", chat_template="{% for %}")
+
+
+# --- vllm (test double: no GPU here) -----------------------------------------------------------------------------
+
+
+@dataclass
+class _ParamsForTestsNoGPU:
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int
+    stop: list[str] | None
+
+
+@dataclass
+class _Sample:
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+
+
+@dataclass
+class _Output:
+    prompt_token_ids: list[int]
+    outputs: list[_Sample]
+
+
+class _ChatMLTokenizerForTestsNoGPU:
+    """Stands in for a Hugging Face tokenizer: ChatML template, one id per character."""
+
+    def apply_chat_template(self, messages: list, tokenize: bool, add_generation_prompt: bool) -> str:
+        assert not tokenize and not add_generation_prompt
+        return _chatml(messages)
+
+    def encode(self, text: str, add_special_tokens: bool) -> list[int]:
+        assert not add_special_tokens, "the template already holds the special tokens"
+        return [ord(ch) for ch in text]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(map(chr, ids))
+
+
+class FakeVLLMForTestsNoGPU:
+    """Stands in for `vllm.LLM` only because this machine has no GPU: echoes what it was asked."""
+
+    def __init__(self) -> None:
+        self.tokenizer = _ChatMLTokenizerForTestsNoGPU()
+        self.chats: list[list] = []
+        self.prompts: list[tuple[list, list]] = []
+
+    def get_tokenizer(self) -> _ChatMLTokenizerForTestsNoGPU:
+        return self.tokenizer
+
+    def chat(self, messages: list, sampling_params: list, use_tqdm: bool = False) -> list[_Output]:
+        self.chats.append(messages)
+        return [_Output([1, 2], [_Sample("chat answer", [7], "stop")]) for _ in messages]
+
+    def generate(self, prompts: list, sampling_params: list, use_tqdm: bool = False) -> list[_Output]:
+        self.prompts.append((prompts, sampling_params))
+        return [
+            _Output(p["prompt_token_ids"], [_Sample(f"question {s.seed}", [9, 9, 9], "stop")])
+            for p, s in zip(prompts, sampling_params, strict=True)
+        ]
+
+
+def test_vllm_prefix_mode_generates_from_the_tokenized_prefix_with_test_double(tmp_path: Path) -> None:
+    fake = FakeVLLMForTestsNoGPU()
+    backend = VLLMBackend("Qwen/Qwen2.5-0.5B-Instruct", llm=fake, sampling_params_cls=_ParamsForTestsNoGPU)
+    engine = Engine(backend, CompletionCache(tmp_path / "c.sqlite"))
+    chat = ChatRequest((Message("user", "What is 2 + 2?"),), SamplingParams(max_tokens=4, seed=1))
+    opened = ChatRequest.open_turn(SYSTEM, SamplingParams(max_tokens=8, n=2, seed=7))
+    [[answer], questions] = engine.generate([chat, opened], progress=False)
+    assert answer.text == "chat answer" and fake.chats == [[[{"role": "user", "content": "What is 2 + 2?"}]]]
+    [(prompts, params)] = fake.prompts
+    assert [fake.tokenizer.decode(p["prompt_token_ids"]) for p in prompts] == [QWEN_PREFIX, QWEN_PREFIX]
+    assert all(p.stop == ["<|im_end|>"] for p in params) and len({p.seed for p in params}) == 2
+    assert [q.text for q in questions] == [f"question {p.seed}" for p in params]
+    assert all(q.prompt_tokens == len(QWEN_PREFIX) and q.completion_tokens == 3 for q in questions)
+    engine.generate([chat, opened], progress=False)
+    assert len(fake.prompts) == 1 and len(fake.chats) == 1, "the second run is served from the cache"

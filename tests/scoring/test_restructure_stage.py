@@ -1,0 +1,102 @@
+"""CLPO/GHPO restructuring end to end on the real 0.5B CPU model: the pool is graded (problems → rollouts →
+difficulty), hard/medium/always-failed problems get variants that keep their parent's id and answer, everything is
+logged, and a rerun — after the variants joined the pool — makes no model call and rewrites identical tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engines import Engine
+from scoring.config import ProjectConfig, StudentConfig
+from scoring.restructure_stage import build_restructure
+from scoring.roles import EngineRoles
+from scoring.rollouts import RolloutConfig
+from scoring.stages import build_difficulty, build_problems, build_rollouts, current_grades, load_problems
+from scoring.storage import DataRoot
+from scoring.synth_tables import synth_partition
+from synthesis.config import AnswerCheckConfig, SynthesisConfig
+from synthesis.restructure import RestructureConfig, clpo_class, variant_kinds
+from synthesis.sources import ImportSource, ProceduralSource, SourcesConfig
+from tests.conftest import SMALL_MODEL
+
+PART = synth_partition("restructure")
+
+
+def restructure_project(tmp_path: Path, shared_dir: Path) -> ProjectConfig:
+    """The Socratic test's pool and rollouts (so the session cache serves both), three parents per run."""
+    return ProjectConfig(
+        data_root=str(tmp_path),
+        student=StudentConfig(id="restructure", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
+        sources=SourcesConfig(
+            imports=[ImportSource(path=str(shared_dir / "data/gsm8k/train.jsonl"), preset="gsm8k", limit=4)],
+            procedural=[ProceduralSource(family="arithmetic", levels=[4], per_level=2, seed=1)],
+        ),
+        rollouts=RolloutConfig(k=4, max_tokens=160, prompt="answer_only_v1", seed=0),
+        synthesis=SynthesisConfig(
+            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=160),
+            restructure=RestructureConfig(enabled=True, max_problems=3, seed=0),
+        ),
+    )
+
+
+@pytest.mark.slow
+def test_variants_keep_parent_and_answer_and_rerun_for_free(
+    small_engine: Engine, tmp_path: Path, shared_dir: Path
+) -> None:
+    config = restructure_project(tmp_path, shared_dir)
+    root = DataRoot(tmp_path)
+    build_problems(config, root)
+    build_rollouts(config, root, small_engine, progress=False)
+    build_difficulty(config, root)
+    rates = {r["problem_id"]: r["pass_rate"] for r in current_grades(config, root).to_pylist()}
+    assert len(rates) == 6
+    roles = EngineRoles(config, root, overrides={"student": small_engine, "teacher": small_engine})
+
+    summary = build_restructure(config, root, roles, progress=False)
+    cfg = config.synthesis.restructure
+    eligible = {pid for pid, p in rates.items() if variant_kinds(p, cfg)}
+    assert summary.counts["candidates"] == len(eligible) >= 1, summary.figures["funnel_md"]
+    assert summary.counts["selected"] == min(3, len(eligible))
+    log = root.read_table("synthesis_log", PART).to_pylist()
+    selected = {r["item_id"] for r in log if r["stage"] == "select" and r["kept"]}
+    assert len(selected) == summary.counts["selected"]
+    assert all(r["reason"] for r in log if not r["kept"]), "every rejection says why"
+    for row in log:
+        if row["stage"] != "select":
+            assert row["parent_id"] in selected
+
+    parents = {p.problem_id: p for p in load_problems(root)}
+    variants = summary.table.to_pylist()
+    assert summary.counts["kept"] == len(variants)
+    for variant in variants:
+        parent = parents[variant["parent_id"]]
+        meta = json.loads(variant["metadata"])
+        assert variant["source"] == "restructure" and variant["family"] == f"restructure_{meta['kind']}"
+        assert variant["answer"] == parent.answer, "a variant keeps its parent's gold answer"
+        assert meta["kind"] in variant_kinds(rates[parent.problem_id], cfg)
+        assert meta["clpo_class"] == clpo_class(rates[parent.problem_id], cfg)
+        if meta["kind"].startswith("hint_"):
+            assert variant["question"].startswith(parent.question)
+            assert "beginning of a solution" in variant["question"]
+        else:
+            assert json.loads(variant["checks_passed"]) == ["agreement", "no_leak"]
+    hinted_parents = {pid for pid in selected if rates[pid] == 0.0}
+    for pid in hinted_parents:
+        reference = [r for r in log if r["stage"] == "hint.reference" and r["item_id"] == pid]
+        assert len(reference) == 1
+        if reference[0]["kept"]:
+            kinds = {json.loads(v["metadata"])["kind"] for v in variants if v["parent_id"] == pid}
+            assert {"hint_25", "hint_50", "hint_75"} <= kinds
+
+    # The variants join the pool; they are never parents again, so the rerun is the same run.
+    build_problems(config, root)
+    before = {t: root.read_table(t, PART) for t in ("synthesis_log", "synthesized_problems")}
+    calls = small_engine.stats.model_calls
+    again = build_restructure(config, root, roles, progress=False)
+    assert small_engine.stats.model_calls == calls and again.figures["model_calls"] == 0
+    assert again.counts == summary.counts
+    for table, stored in before.items():
+        assert root.read_table(table, PART).equals(stored), f"{table} changed on rerun"

@@ -1,0 +1,140 @@
+"""Socratic-Zero rounds end to end on the real 0.5B CPU model (student = teacher): round 1 refines the seeds'
+failures, round 2 reads round 1's accepted problems and their stored grading rollouts, each round writes its own
+partitions, and a rerun of both makes no model call and rewrites identical tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from engines import Engine
+from scoring.config import ProjectConfig, StudentConfig
+from scoring.roles import EngineRoles
+from scoring.rollouts import RolloutConfig
+from scoring.socratic_stage import build_socratic_round
+from scoring.stages import build_problems, student_partition
+from scoring.storage import DataRoot
+from scoring.synth_tables import synth_partition
+from synthesis.config import AnswerCheckConfig, SynthesisConfig
+from synthesis.socratic import SocraticConfig
+from synthesis.sources import ImportSource, ProceduralSource, SourcesConfig
+from tests.conftest import SMALL_MODEL
+
+STAGES = {"input", "select", "refine", "agreement", "band"}
+
+
+def socratic_project(tmp_path: Path, shared_dir: Path, **socratic: object) -> ProjectConfig:
+    """Six seeds (four GSM8K train items, two arithmetic ones), answer-only rollouts so grading is cheap, one
+    agreement solution, and a keep rule that keeps every graded problem so round 2 always has inputs."""
+    return ProjectConfig(
+        data_root=str(tmp_path),
+        student=StudentConfig(id="socratic", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
+        sources=SourcesConfig(
+            imports=[ImportSource(path=str(shared_dir / "data/gsm8k/train.jsonl"), preset="gsm8k", limit=4)],
+            procedural=[ProceduralSource(family="arithmetic", levels=[4], per_level=2, seed=1)],
+        ),
+        rollouts=RolloutConfig(max_tokens=160, prompt="answer_only_v1", seed=0),
+        synthesis=SynthesisConfig(
+            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=160),
+            socratic=SocraticConfig(
+                enabled=True, seeds=6, failures_per_round=3, k=4, min_utility=0.0, refine_max_tokens=256, **socratic
+            ),
+        ),
+    )
+
+
+def _roles(config: ProjectConfig, root: DataRoot, engine: Engine) -> EngineRoles:
+    return EngineRoles(config, root, overrides={"student": engine, "teacher": engine, "generator": engine})
+
+
+def _tables(root: DataRoot, config: ProjectConfig) -> dict[str, pa.Table]:
+    tables = {"rollouts": root.read_table("rollouts", student_partition(config))}
+    for r in (1, 2):
+        tables[f"log{r}"] = root.read_table("synthesis_log", synth_partition("socratic", r))
+        tables[f"problems{r}"] = root.read_table("synthesized_problems", synth_partition("socratic", r))
+    return tables
+
+
+@pytest.mark.slow
+def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp_path: Path, shared_dir: Path) -> None:
+    config = socratic_project(tmp_path, shared_dir)
+    root = DataRoot(tmp_path)
+    build_problems(config, root)
+    roles = _roles(config, root, small_engine)
+
+    first = build_socratic_round(config, root, roles, 1, progress=False)
+    funnel = first.figures["funnel_md"]
+    assert first.counts["inputs"] == 6 and first.counts["replayed"] == 0
+    assert first.counts["failures"] >= 3, funnel
+    assert first.counts["picked"] == 3
+    assert first.counts["picked"] >= first.counts["parsed"] >= first.counts["agreed"] >= first.counts["graded"]
+    assert first.counts["kept"] == first.counts["graded"] >= 1, funnel  # min_utility 0 keeps every graded one
+    log1 = root.read_table("synthesis_log", synth_partition("socratic", 1)).to_pylist()
+    assert {r["stage"] for r in log1} <= STAGES and {"input", "select", "refine"} <= {r["stage"] for r in log1}
+    assert all(r["reason"] for r in log1 if not r["kept"]), "every rejection says why"
+    seeds = {r["item_id"] for r in log1 if r["stage"] == "input"}
+    for row in log1:
+        if row["stage"] == "band":
+            detail = json.loads(row["detail"])
+            assert detail["zone"] in {"mastered", "learning", "too_difficult"}
+            assert 0.0 <= detail["s"] <= 1.0 and 0.0 < detail["utility"] <= 1.0
+            assert detail["replay"] is False and isinstance(detail["failed_sample_index"], int)
+
+    accepted = first.table.to_pylist()
+    stored = root.read_table("rollouts", student_partition(config))
+    for problem in accepted:
+        meta = json.loads(problem["metadata"])
+        assert problem["source"] == problem["family"] == "socratic" and problem["parent_id"] in seeds
+        assert json.loads(problem["checks_passed"]) == ["agreement", "band"]
+        assert meta["round"] == 1 and meta["is_seed"] is False and meta["refiner"] == "teacher"
+        assert meta["zone"] in {"mastered", "learning", "too_difficult"} and "failed_solution" in meta
+        own = stored.filter(pc.equal(stored.column("problem_id"), problem["problem_id"]))
+        assert own.num_rows == 4, "the grading rollouts are stored for round 2"
+
+    calls = small_engine.stats.model_calls
+    second = build_socratic_round(config, root, roles, 2, progress=False)
+    assert second.counts["inputs"] == first.counts["kept"] + 2  # round 1's problems + 25% of the 6 seeds
+    assert second.counts["replayed"] == 2
+    log2 = root.read_table("synthesis_log", synth_partition("socratic", 2)).to_pylist()
+    inputs2 = {r["item_id"]: json.loads(r["detail"]) for r in log2 if r["stage"] == "input"}
+    assert {p["problem_id"] for p in accepted} == {k for k, d in inputs2.items() if d["origin"] == "round 1"}
+    assert {k for k, d in inputs2.items() if d["replay"]} <= seeds
+    fresh_ids = {p["problem_id"] for p in accepted}
+    assert all(d["n"] == 4 for k, d in inputs2.items() if k in fresh_ids), "round 2 read the stored rollouts"
+    for problem in second.table.to_pylist():
+        assert problem["parent_id"] in set(inputs2) and json.loads(problem["metadata"])["round"] == 2
+    round2_calls = small_engine.stats.model_calls - calls
+    assert round2_calls > 0 or second.counts["picked"] == 0
+
+    before = _tables(root, config)
+    calls = small_engine.stats.model_calls
+    again1 = build_socratic_round(config, root, roles, 1, progress=False)
+    again2 = build_socratic_round(config, root, roles, 2, progress=False)
+    assert small_engine.stats.model_calls == calls, "a rerun is served from stored tables and the cache"
+    assert again1.figures["model_calls"] == again2.figures["model_calls"] == 0
+    assert again1.counts == first.counts and again2.counts == second.counts
+    after = _tables(root, config)
+    for name, table in before.items():
+        assert after[name].equals(table), f"{name} changed on rerun"
+
+
+def test_a_round_without_its_previous_round_is_empty_not_a_crash(
+    small_engine: Engine, tmp_path: Path, shared_dir: Path
+) -> None:
+    config = socratic_project(tmp_path, shared_dir)
+    root = DataRoot(tmp_path)
+    calls = small_engine.stats.model_calls
+    empty_pool = build_socratic_round(config, root, _roles(config, root, small_engine), 1, progress=False)
+    assert empty_pool.table.num_rows == 0 and "no seed problems" in str(empty_pool.figures["status"])
+    missing = build_socratic_round(config, root, _roles(config, root, small_engine), 3, progress=False)
+    assert missing.table.num_rows == 0 and missing.counts["kept"] == 0
+    assert missing.figures["status"] == "round 2 has not been run; run it before round 3"
+    assert root.table_path("synthesized_problems", synth_partition("socratic", 3)).exists()
+    # An empty previous round: round 3 now exists with nothing accepted.
+    nothing = build_socratic_round(config, root, _roles(config, root, small_engine), 4, progress=False)
+    assert nothing.figures["status"] == "round 3 accepted no problems, so round 4 has nothing to refine"
+    assert small_engine.stats.model_calls == calls
