@@ -7,7 +7,8 @@ becomes a completion with `finish_reason="error"` and the reason — a failed ro
 Open-turn (raw-prefix) calls go to `/v1/completions`: the server never sees the messages, so the prompt is built
 here from a chat template — `chat_template` (Jinja, the Hugging Face convention: `messages`,
 `add_generation_prompt`, `bos_token`, `eos_token`) or, by default, ChatML (`<|im_start|>role\ncontent<|im_end|>`,
-right for Qwen models; pass the served model's own template for any other family). The template's end-of-turn
+right for Qwen models; pass the served model's own template for any other family). `bos_token` and `eos_token`
+render empty, since the server adds BOS itself when it tokenizes a completions prompt. The template's end-of-turn
 marker is sent as a stop string.
 """
 

@@ -1,4 +1,5 @@
-"""vLLM offline (`vllm.LLM`) on a GPU as a backend: one batched `chat` call per engine call.
+"""vLLM offline (`vllm.LLM`) on a GPU as a backend: one batched `chat` call per engine call (and one batched
+`generate` call for its open-turn calls).
 
 vLLM is optional and import-guarded: Gradus installs and runs without it. Prefix caching is on so the K
 samples of one prompt share its prefill. Open-turn (raw-prefix) calls render the tokenizer's chat template

@@ -57,6 +57,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     version: str
+    converted: str = ""  # the conversion call's JSON, when one was made
 
 
 def _request(prompt: str, *, temperature: float, top_p: float, max_tokens: int, seed: int, n: int = 1) -> ChatRequest:
@@ -111,8 +112,9 @@ def _ask_lists(
         reply.prompt_tokens += c.prompt_tokens
         reply.completion_tokens += c.completion_tokens
         reply.version += "+" + prompt_version("glan_to_json")
+        reply.converted = c.text
         if _parse_reply(reply, c, parse):
-            reply.text, reply.reason = c.text, "converted"
+            reply.reason = "converted"
         else:
             reply.reason = f"{first}; conversion call: {reply.reason}"
     return replies
@@ -122,6 +124,8 @@ def _log_reply(record: SynthesisRecord, stage: str, reply: Reply, model: str, **
     parsed = reply.parsed
     if parsed is not None:
         detail |= {"entries": len(parsed.items), "skipped": parsed.skipped[:10]}
+    if reply.converted:
+        detail["converted"] = reply.converted[:2000]
     record.decide(
         stage,
         reply.item_id,
@@ -438,9 +442,7 @@ def _questions(
         try:
             if not c.ok:
                 raise ParseError(f"engine error: {c.error}")
-            if c.finish_reason == "length":  # a question cut off mid-sentence lacks what it asks for
-                raise ParseError("truncated at question_max_tokens")
-            cand.question = glan.parse_question(c.text)
+            cand.question = glan.parse_question(c.text, c.finish_reason)
             kept.append(cand)
         except ParseError as exc:
             reason = exc.reason

@@ -271,8 +271,8 @@ def _difficulty(
         detail: dict[str, object] = {
             "pass_rate": grade.pass_rate,
             "difficulty_source": grade.source,
-            "n": grade.n,
-            "k": grade.k,
+            "student_rollouts": grade.n,
+            "student_correct": grade.k,
         }
         if grade.pass_rate is None:
             kept, reason = False, "no usable student rollouts (engine errors or verifier timeouts)"
@@ -371,7 +371,7 @@ def _problem(candidate: Candidate, generator_model: str, settings: ScaleQuestCon
             "trimmed_answer": candidate.trimmed_answer,
             "solvability_verdict": candidate.verdict,
             "votes": agreement.votes,
-            "k": agreement.k,
+            "responses": agreement.k,
             "answers": candidate.extracted,
             "chosen_response_idx": candidate.chosen,
             **difficulty,
@@ -438,6 +438,6 @@ def _preview_markdown(problems: list[Problem]) -> str:
         rate = meta.get("pass_rate")
         rate_text = f"{rate:.2f}" if isinstance(rate, float | int) else "–"
         lines.append(
-            f"| {_cell(problem.question)} | {_cell(problem.answer, 40)} | {meta['votes']}/{meta['k']} | {rate_text} |"
+            f"| {_cell(problem.question)} | {_cell(problem.answer, 40)} | {meta['votes']}/{meta['responses']} | {rate_text} |"
         )
     return "\n".join(lines)

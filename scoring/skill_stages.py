@@ -487,7 +487,7 @@ def _syn_candidates(
         for skill, refs in targets
     ]
     groups = teacher.generate(requests, progress=progress, desc="STAT-Syn questions") if requests else []
-    known_texts = {normalize_text(p.question): pid for pid, p in pool.items()}
+    known_texts = {normalize_text(p.question).lower(): pid for pid, p in pool.items()}
     candidates = []
     for (skill, refs), group in zip(targets, groups, strict=True):
         completion, sid = group[0], skill.skill_id
@@ -507,13 +507,24 @@ def _syn_candidates(
         for index, (raw, why) in enumerate(rejected):
             record.decide("parse", f"{sid}#x{index}", kept=False, reason=why, text=raw, **meta)
         for index, question in enumerate(questions):
-            copy_of = known_texts.get(normalize_text(question))
             record.decide("parse", f"{sid}#{index}", kept=True, text=question, **meta)
-            why = f"copy of pool problem {copy_of}" if copy_of else ""
-            record.decide("novel", f"{sid}#{index}", kept=copy_of is None, reason=why, text=question, **meta)
-            if copy_of is None:
+            why = _copied(question, known_texts, {r: pool[r].question for r in refs})
+            record.decide("novel", f"{sid}#{index}", kept=not why, reason=why, text=question, **meta)
+            if not why:
                 candidates.append((skill, refs, question))
     return candidates
+
+
+def _copied(question: str, pool_texts: Mapping[str, str], references: Mapping[str, str]) -> str:
+    """Why a new question is not new ("" when it is): it is a pool problem, or it is cut out of a reference it
+    was shown (the 0.5B teacher answered with "12^3 mod 5" taken from "Compute 12^3 mod 5, that is, ...")."""
+    text = normalize_text(question).lower()
+    if text in pool_texts:
+        return f"copy of pool problem {pool_texts[text]}"
+    for pid, reference in references.items():
+        if text in normalize_text(reference).lower():
+            return f"copied out of reference problem {pid}"
+    return ""
 
 
 def _accept(

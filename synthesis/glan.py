@@ -336,12 +336,15 @@ _PREAMBLE = re.compile(r"^\s*(?:[*#]+\s*)?(?:homework\s+)?question\s*\d*\s*[*:]+
 MIN_QUESTION_CHARS, MAX_QUESTION_CHARS = 20, 2_000
 
 
-def parse_question(text: str) -> str:
+def parse_question(text: str, finish_reason: str = "stop") -> str:
     """§2.4 reply → the homework question: the text after a `QUESTION:` heading (or a JSON "question" field, or
-    the whole reply), cut before any answer/solution section. `ParseError` when empty, too short or too long,
-    or when it gives its own answer away (`\\boxed`)."""
+    the whole reply), cut before any answer/solution section. `ParseError` when empty, cut off by the token cap
+    (`finish_reason == "length"`: its end, often what it asks for, is missing), too short or too long, or when
+    it gives its own answer away (`\\boxed`)."""
     if not text or not text.strip():
         raise ParseError("empty completion")
+    if finish_reason == "length":
+        raise ParseError("truncated at the token cap")
     question = heading_section(text, "QUESTION", max_chars=MAX_QUESTION_CHARS * 2)
     if question is None:
         try:

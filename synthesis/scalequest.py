@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines import ChatRequest, Message, SamplingParams
 from synthesis.prompting import prompt_version, render
-from synthesis.structured import ParseError, extract_json
+from synthesis.structured import ParseError, extract_json, field_text
 
 QUESTION_SYSTEM = "scalequest_question_system"
 SOLVABILITY = "scalequest_solvability"
@@ -109,7 +109,8 @@ _NUMBERING = re.compile(r"^\s*(?:\d+\s*[.)]\s+|[\d.]+\s*$)")  # "4. Find …", o
 _ANSWER_START = re.compile(
     r"^[\s#*>]*(?:\d+[.)]\s*)?(?:to (?:solve|find|determine|calculate|compute|answer|figure out)\b|solution\b|"
     r"answer\s*[:：]|final answer\b|let'?s\b|let us\b|we (?:can|need|will|start|first)\b|first(?:ly)?,|step\s*1\b|"
-    r"here'?s\b|sure\b|i (?:need|will|am|'m|think)\b)",
+    r"here'?s\b|sure\b|i (?:need|will|am|'m|think)\b|the (?:answer|solution)\b|"
+    r"the (?:word )?(?:problem|question) (?:asks|is asking|requires|wants)\b)",
     re.IGNORECASE,
 )
 
@@ -128,12 +129,25 @@ def _strip_preamble(lines: list[str]) -> list[str]:
     return lines
 
 
+def _json_question(text: str) -> str:
+    """The `question` (or `problem`) field of a completion that is a JSON object instead of plain text."""
+    obj = extract_json(text, expect=dict)
+    for key in ("question", "problem"):
+        found = field_text(obj, key, required=False)  # type: ignore[arg-type]
+        if found:
+            return found
+    raise ParseError("JSON without a question field")
+
+
 def parse_question(text: str, *, truncated: bool = False) -> ParsedQuestion:
-    """The question in a generator completion: labels stripped, a self-answer cut off (see the module note).
-    Raises `ParseError` for an empty completion, one that is only a label, or one cut at the token cap before a
-    self-answer started (`truncated`: the completion's finish reason was "length")."""
+    """The question in a generator completion: labels stripped, a self-answer cut off (see the module note); a
+    completion that is a JSON object gives its `question` field. Raises `ParseError` for an empty completion, one
+    that is only a label, or one cut at the token cap before a self-answer started (`truncated`: the completion's
+    finish reason was "length")."""
     if not text or not text.strip():
         raise ParseError("empty completion")
+    if text.lstrip().startswith(("{", "```")):
+        text = _json_question(text)
     lines = _strip_preamble(text.strip().splitlines())
     if not lines:
         raise ParseError("only a heading or label, no question")

@@ -327,22 +327,21 @@ class LabelParse:
         return self.error is None
 
 
-def _label_list(text: str, key: str) -> list[object]:
-    """The list of labels a completion gives: `{"<key>": [...]}` (or the object's only list), a bare JSON list,
-    or a `SKILLS:` heading with comma-separated ids. Raises `ParseError`."""
+def _label_list(text: str, key: str, heading: str | None = "SKILLS") -> list[object]:
+    """The list a completion gives: `{"<key>": [...]}` (or the object's only list), a bare JSON list, or (labels
+    only) a `SKILLS:` heading with comma-separated ids. Raises `ParseError`."""
     try:
         obj = extract_json(text, expect=dict)
     except ParseError as not_dict:
         try:
             return list(extract_json(text, expect=list))  # type: ignore[arg-type]
         except ParseError:
-            section = heading_section(text, "SKILLS") if len(text) <= MAX_TEXT_CHARS else None
+            section = heading_section(text, heading) if heading and len(text) <= MAX_TEXT_CHARS else None
             if section:
                 return [part for part in re.split(r"[,\n]", section) if part.strip()]
             raise not_dict from None
-    assert isinstance(obj, dict)
-    value = obj.get(key)
-    if value is None:
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if value is None and isinstance(obj, dict):
         lists = [v for v in obj.values() if isinstance(v, list)]
         if len(lists) != 1:
             raise ParseError(f"JSON object has no {key!r} list")
@@ -452,7 +451,7 @@ def parse_questions(text: str, count: int) -> tuple[list[str], list[tuple[str, s
     """STAT-Syn's new problems: `{"questions": ["...", ...]}` (or a list of strings / of {"question"} objects),
     else a `QUESTION:` heading. Returns (questions, rejected entries with reasons); raises `ParseError`."""
     try:
-        entries = _label_list(text, "questions")
+        entries = _label_list(text, "questions", heading=None)
     except ParseError:
         section = heading_section(text, "QUESTION", max_chars=MAX_QUESTION_CHARS)
         if not section:
@@ -462,13 +461,10 @@ def parse_questions(text: str, count: int) -> tuple[list[str], list[tuple[str, s
     rejected: list[tuple[str, str]] = []
     for entry in entries[:16]:
         try:
-            if isinstance(entry, dict):
-                question = field_text(entry, "question", max_chars=MAX_QUESTION_CHARS)
-            elif isinstance(entry, str):
-                question = field_text({"question": entry}, "question", max_chars=MAX_QUESTION_CHARS)
-            else:
+            if not isinstance(entry, dict | str):
                 raise ParseError(f"entry is {type(entry).__name__}, not a question")
-            assert question is not None
+            obj = entry if isinstance(entry, dict) else {"question": entry}
+            question = field_text(obj, "question", max_chars=MAX_QUESTION_CHARS) or ""
             if len(question) < MIN_QUESTION_CHARS:
                 raise ParseError(f"question shorter than {MIN_QUESTION_CHARS} characters")
         except ParseError as exc:

@@ -23,6 +23,8 @@ from tests.conftest import SMALL_MODEL
 
 TABLES = ("glan_disciplines", "glan_subjects", "glan_syllabus")
 LOGS = ("glan_taxonomy", "glan_syllabus", "glan")
+pytestmark = pytest.mark.slow
+
 METADATA = {"field", "sub_field", "discipline", "subject", "level", "session_idx", "key_concepts", "n_sessions_sampled"}
 
 

@@ -19,34 +19,30 @@ from scoring.storage import DataRoot
 from scoring.synth_tables import synth_partition
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.restructure import RestructureConfig, clpo_class, variant_kinds
-from synthesis.sources import ImportSource, ProceduralSource, SourcesConfig
+from synthesis.sources import ProceduralSource, SourcesConfig
 from tests.conftest import SMALL_MODEL
 
 PART = synth_partition("restructure")
 
 
-def restructure_project(tmp_path: Path, shared_dir: Path) -> ProjectConfig:
-    """The Socratic test's pool and rollouts (so the session cache serves both), three parents per run."""
+def restructure_project(tmp_path: Path) -> ProjectConfig:
+    """The Socratic test's pool and rollouts (so the session cache serves both), three parents per run: six
+    sums whose family solutions ("48 + 68 = 116") feed the hints of the always-failed ones."""
     return ProjectConfig(
         data_root=str(tmp_path),
         student=StudentConfig(id="restructure", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
-        sources=SourcesConfig(
-            imports=[ImportSource(path=str(shared_dir / "data/gsm8k/train.jsonl"), preset="gsm8k", limit=4)],
-            procedural=[ProceduralSource(family="arithmetic", levels=[4], per_level=2, seed=1)],
-        ),
-        rollouts=RolloutConfig(k=4, max_tokens=160, prompt="answer_only_v1", seed=0),
+        sources=SourcesConfig(procedural=[ProceduralSource(family="arithmetic", levels=[1], per_level=6, seed=1)]),
+        rollouts=RolloutConfig(k=4, max_tokens=16, prompt="answer_only_v1", seed=0),
         synthesis=SynthesisConfig(
-            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=160),
+            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=96),
             restructure=RestructureConfig(enabled=True, max_problems=3, seed=0),
         ),
     )
 
 
 @pytest.mark.slow
-def test_variants_keep_parent_and_answer_and_rerun_for_free(
-    small_engine: Engine, tmp_path: Path, shared_dir: Path
-) -> None:
-    config = restructure_project(tmp_path, shared_dir)
+def test_variants_keep_parent_and_answer_and_rerun_for_free(small_engine: Engine, tmp_path: Path) -> None:
+    config = restructure_project(tmp_path)
     root = DataRoot(tmp_path)
     build_problems(config, root)
     build_rollouts(config, root, small_engine, progress=False)

@@ -21,27 +21,26 @@ from scoring.storage import DataRoot
 from scoring.synth_tables import synth_partition
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.socratic import SocraticConfig
-from synthesis.sources import ImportSource, ProceduralSource, SourcesConfig
+from synthesis.sources import ProceduralSource, SourcesConfig
 from tests.conftest import SMALL_MODEL
 
 STAGES = {"input", "select", "refine", "agreement", "band"}
 
 
-def socratic_project(tmp_path: Path, shared_dir: Path, **socratic: object) -> ProjectConfig:
-    """Six seeds (four GSM8K train items, two arithmetic ones), answer-only rollouts so grading is cheap, one
-    agreement solution, and a keep rule that keeps every graded problem so round 2 always has inputs."""
+def socratic_project(tmp_path: Path, **socratic: object) -> ProjectConfig:
+    """Six two-number sums as seeds and answer-only rollouts of at most 16 tokens: the 0.5B either boxes its answer
+    at once or explains and is cut off (unparseable, a failure), so failures are cheap to draw and the teacher's
+    refinements stay easy enough for the 0.5B to agree on. One agreement solution, and a keep rule that keeps every
+    graded problem so that round 2 has inputs."""
     return ProjectConfig(
         data_root=str(tmp_path),
         student=StudentConfig(id="socratic", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
-        sources=SourcesConfig(
-            imports=[ImportSource(path=str(shared_dir / "data/gsm8k/train.jsonl"), preset="gsm8k", limit=4)],
-            procedural=[ProceduralSource(family="arithmetic", levels=[4], per_level=2, seed=1)],
-        ),
-        rollouts=RolloutConfig(max_tokens=160, prompt="answer_only_v1", seed=0),
+        sources=SourcesConfig(procedural=[ProceduralSource(family="arithmetic", levels=[1], per_level=6, seed=1)]),
+        rollouts=RolloutConfig(k=4, max_tokens=16, prompt="answer_only_v1", seed=0),
         synthesis=SynthesisConfig(
-            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=160),
+            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=96),
             socratic=SocraticConfig(
-                enabled=True, seeds=6, failures_per_round=3, k=4, min_utility=0.0, refine_max_tokens=256, **socratic
+                enabled=True, seeds=6, failures_per_round=3, k=4, min_utility=0.0, refine_max_tokens=192, **socratic
             ),
         ),
     )
@@ -60,8 +59,8 @@ def _tables(root: DataRoot, config: ProjectConfig) -> dict[str, pa.Table]:
 
 
 @pytest.mark.slow
-def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp_path: Path, shared_dir: Path) -> None:
-    config = socratic_project(tmp_path, shared_dir)
+def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp_path: Path) -> None:
+    config = socratic_project(tmp_path)
     root = DataRoot(tmp_path)
     build_problems(config, root)
     roles = _roles(config, root, small_engine)
@@ -122,10 +121,8 @@ def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp
         assert after[name].equals(table), f"{name} changed on rerun"
 
 
-def test_a_round_without_its_previous_round_is_empty_not_a_crash(
-    small_engine: Engine, tmp_path: Path, shared_dir: Path
-) -> None:
-    config = socratic_project(tmp_path, shared_dir)
+def test_a_round_without_its_previous_round_is_empty_not_a_crash(small_engine: Engine, tmp_path: Path) -> None:
+    config = socratic_project(tmp_path)
     root = DataRoot(tmp_path)
     calls = small_engine.stats.model_calls
     empty_pool = build_socratic_round(config, root, _roles(config, root, small_engine), 1, progress=False)

@@ -1,0 +1,135 @@
+"""`build_scalequest` end to end on the real 0.5B model (generator, teacher and student at once): tables written,
+every candidate logged at every filter it reached, reruns free and identical, the predictor used when it exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from engines import Engine, EngineConfig
+from engines.errors import ConfigError
+from scoring.config import ProjectConfig
+from scoring.grade_stages import predictor_path
+from scoring.predictor import PREDICTOR_METHOD, PassRatePredictor
+from scoring.roles import EngineRoles
+from scoring.scalequest_stage import CHECKS, build_scalequest
+from scoring.storage import DataRoot
+from scoring.synth_tables import synth_partition
+from tests.conftest import SMALL_MODEL
+
+STAGES = ("generate", "language", "solvable", "majority_vote", "difficulty")
+
+
+def _project(root: Path, **scalequest: object) -> ProjectConfig:
+    # Token caps are small so the test stays short on two CPU cores; `answer_only_v1` makes rollouts cheap.
+    return ProjectConfig.model_validate(
+        {
+            "data_root": str(root),
+            "student": {"id": "qwen05", "engine": EngineConfig(model=SMALL_MODEL, n_ctx=1024).model_dump()},
+            "rollouts": {"k": 2, "max_tokens": 48, "prompt": "answer_only_v1"},
+            "synthesis": {
+                "scalequest": {
+                    "enabled": True,
+                    "questions": 6,
+                    "max_question_tokens": 64,
+                    "solvability_max_tokens": 64,
+                    "responses": 3,
+                    "max_response_tokens": 128,
+                    "drop_easy_share": 1.0,
+                    **scalequest,
+                }
+            },
+        }
+    )
+
+
+def _roles(project: ProjectConfig, root: Path, engine: Engine) -> EngineRoles:
+    return EngineRoles(project, DataRoot(root), overrides={"student": engine, "teacher": engine, "generator": engine})
+
+
+def _tables(root: DataRoot) -> tuple[pa.Table, pa.Table]:
+    part = synth_partition("scalequest")
+    return root.read_table("synthesis_log", part), root.read_table("synthesized_problems", part)
+
+
+def test_scalequest_end_to_end_on_the_small_model(small_engine: Engine, tmp_path: Path) -> None:
+    project, root = _project(tmp_path), DataRoot(tmp_path)
+    before = small_engine.stats.model_calls
+    summary = build_scalequest(project, root, _roles(project, tmp_path, small_engine), progress=False)
+    log, problems = _tables(root)
+    assert summary.table.equals(problems) and summary.path is not None and summary.path.is_file()
+
+    rows = log.to_pylist()
+    print(summary.figures["funnel_md"], summary.figures["reject_reasons_md"], sep="\n")
+    # Every requested candidate is logged, and walks the filters in order until one rejects it.
+    by_item: dict[str, list[dict]] = {}
+    for row in rows:
+        by_item.setdefault(row["item_id"], []).append(row)
+    assert sorted(by_item) == [f"q{i:05d}" for i in range(6)]
+    for item, steps in by_item.items():
+        assert [s["stage"] for s in steps] == list(STAGES[: len(steps)]), item
+        assert all(s["kept"] for s in steps[:-1]) and all(s["reason"] or s["stage"] == "generate" for s in steps[1:])
+    generated = [r for r in rows if r["stage"] == "generate"]
+    assert all(r["model"] == small_engine.model_id and r["completion_tokens"] > 0 for r in generated)
+    counts = summary.counts
+    assert counts["requested"] == 6 and counts["generated"] == 6
+    assert counts["requested"] >= counts["parsed"] >= counts["solvable"] >= counts["answered"] >= counts["kept"]
+    assert counts["kept"] == problems.num_rows
+
+    # Accepted problems carry the method, the checks and the evidence; their last log row is a kept difficulty.
+    finals = {item: steps[-1] for item, steps in by_item.items()}
+    for problem in problems.to_pylist():
+        meta = json.loads(problem["metadata"])
+        assert (problem["source"], problem["family"], problem["method"], problem["round"]) == ("scalequest",) * 3 + (0,)
+        assert json.loads(problem["checks_passed"]) == list(CHECKS) and problem["generator_model"] == SMALL_MODEL
+        assert meta["solvability_verdict"] == "yes" and meta["votes"] >= 2 and meta["difficulty_source"] == "rollouts"
+        assert meta["pass_rate"] < 0.9, "drop_easy_share 1.0 drops every too-easy question"
+        final = finals[meta["item_id"]]
+        assert final["stage"] == "difficulty" and final["kept"]
+    for figure in ("model_calls", "tokens_per_kept_problem", "funnel_md", "reject_reasons_md", "preview_md"):
+        assert figure in summary.figures
+    assert summary.figures["model_calls"] == small_engine.stats.model_calls - before
+
+    # A rerun is served from the cache and rewrites the same tables.
+    calls = small_engine.stats.model_calls
+    again = build_scalequest(project, root, _roles(project, tmp_path, small_engine), progress=False)
+    assert small_engine.stats.model_calls == calls and again.figures["model_calls"] == 0
+    assert _tables(root)[0].equals(log) and _tables(root)[1].equals(problems) and again.counts == counts
+
+    # With a saved pass-rate predictor for the student, difficulty comes from it: no student rollouts at all.
+    answered = [r for r in rows if r["stage"] == "difficulty"]
+    _save_predictor(root, project.student.id)
+    predicted = build_scalequest(project, root, _roles(project, tmp_path, small_engine), progress=False)
+    assert small_engine.stats.model_calls == calls
+    difficulty = [r for r in _tables(root)[0].to_pylist() if r["stage"] == "difficulty"]
+    assert len(difficulty) == len(answered) and predicted.counts["answered"] == counts["answered"]
+    for row in difficulty:
+        detail = json.loads(row["detail"])
+        assert detail["difficulty_source"] == PREDICTOR_METHOD and detail["student_rollouts"] == 0 and 0 < detail["pass_rate"] < 1
+        assert row["completion_tokens"] == 0
+
+
+def _save_predictor(root: DataRoot, student_id: str) -> None:
+    """A real predictor fit on 12 graded arithmetic questions (short ones easy, long ones hard)."""
+    problems = [
+        {
+            "problem_id": f"p{i}",
+            "question": f"What is {i} + {i}?" if i % 2 else f"Compute {i}! / {i + 3}^{i}.",
+            "family": "arithmetic",
+            "source": "procedural",
+            "difficulty_knob": i % 5,
+        }
+        for i in range(12)
+    ]
+    counts = [(3, 4) if i % 2 else (1, 4) for i in range(12)]
+    PassRatePredictor(folds=3).fit(problems, counts).save(predictor_path(root, student_id))
+
+
+def test_responses_below_min_votes_is_a_config_error(small_engine: Engine, tmp_path: Path) -> None:
+    project = _project(tmp_path, responses=1)
+    with pytest.raises(ConfigError, match="responses"):
+        build_scalequest(project, DataRoot(tmp_path), _roles(project, tmp_path, small_engine), progress=False)
+    assert not DataRoot(tmp_path).table_path("synthesis_log", synth_partition("scalequest")).exists()
