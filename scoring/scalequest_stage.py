@@ -80,7 +80,9 @@ def build_scalequest(
     settings = config.synthesis.scalequest
     answers = _response_check(settings, config.synthesis.answers)
     started = time.perf_counter()
-    engines = _distinct([roles.generator, roles.teacher, roles.student])
+    # The student is started only when it has to roll out (no saved predictor).
+    needs_student = not predictor_path(root, config.student.id).is_file()
+    engines = _distinct([roles.generator, roles.teacher, *([roles.student] if needs_student else [])])
     before = [_copy(e.stats) for e in engines]
     record = SynthesisRecord(METHOD, 0)
     candidates = _sample_questions(settings, roles.generator, record, progress)
@@ -291,7 +293,7 @@ def _difficulty(
             kept=kept,
             reason=reason,
             text=candidate.question,
-            model=roles.student.model_id,
+            model=roles.student.model_id if grade.source == "rollouts" else config.student.engine.model,
             prompt_version=PROMPT_VERSION if grade.source == "rollouts" else PREDICTOR_METHOD,
             prompt_tokens=grade.prompt_tokens,
             completion_tokens=grade.completion_tokens,
@@ -437,7 +439,6 @@ def _preview_markdown(problems: list[Problem]) -> str:
         meta = json.loads(problem.metadata)
         rate = meta.get("pass_rate")
         rate_text = f"{rate:.2f}" if isinstance(rate, float | int) else "–"
-        lines.append(
-            f"| {_cell(problem.question)} | {_cell(problem.answer, 40)} | {meta['votes']}/{meta['responses']} | {rate_text} |"
-        )
+        votes = f"{meta['votes']}/{meta['responses']}"
+        lines.append(f"| {_cell(problem.question)} | {_cell(problem.answer, 40)} | {votes} | {rate_text} |")
     return "\n".join(lines)

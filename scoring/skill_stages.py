@@ -72,6 +72,7 @@ __all__ = [
     "build_skill_profile",
     "build_skill_vocabulary",
     "build_stat_syn",
+    "copy_reason",
     "known_labels",
     "main_skill",
     "missing_skills",
@@ -279,7 +280,7 @@ def _teacher_labels(
             rejects.append(_reject("skills_label", ref, f"engine: {completion.error}", ""))
             continue
         parsed = parse_skill_ids(completion.text, vocab, min_labels=lo, max_labels=hi)
-        rejects += [_reject("skills_label", ref, why, completion.text) for _, why in parsed.rejected]
+        rejects += [_reject("skills_label", f"{ref}#{raw}", why, completion.text) for raw, why in parsed.rejected]
         if parsed.ok:
             out.append((ref, parsed.accepted))
         else:
@@ -398,7 +399,7 @@ def _attribute(
             rejects.append(_reject("skills_attribute", ref, f"engine: {completion.error}", ""))
             continue
         parsed = parse_skill_ids(completion.text, vocab, key="missing_skills", max_labels=sk.attribution_max)
-        rejects += [_reject("skills_attribute", ref, why, completion.text) for _, why in parsed.rejected]
+        rejects += [_reject("skills_attribute", f"{ref}#{raw}", why, completion.text) for raw, why in parsed.rejected]
         if not parsed.ok:
             rejects.append(_reject("skills_attribute", ref, str(parsed.error), completion.text))
         out.append(Attribution(str(row["problem_id"]), int(row["sample_index"]), parsed.accepted))  # type: ignore[call-overload]
@@ -508,14 +509,14 @@ def _syn_candidates(
             record.decide("parse", f"{sid}#x{index}", kept=False, reason=why, text=raw, **meta)
         for index, question in enumerate(questions):
             record.decide("parse", f"{sid}#{index}", kept=True, text=question, **meta)
-            why = _copied(question, known_texts, {r: pool[r].question for r in refs})
+            why = copy_reason(question, known_texts, {r: pool[r].question for r in refs})
             record.decide("novel", f"{sid}#{index}", kept=not why, reason=why, text=question, **meta)
             if not why:
                 candidates.append((skill, refs, question))
     return candidates
 
 
-def _copied(question: str, pool_texts: Mapping[str, str], references: Mapping[str, str]) -> str:
+def copy_reason(question: str, pool_texts: Mapping[str, str], references: Mapping[str, str]) -> str:
     """Why a new question is not new ("" when it is): it is a pool problem, or it is cut out of a reference it
     was shown (the 0.5B teacher answered with "12^3 mod 5" taken from "Compute 12^3 mod 5, that is, ...")."""
     text = normalize_text(question).lower()

@@ -1,13 +1,14 @@
 """GLAN (methods §9; Li et al., "Synthetic Data (Almost) from Scratch", arXiv 2402.13064): taxonomy → subjects
 → syllabus → homework questions → answers.
 
-Pure parts only — the config, prompts, reply parsers and the concept-combination sampler; the
-stages that call the teacher live in `scoring/glan_stage.py`.
+Pure parts only — the config, prompts, reply parsers and the concept-combination sampler; the stages that call
+the teacher live in `scoring/glan_stage.py`, taxonomy files and their loader in `synthesis/taxonomies/`.
 
 Format: the paper asks for free text and converts it to JSON in a second call, because asking for the format
-in the same call lowered quality (§2.2). We ask for JSON at once (one call per item, and small local models
-follow a JSON example more reliably than they follow a later conversion), salvage the complete entries of a
-truncated list, and only when nothing parses make the paper's second "convert to JSON" call (`json_repair`).
+in the same call lowered quality (§2.2). We ask for JSON at once (one call per item instead of two, and small
+local models follow a JSON example more reliably than a later conversion), close replies that the token cap cut
+off (small models often run a list away until the cap), salvage the complete entries of broken JSON, and only
+when nothing parses make the paper's second "convert to JSON" call (`json_repair`, in the stage).
 
 GLAN itself is generic (any discipline), but our answers are checked by a verifier of final answers, so the
 homework prompt asks for a question with one short final answer (a number or an expression).
@@ -164,8 +165,9 @@ class Session:
 
 @dataclass(slots=True)
 class Parsed(Generic[T]):
-    """The valid entries of a reply; `how` is "json" or "salvaged" (complete entries of a truncated reply);
-    `skipped` holds one reason per entry that was left out."""
+    """The valid entries of a reply; `how` is "json", "repaired" (a reply cut off by the token cap, closed at its
+    last complete element) or "salvaged" (the complete entries of broken JSON); `skipped` holds one reason per
+    entry that was left out."""
 
     items: list[T]
     how: str
@@ -187,6 +189,8 @@ def _name(value: object, what: str) -> str:
 
 def _names(value: object, what: str) -> tuple[str, ...]:
     """A list of distinct non-empty names (case-insensitive), in order; a bare string is one name."""
+    if value is None:
+        raise ParseError(f"missing {what}")
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
@@ -223,26 +227,72 @@ def _complete_objects(text: str, max_starts: int = 256) -> list[dict]:
     return found
 
 
+_CLOSER = {"{": "}", "[": "]"}
+
+
+def _close_truncated(text: str) -> object | None:
+    """A JSON value cut off by the token cap, closed at its last complete element: small models often run a
+    list away (`"subtopics": ["a", "b", "b", "b", ...`) until the cap. None when the text is not an unclosed
+    JSON value or the closed text does not parse."""
+    starts = [p for p in (text.find("{"), text.find("[")) if p >= 0]
+    if not starts:
+        return None
+    start = min(starts)
+    stack: list[str] = []
+    cut: tuple[int, str] | None = None  # (end position, closers) of the last point the value could end
+    in_string = escaped = False
+    for pos in range(start, len(text)):
+        char = text[pos]
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+            continue
+        if char == '"':
+            in_string = True
+        elif char in _CLOSER:
+            stack.append(_CLOSER[char])
+        elif char in "}]":
+            if not stack or stack.pop() != char:
+                return None
+            if not stack:
+                return None  # the value closed by itself: not truncated (and not valid JSON, or it had parsed)
+            cut = (pos + 1, "".join(reversed(stack)))
+        elif char == "," and stack:
+            cut = (pos, "".join(reversed(stack)))
+    if not stack or cut is None:
+        return None
+    try:
+        return json.loads(text[start : cut[0]] + cut[1])
+    except json.JSONDecodeError:
+        return None
+
+
+def _entry_dicts(value: object, list_key: str) -> list[dict]:
+    if isinstance(value, dict) and isinstance(value.get(list_key), list):
+        value = value[list_key]
+    return [e for e in value if isinstance(e, dict)][:MAX_ENTRIES] if isinstance(value, list) else []
+
+
 def _entries(text: str, list_key: str, entry_key: Sequence[str]) -> tuple[list[dict], str]:
-    """The entry objects of a reply: `{"<list_key>": [...]}`, a bare list, or (salvage) the complete objects
-    that carry one of `entry_key`. `ParseError` when none of these is there."""
+    """The entry objects of a reply, and how they were found: "json" (`{"<list_key>": [...]}` or a bare list),
+    "repaired" (a value cut off by the token cap, closed at its last complete element) or "salvaged" (the
+    complete objects carrying one of `entry_key` in otherwise broken JSON). `ParseError` when none is there."""
     if not text or not text.strip():
         raise ParseError("empty completion")
     text = text[:20_000]
     outer: dict | None = None
     try:
         outer = extract_json(text, expect=dict)
-        if isinstance(outer.get(list_key), list):
-            return [e for e in outer[list_key] if isinstance(e, dict)][:MAX_ENTRIES], "json"
+        if entries := _entry_dicts(outer, list_key):
+            return entries, "json"
     except ParseError:
         pass
     try:
-        found = extract_json(text, expect=list)
-        dicts = [e for e in found if isinstance(e, dict)]
-        if dicts:
-            return dicts[:MAX_ENTRIES], "json"
+        if entries := _entry_dicts(extract_json(text, expect=list), list_key):
+            return entries, "json"
     except ParseError:
         pass
+    if entries := _entry_dicts(_close_truncated(text), list_key):
+        return entries, "repaired"
     salvaged = [o for o in _complete_objects(text) if any(k in o for k in entry_key)]
     if salvaged:
         return salvaged[:MAX_ENTRIES], "salvaged"

@@ -117,7 +117,7 @@ def rewrite_prompt_version(kind: str) -> str:
 
 
 _PROBLEM_KEYS = ("problem", "rewritten_problem", "question", "new_problem")
-MIN_PROBLEM_CHARS = 15
+MIN_PROBLEM_CHARS = 10
 
 
 def parse_rewrite(text: str) -> str:

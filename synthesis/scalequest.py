@@ -220,6 +220,7 @@ def solvability_request(question: str, config: ScaleQuestConfig) -> ChatRequest:
 
 _VERDICT_LINE = re.compile(r"verdict\s*[:：]?\s*[*_`\"']*\s*(yes|no)\b", re.IGNORECASE)
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_OPENING_VERDICT = re.compile(r"^[\s*_#>\"']*(yes|no)\b[*_\"']*\s*(?:[,.!:;]|$)", re.IGNORECASE | re.MULTILINE)
 _VERDICT_KEYS = ("solvable", "verdict", "answer", "valid")
 
 
@@ -241,9 +242,10 @@ def _json_verdict(text: str) -> bool | None:
 
 def parse_verdict(text: str, *, truncated: bool = False) -> bool:
     """The solvability verdict: the last "Verdict: Yes/No" line; else a JSON object with a yes/no or boolean
-    `solvable`/`verdict`/`answer`/`valid`; else a lone Yes or No in one of the last three non-empty lines.
-    Raises `ParseError` when there is none, when that line says both, or when the reply was cut at the token cap
-    (`truncated`) before an explicit verdict — its last lines are reasoning, not a conclusion."""
+    `solvable`/`verdict`/`answer`/`valid`; else a lone Yes or No in one of the last three non-empty lines; else a
+    reply that opens with "Yes," or "No." (the verdict first, then the reasons). Raises `ParseError` when there is
+    none, or when the verdict line says both. A reply cut at the token cap (`truncated`) is not read at its end —
+    its last lines are reasoning, not a conclusion — so only an explicit, JSON or opening verdict counts."""
     if not text or not text.strip():
         raise ParseError("empty completion")
     explicit = _VERDICT_LINE.findall(text)
@@ -252,16 +254,18 @@ def parse_verdict(text: str, *, truncated: bool = False) -> bool:
     from_json = _json_verdict(text)
     if from_json is not None:
         return from_json
-    if truncated:
-        raise ParseError("cut at max tokens before a verdict")
-    tail = [line for line in text.strip().splitlines() if line.strip()][-3:]
-    for line in reversed(tail):
-        words = {w.lower() for w in _YES_NO.findall(line)}
-        if len(words) == 2:
-            raise ParseError("the verdict line says both Yes and No")
-        if words:
-            return words.pop() == "yes"
-    raise ParseError("no Yes/No verdict at the end")
+    if not truncated:
+        tail = [line for line in text.strip().splitlines() if line.strip()][-3:]
+        for line in reversed(tail):
+            words = {w.lower() for w in _YES_NO.findall(line)}
+            if len(words) == 2:
+                raise ParseError("the verdict line says both Yes and No")
+            if words:
+                return words.pop() == "yes"
+    opening = _OPENING_VERDICT.match(text)
+    if opening:
+        return opening.group(1).lower() == "yes"
+    raise ParseError("cut at max tokens before a verdict" if truncated else "no Yes/No verdict at the end")
 
 
 # --- best-of-n and difficulty sampling ---------------------------------------------------------------------------

@@ -251,6 +251,13 @@ def load_vocabulary_yaml(path: str | Path) -> list[Skill]:
     return skills
 
 
+def dump_vocabulary_yaml(skills: Iterable[Skill]) -> str:
+    """A vocabulary as the YAML `load_vocabulary_yaml` reads: export the `skills` table, edit it, and point
+    `skills.vocabulary` at the file (ids are kept, so labels stay comparable)."""
+    entries = [{"id": s.skill_id, "name": s.name, "definition": s.definition} for s in skills]
+    return yaml.safe_dump({"skills": entries}, sort_keys=False, allow_unicode=True, width=120)
+
+
 # -- prompts ----------------------------------------------------------------------------------------------------
 
 

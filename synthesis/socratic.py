@@ -191,7 +191,7 @@ class Refinement:
 _QUESTION_KEYS = ("problem", "new_problem", "question")
 _SOLUTION_KEYS = ("solution", "reference_solution", "steps")
 _ANSWER_KEYS = ("answer", "final_answer")
-MIN_QUESTION_CHARS = 15
+MIN_QUESTION_CHARS = 10  # shorter is a bare expression or a fragment, not a problem to grade
 
 
 def parse_refinement(text: str) -> Refinement:

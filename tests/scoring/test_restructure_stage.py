@@ -26,16 +26,22 @@ PART = synth_partition("restructure")
 
 
 def restructure_project(tmp_path: Path) -> ProjectConfig:
-    """The Socratic test's pool and rollouts (so the session cache serves both), three parents per run: six
-    sums whose family solutions ("48 + 68 = 116") feed the hints of the always-failed ones."""
+    """The Socratic test's six sums and rollouts (so the session cache serves both) plus two knob-5 expressions the
+    0.5B always fails in 16 tokens, whose family solutions ("(a * b - c) * d + e = …") feed GHPO hints; four parents
+    per run."""
     return ProjectConfig(
         data_root=str(tmp_path),
         student=StudentConfig(id="restructure", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
-        sources=SourcesConfig(procedural=[ProceduralSource(family="arithmetic", levels=[1], per_level=6, seed=1)]),
+        sources=SourcesConfig(
+            procedural=[
+                ProceduralSource(family="arithmetic", levels=[1], per_level=6, seed=1),
+                ProceduralSource(family="arithmetic", levels=[5], per_level=2, seed=1),
+            ]
+        ),
         rollouts=RolloutConfig(k=4, max_tokens=16, prompt="answer_only_v1", seed=0),
         synthesis=SynthesisConfig(
             answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=96),
-            restructure=RestructureConfig(enabled=True, max_problems=3, seed=0),
+            restructure=RestructureConfig(enabled=True, max_problems=4, seed=0),
         ),
     )
 
@@ -48,14 +54,14 @@ def test_variants_keep_parent_and_answer_and_rerun_for_free(small_engine: Engine
     build_rollouts(config, root, small_engine, progress=False)
     build_difficulty(config, root)
     rates = {r["problem_id"]: r["pass_rate"] for r in current_grades(config, root).to_pylist()}
-    assert len(rates) == 6
+    assert len(rates) == 8
     roles = EngineRoles(config, root, overrides={"student": small_engine, "teacher": small_engine})
 
     summary = build_restructure(config, root, roles, progress=False)
     cfg = config.synthesis.restructure
     eligible = {pid for pid, p in rates.items() if variant_kinds(p, cfg)}
     assert summary.counts["candidates"] == len(eligible) >= 1, summary.figures["funnel_md"]
-    assert summary.counts["selected"] == min(3, len(eligible))
+    assert summary.counts["selected"] == min(4, len(eligible))
     log = root.read_table("synthesis_log", PART).to_pylist()
     selected = {r["item_id"] for r in log if r["stage"] == "select" and r["kept"]}
     assert len(selected) == summary.counts["selected"]

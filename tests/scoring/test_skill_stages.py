@@ -22,6 +22,7 @@ from scoring.skill_stages import (
     build_skill_profile,
     build_skill_vocabulary,
     build_stat_syn,
+    copy_reason,
     main_skill,
     problem_skill_weights,
 )
@@ -39,8 +40,11 @@ from scoring.skills import (
 from scoring.stages import build_difficulty, build_problems, build_rollouts, current_grades
 from scoring.storage import DataRoot
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
+from synthesis.skills import parse_questions
 from synthesis.sources import ImportSource, ProceduralSource, SourcesConfig
 from tests.conftest import SMALL_MODEL
+
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "synthesis" / "skills_completions.jsonl"
 
 # -- pure arithmetic ---------------------------------------------------------------------------------------------
 
@@ -114,6 +118,20 @@ def test_balance_flags_a_dominating_skill_with_weights() -> None:
     assert balance_of([], None, skills, 0.5).passed
 
 
+def test_stat_syn_novelty_rejects_copies_of_references() -> None:
+    recorded = [json.loads(line) for line in RECORDED.read_text().splitlines()]
+    (row,) = [r for r in recorded if r["kind"] == "stat_syn"]
+    references = dict(enumerate(row["context"]["references"]))
+    questions, _ = parse_questions(row["completion"], 2)
+    assert [copy_reason(q, {}, references) for q in questions] == [
+        "copied out of reference problem 0",
+        "copied out of reference problem 1",
+    ]
+    assert copy_reason("12^3 mod 5", {}, references) == "copied out of reference problem 0"
+    assert copy_reason("What is 7^5 mod 9?", {"what is 7^5 mod 9?": "p9"}, references) == "copy of pool problem p9"
+    assert copy_reason("What is 7^5 mod 11?", {"what is 7^5 mod 9?": "p9"}, references) == ""
+
+
 def test_skills_config_checks_label_bounds() -> None:
     with pytest.raises(ValueError, match="labels_per_problem"):
         SkillsConfig(labels_per_problem=(3, 2))
@@ -122,11 +140,12 @@ def test_skills_config_checks_label_bounds() -> None:
 # -- end to end on the real 0.5B model ---------------------------------------------------------------------------
 
 WEAKEST_QUERY = """
-select p.skill_id, s.name, p.n_problems, p.n_failures, p.n_fail_attributed,
-       round(p.fail_share, 3) as fail_share, round(p.pass_rate, 3) as pass_rate, round(p.weight, 3) as weight
+select p.skill_id, s.name, p.n_problems, round(p.pass_rate, 3) as pass_rate, p.n_failures, p.n_fail_attributed,
+       round(p.fail_share, 3) as fail_share, round(p.fail_share_lo, 3) as fail_share_lo,
+       round(p.fail_share_hi, 3) as fail_share_hi, round(p.weight, 3) as stat_sel_weight
 from skill_profile p join skills s using (skill_id)
 where p.student_id = ?
-order by p.n_fail_attributed desc, p.pass_rate asc, p.skill_id
+order by p.n_fail_attributed desc, p.pass_rate asc nulls last, p.skill_id
 limit 5
 """
 
@@ -138,7 +157,6 @@ def _config(tmp_path: Path, shared_dir: Path) -> ProjectConfig:
         sources=SourcesConfig(
             procedural=[
                 ProceduralSource(family="arithmetic", levels=[2], per_level=1, seed=2),
-                ProceduralSource(family="modular_arithmetic", levels=[3], per_level=1, seed=2),
                 ProceduralSource(family="knights_knaves", levels=[1], per_level=1, seed=2),
             ],
             imports=[ImportSource(path=str(shared_dir / "data" / "gsm8k" / "train.jsonl"), preset="gsm8k", limit=1)],
@@ -149,15 +167,16 @@ def _config(tmp_path: Path, shared_dir: Path) -> ProjectConfig:
             propose_from=1,
             propose_max_tokens=128,
             label_known=True,
-            failures_attributed=4,
+            failures_attributed=3,
             syn_skills=1,
             syn_per_skill=1,
             syn_max_tokens=128,
         ),
-        synthesis=SynthesisConfig(answers=AnswerCheckConfig(k=3, max_tokens=160)),
+        synthesis=SynthesisConfig(answers=AnswerCheckConfig(k=3, max_tokens=128)),
     )
 
 
+@pytest.mark.timeout(1800)  # ~3 min on an idle 2-core machine; other model processes on the cores slow it ×5
 def test_skills_end_to_end_on_the_real_model(small_engine: Engine, tmp_path: Path, shared_dir: Path) -> None:
     config = _config(tmp_path, shared_dir)
     root = DataRoot(tmp_path)
@@ -171,23 +190,27 @@ def test_skills_end_to_end_on_the_real_model(small_engine: Engine, tmp_path: Pat
 
     skills = root.read_table("skills").to_pylist()
     sources = {s["skill_id"]: s["source"] for s in skills}
-    assert {"arithmetic", "modular_arithmetic", "logic"} <= {k for k, v in sources.items() if v == "family"}
-    assert vocabulary.counts["family"] == 6 and vocabulary.counts["unlabeled_problems"] == 1
+    assert {k for k, v in sources.items() if v == "family"} == {
+        "arithmetic",
+        "order_of_operations",
+        "logic",
+        "case_analysis",
+    }
+    assert vocabulary.counts["family"] == 4 and vocabulary.counts["unlabeled_problems"] == 1
     assert set(sources.values()) <= {"family", "teacher"}
     assert vocabulary.figures.get("model_calls", 0) + vocabulary.figures.get("cache_hits", 0) == 1  # one proposal
 
     table = root.read_table("problem_skills").to_pylist()
     by_labeler = {(r["problem_id"], r["labeler"]) for r in table}
-    assert sum(lb == "family" for _, lb in by_labeler) == 3
-    assert labels.counts["teacher_requested"] == 4  # 3 family problems (label_known) + the GSM8K one
+    assert sum(lb == "family" for _, lb in by_labeler) == 2
+    assert labels.counts["teacher_requested"] == 3  # 2 family problems (label_known) + the GSM8K one
     assert all(r["skill_id"] in sources for r in table)
     assert all(r["version"] == ("family_v1" if r["labeler"] == "family" else "skills_teacher_v1") for r in table)
     assert all(r["labeler"] == SMALL_MODEL for r in table if r["labeler"] != "family")
     rejects = root.read_table("rejects", {"origin": "skills"}).to_pylist()
     assert all(r["stage"] == "skills_label" and r["reason"] for r in rejects)
-    assert (
-        labels.counts["teacher_accepted"] + len({r["input_ref"] for r in rejects}) >= labels.counts["teacher_requested"]
-    )
+    rejected_problems = {r["input_ref"].split("#")[0] for r in rejects}
+    assert labels.counts["teacher_accepted"] + len(rejected_problems) >= labels.counts["teacher_requested"]
     assert "agreement_problems" in labels.figures
 
     part = {"student": config.student.id}
@@ -196,7 +219,7 @@ def test_skills_end_to_end_on_the_real_model(small_engine: Engine, tmp_path: Pat
     assert rows and {r["skill_id"] for r in rows} <= set(sources)
     failures = sum(g["n"] - g["k"] for g in grades)
     assert profile.counts["failed_rollouts"] == failures
-    assert profile.counts["failures_chosen"] == min(4, failures)
+    assert profile.counts["failures_chosen"] == min(3, failures)
     for row in rows:
         assert row["student_id"] == config.student.id and 0 <= row["fail_share"] <= 1
         assert row["n_problems"] == 0 or 0 <= row["pass_lo"] <= row["pass_rate"] <= row["pass_hi"] <= 1

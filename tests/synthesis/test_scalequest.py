@@ -203,15 +203,18 @@ def test_language_filter(question: str, reason: str | None) -> None:
         ("Verdict: **No**\n\nThe data is missing.", False, False),  # the explicit line wins over what follows
         ("The rate is given.\n\n**Yes**", False, True),
         ('{"solvable": false}', True, False),  # JSON is a verdict even when the reply was cut after it
+        ("Yes, it is a math problem. The speed is", True, True),  # the verdict first, then the cut reasons
+        ("**No.** The second train has no speed.", False, False),
     ],
 )
 def test_parse_verdict_rules(text: str, truncated: bool, verdict: bool) -> None:
     assert parse_verdict(text, truncated=truncated) is verdict
 
 
-def test_parse_verdict_refuses_a_truncated_reply_without_an_explicit_verdict() -> None:
+@pytest.mark.parametrize("text", ["Let us check. The problem is not a yes", "No information is missing, so"])
+def test_parse_verdict_refuses_a_truncated_reply_without_an_explicit_verdict(text: str) -> None:
     with pytest.raises(ParseError, match="cut at max tokens before a verdict"):
-        parse_verdict("Let us check. The problem is not a yes", truncated=True)
+        parse_verdict(text, truncated=True)
 
 
 # --- best-of-n and difficulty sampling ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from synthesis.skills import (
     Vocabulary,
     attribution_messages,
     dedup_key,
+    dump_vocabulary_yaml,
     family_skills,
     glan_concept_skills,
     label_messages,
@@ -173,6 +174,15 @@ def test_yaml_vocabulary_errors_name_file_and_key(tmp_path: Path, text: str, mes
     assert str(path) in str(info.value) and message in str(info.value)
 
 
+def test_exported_vocabulary_round_trips(tmp_path: Path) -> None:
+    skills = list(family_vocabulary())
+    path = tmp_path / "exported.yaml"
+    path.write_text(dump_vocabulary_yaml(skills))
+    loaded = load_vocabulary_yaml(path)
+    assert [(s.skill_id, s.name, s.definition) for s in loaded] == [(s.skill_id, s.name, s.definition) for s in skills]
+    assert all(s.source == "user" for s in loaded)
+
+
 def test_missing_yaml_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_vocabulary_yaml(tmp_path / "nope.yaml")
@@ -318,10 +328,11 @@ def test_proposal_parser_limits_and_rejects() -> None:
 
 
 def test_recorded_stat_syn_questions_parse() -> None:
+    """The 0.5B teacher copied two of the three references it was shown, word for word: they parse (the STAT-Syn
+    stage's novelty filter rejects them, see tests/scoring/test_skill_stages.py)."""
     (row,) = recorded("stat_syn")
     questions, rejected = parse_questions(row["completion"], 2)
-    assert questions == ["12^3 mod 5", "23^9 mod 21"]
-    assert rejected == [("66^24 mod 19", "over the 2 questions asked for (truncated)")]
+    assert questions == row["context"]["references"][:2] and rejected == []
 
 
 def test_question_parser_cases() -> None:
