@@ -36,8 +36,12 @@ from scoring.storage import DataRoot  # noqa: E402
 
 PARSED = re.compile(r"parse|language|format")
 SOLVABLE = re.compile(r"solvab|agreement|majority|answer")
-# Where a method's stage names are known, they are named here; other methods fall back to the patterns above.
-KNOWN_STAGES: dict[str, tuple[str | None, str | None]] = {"scalequest": ("language", "solvable")}
+# Stage names read in each method's stage module (they may change); other methods fall back to the patterns.
+KNOWN_STAGES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "scalequest": (("language",), ("solvable",)),
+    "glan": (("question",), ("agreement",)),
+    "socratic": (("refine",), ("agreement",)),
+}
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,20 @@ class Yield:
     stages: str
 
 
-def _stage(method: str, stages: list[str], pattern: re.Pattern[str], which: int) -> str | None:
+def _stages(method: str, stages: list[str], pattern: re.Pattern[str], which: int) -> list[str]:
     known = KNOWN_STAGES.get(method)
-    if known is not None:
-        return known[which]
-    matching = [s for s in stages if pattern.search(s)]
-    return matching[-1] if matching else None  # the last such stage: after it, the candidate is parsed/answered
+    wanted = known[which] if known is not None else tuple(s for s in stages if pattern.search(s))
+    return [s for s in stages if s in wanted]
+
+
+def _passed(rows: list[dict], stages: list[str]) -> int | None:
+    """Candidates kept by one of `stages` and rejected by none of them (stages in sequence, or parallel branches
+    such as restructuring's `simplified.parse` / `diversified.parse`); None when the method has no such stage."""
+    if not stages:
+        return None
+    kept = {(r["round"], r["item_id"]) for r in rows if r["stage"] in stages and r["kept"]}
+    rejected = {(r["round"], r["item_id"]) for r in rows if r["stage"] in stages and not r["kept"]}
+    return len(kept - rejected)
 
 
 def student_pass_rates(root: DataRoot, student: str | None) -> dict[str, float]:
@@ -84,32 +96,25 @@ def method_yields(
     yields = []
     for method, rows in sorted(by_method.items()):
         stages = list(dict.fromkeys(r["stage"] for r in rows))
-        parse_stage = _stage(method, stages, PARSED, 0)
-        solve_stage = _stage(method, stages, SOLVABLE, 1)
-
-        parsed_ids = _kept_ids(rows, parse_stage) if parse_stage in stages else None
-        solvable_ids = _kept_ids(rows, solve_stage) if solve_stage in stages else None
+        parse_stages = _stages(method, stages, PARSED, 0)
+        solve_stages = _stages(method, stages, SOLVABLE, 1)
         accepted = [p for p in problems if p["method"] == method]
         rates = [_pass_rate(p, measured) for p in accepted]
         known = [r for r in rates if r is not None]
         yields.append(
             Yield(
                 method=method,
-                requested=len({(r["round"], r["item_id"]) for r in rows}),
-                parsed=None if parsed_ids is None else len(parsed_ids),
-                solvable=None if solvable_ids is None else len(solvable_ids),
+                requested=len({(r["round"], r["item_id"]) for r in rows if r["stage"] == stages[0]}),
+                parsed=_passed(rows, parse_stages),
+                solvable=_passed(rows, solve_stages),
                 kept=len(accepted),
                 graded=len(known),
                 learnable=sum(too_hard < r < too_easy for r in known),
                 tokens=sum(int(r["prompt_tokens"] or 0) + int(r["completion_tokens"] or 0) for r in rows),
-                stages=f"{parse_stage or '–'} / {solve_stage or '–'}",
+                stages=f"{stages[0]} / {','.join(parse_stages) or '–'} / {','.join(solve_stages) or '–'}",
             )
         )
     return yields
-
-
-def _kept_ids(rows: list[dict], stage: str | None) -> set[tuple[int, str]]:
-    return {(r["round"], r["item_id"]) for r in rows if r["stage"] == stage and r["kept"]}
 
 
 def _pass_rate(problem: dict, measured: dict[str, float]) -> float | None:
@@ -126,7 +131,7 @@ def yield_table(yields: list[Yield]) -> str:
     """The report as a markdown table."""
     lines = [
         "| method | requested | parsed | solvable | kept | learnable (of graded) | tokens | tokens / kept | stages "
-        "(parsed / solvable) |",
+        "(requested / parsed / solvable) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for y in yields:
@@ -143,7 +148,10 @@ def _n(value: int | None) -> str:
 
 
 def run_scalequest(args: argparse.Namespace, root: DataRoot) -> dict[str, object]:
-    """Run the ScaleQuest stage with one embedded model in all three roles; returns its counts and figures."""
+    """Run the ScaleQuest stage with one embedded model in all three roles; returns its counts and figures.
+
+    Token caps are small for a CPU: questions 64, solvability replies 96, 3 responses of 160, and `--rollouts`
+    answer-only student rollouts of 48 tokens for the pass rate."""
     from engines.config import EngineConfig, build_engine
     from scoring.config import ProjectConfig
     from scoring.roles import EngineRoles
@@ -163,7 +171,7 @@ def run_scalequest(args: argparse.Namespace, root: DataRoot) -> dict[str, object
                     "max_question_tokens": 64,
                     "solvability_max_tokens": 96,
                     "responses": 3,
-                    "max_response_tokens": 192,
+                    "max_response_tokens": 160,
                 }
             },
         }

@@ -23,7 +23,8 @@ from tests.conftest import SMALL_MODEL
 
 TABLES = ("glan_disciplines", "glan_subjects", "glan_syllabus")
 LOGS = ("glan_taxonomy", "glan_syllabus", "glan")
-pytestmark = pytest.mark.slow
+# ~3k generated tokens: a few minutes on 2 idle cores, far longer when other jobs share them.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 METADATA = {"field", "sub_field", "discipline", "subject", "level", "session_idx", "key_concepts", "n_sessions_sampled"}
 

@@ -47,6 +47,7 @@ def restructure_project(tmp_path: Path) -> ProjectConfig:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # model-bound: 600 s is too tight when other runs share the 2 cores
 def test_variants_keep_parent_and_answer_and_rerun_for_free(small_engine: Engine, tmp_path: Path) -> None:
     config = restructure_project(tmp_path)
     root = DataRoot(tmp_path)
