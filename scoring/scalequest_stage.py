@@ -89,7 +89,7 @@ def build_scalequest(
     candidates = _check_solvable(settings, candidates, roles.teacher, record, progress)
     with Verifier(config.verify) as verifier:
         candidates = _answer(settings, answers, candidates, roles.teacher, verifier, record, progress)
-        problems = _difficulty(config, root, candidates, roles, verifier, record, progress)
+        problems = difficulty_sampling(config, root, candidates, roles, verifier, record, progress=progress)
     for problem in problems:
         record.accept(problem)
     _, table = record.write(root)
@@ -253,16 +253,19 @@ def _answer(
     return survivors
 
 
-def _difficulty(
+def difficulty_sampling(
     config: ProjectConfig,
     root: DataRoot,
     candidates: list[Candidate],
     roles: EngineRoles,
     verifier: Verifier,
     record: SynthesisRecord,
-    progress: bool,
+    *,
+    progress: bool = True,
 ) -> list[Problem]:
-    """Step 5: the student's pass rate (predicted, else from rollouts) and the seeded drop of too-easy ones."""
+    """Step 5 on answered candidates: the student's pass rate (its saved predictor's, else from rollouts), one
+    `difficulty` row each, and a seeded drop of `drop_easy_share` of the too-easy ones. Returns the accepted
+    problems (methods §8, filter c, with our difficulty in place of the paper's regression head)."""
     settings = config.synthesis.scalequest
     bands = config.grading.bands
     drafts = [_problem(c, roles.generator.model_id, settings, {}) for c in candidates]
@@ -283,7 +286,7 @@ def _difficulty(
             dropped = band == "too_easy" and drops_easy(candidate.item_id, settings.drop_easy_share, settings.seed)
             kept = not dropped
             if band != "too_easy":
-                reason = f"{band} (pass rate {grade.pass_rate:.2f})"
+                reason = f"{band.replace('_', ' ')} (pass rate {grade.pass_rate:.2f})"
             else:
                 outcome = "dropped by" if dropped else "kept by"
                 reason = f"too easy (pass rate {grade.pass_rate:.2f} ≥ {bands.too_easy}), {outcome} difficulty sampling"

@@ -245,8 +245,10 @@ def build_problem_skills(
     table = to_table(rows, PROBLEM_SKILLS)
     path = root.write_table("problem_skills", table)
     root.write_table("rejects", to_table(rejects, REJECTS), {"origin": "skills"})
-    counts |= {"labels": table.num_rows, "labels_rejected": len(rejects)}
+    counts |= {"vocabulary": len(vocab), "labels": table.num_rows, "labels_rejected": len(rejects)}
     figures = stats | {f"agreement_{k}": v for k, v in label_agreement(table).items()}
+    if not len(vocab):
+        figures["status"] = "empty vocabulary: materialize skill_vocabulary (build_skill_vocabulary) first"
     figures |= {
         "seconds": round(time.perf_counter() - started, 3),
         "reject_reasons_md": reasons_markdown(_reason_kind(r["reason"]) for r in rejects),

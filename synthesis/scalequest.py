@@ -11,7 +11,8 @@ Deviation from the paper, for generators that were not question-fine-tuned (QFT)
 answer its own question in the same turn. `parse_question` keeps the lines before the first line that starts an
 answer ("To solve …", "Solution:", "Step 1", …) and says so; a completion cut at `max_question_tokens` without such
 a line is rejected, since its question may be unfinished. With a QFT generator, set `system_prompt` to the
-paper's "You are a helpful assistant." instead of the default math-teacher line.
+paper's "You are a helpful assistant." instead of the default math-teacher line. The paper's code keeps a
+solvability reply that contains "yes" anywhere; `parse_verdict` reads the verdict where the prompt asks for it.
 
 Pure functions only; the stage is `scoring.scalequest_stage.build_scalequest`.
 """
@@ -34,6 +35,9 @@ SOLVABILITY = "scalequest_solvability"
 
 
 class ScaleQuestConfig(BaseModel):
+    """The `synthesis.scalequest` section: question sampling (paper: T 1.0, top-p 0.99), the filters' caps,
+    best-of-n responses and difficulty sampling."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(False, description="run ScaleQuest in the synthesis job")

@@ -52,7 +52,7 @@ def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
         "shards_match_manifest": True,
         "answers_in_shards": True,
         "curriculum_is_graded": True,
-        "skill_balance_in_shards": False,  # a warning: the one source, gsm8k, holds all of the curriculum
+        "skill_balance_in_shards": True,  # 16-token rollouts fail both clean problems: no shard rows to balance
     }
     with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from problems").fetchone() == (4,)

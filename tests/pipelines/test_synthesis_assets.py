@@ -79,8 +79,8 @@ def test_glan_and_skills_assets_materialize_with_metadata(synth_root: Path) -> N
     views = DataRoot(synth_root).refresh_catalog()
     assert {"synthesis_log", "synthesized_problems", "glan_syllabus", "skills", "problem_skills"} <= set(views)
     with duckdb.connect(str(synth_root / "catalog.duckdb"), read_only=True) as con:
-        logged = con.sql("select count(*) from synthesis_log where method = 'glan'").fetchone()[0]
-        labelled = con.sql("select count(distinct problem_id) from problem_skills").fetchone()[0]
+        logged = con.execute("select count(*) from synthesis_log where method = 'glan'").fetchone()[0]
+        labelled = con.execute("select count(distinct problem_id) from problem_skills").fetchone()[0]
     assert logged >= accepted and logged > 0
     assert labelled >= 2  # both arithmetic problems carry their family's skill
 

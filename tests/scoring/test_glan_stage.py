@@ -40,15 +40,15 @@ def glan_project(tmp_path: Path, **overrides: object) -> ProjectConfig:
         "concepts_per_session": 3,
         "questions": 4,
         "two_session_share": 0.5,
-        "list_max_tokens": 320,
-        "question_max_tokens": 160,
-        "answer_max_tokens": 320,
+        "list_max_tokens": 256,
+        "question_max_tokens": 128,
+        "answer_max_tokens": 256,
     }
     return ProjectConfig(
         data_root=str(tmp_path),
         student=StudentConfig(id="glan", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
         synthesis=SynthesisConfig(
-            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=256), glan=GlanConfig(**settings | overrides)
+            answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=192), glan=GlanConfig(**settings | overrides)
         ),
     )
 

@@ -11,13 +11,15 @@ import pytest
 
 from engines import Engine, EngineConfig
 from engines.errors import ConfigError
+from scoring.agreement import Agreement
 from scoring.config import ProjectConfig
 from scoring.grade_stages import predictor_path
 from scoring.predictor import PREDICTOR_METHOD, PassRatePredictor
 from scoring.roles import EngineRoles
-from scoring.scalequest_stage import CHECKS, build_scalequest
+from scoring.scalequest_stage import CHECKS, Candidate, build_scalequest, difficulty_sampling
 from scoring.storage import DataRoot
-from scoring.synth_tables import synth_partition
+from scoring.synth_tables import SynthesisRecord, synth_partition
+from scoring.verify import Verifier
 from tests.conftest import SMALL_MODEL
 
 STAGES = ("generate", "language", "solvable", "majority_vote", "difficulty")
@@ -37,7 +39,7 @@ def _project(root: Path, **scalequest: object) -> ProjectConfig:
                     "max_question_tokens": 64,
                     "solvability_max_tokens": 96,
                     "responses": 3,
-                    "max_response_tokens": 128,
+                    "max_response_tokens": 160,
                     "drop_easy_share": 1.0,
                     **scalequest,
                 }
@@ -134,3 +136,57 @@ def test_responses_below_min_votes_is_a_config_error(small_engine: Engine, tmp_p
     with pytest.raises(ConfigError, match="responses"):
         build_scalequest(project, DataRoot(tmp_path), _roles(project, tmp_path, small_engine), progress=False)
     assert not DataRoot(tmp_path).table_path("synthesis_log", synth_partition("scalequest")).exists()
+
+
+def _answered(question: str, answer: str, index: int) -> Candidate:
+    """A candidate as the majority-vote step leaves it (3 of 3 responses agree on `answer`)."""
+    agreement = Agreement(True, answer, 3, 3, "3/3 solutions agree", (0, 1, 2))
+    return Candidate(f"q{index:05d}", index, question, False, "yes", agreement, f"... so \\boxed{{{answer}}}", 0)
+
+
+CANDIDATES = [
+    ("A pen costs 3 dollars. How much do 4 pens cost in dollars?", "12"),
+    ("Tom has 15 apples and gives away 6. How many apples does he have left?", "9"),
+]
+
+
+def test_difficulty_sampling_grades_on_student_rollouts(small_engine: Engine, tmp_path: Path) -> None:
+    project, root = _project(tmp_path, drop_easy_share=0.0), DataRoot(tmp_path)
+    candidates = [_answered(q, a, i) for i, (q, a) in enumerate(CANDIDATES)]
+    record = SynthesisRecord("scalequest")
+    with Verifier(project.verify) as verifier:
+        problems = difficulty_sampling(
+            project, root, candidates, _roles(project, tmp_path, small_engine), verifier, record, progress=False
+        )
+    assert [row["stage"] for row in record.log] == ["difficulty", "difficulty"]
+    assert len(problems) == 2, "with drop_easy_share 0 nothing is dropped"
+    for row, problem in zip(record.log, problems, strict=True):
+        detail, meta = json.loads(row["detail"]), json.loads(problem.metadata)
+        assert detail["difficulty_source"] == "rollouts" and detail["student_rollouts"] == 2  # rollouts.k
+        assert detail["pass_rate"] == detail["student_correct"] / 2 == meta["pass_rate"]
+        assert detail["band"] == project.grading.bands.label(detail["pass_rate"]) and row["completion_tokens"] > 0
+        assert row["reason"].startswith(detail["band"].replace("_", " ")) and row["kept"]
+        assert (meta["votes"], meta["responses"], meta["chosen_response_idx"]) == (3, 3, 0)
+        assert problem.parent_id is None and problem.answer in ("12", "9")
+
+
+def test_difficulty_sampling_on_the_predictor_drops_the_easy_share(small_engine: Engine, tmp_path: Path) -> None:
+    _save_predictor(DataRoot(tmp_path), "qwen05")
+    candidates = [_answered(q, a, i) for i, (q, a) in enumerate(CANDIDATES)]
+    calls = small_engine.stats.model_calls
+    kept = {}
+    for share in (0.0, 1.0):
+        # Bands under which every predicted pass rate (clipped to ≥ 0.01) is too easy.
+        bands = {"grading": {"bands": {"too_hard": 0.0, "too_easy": 0.005}}}
+        project = ProjectConfig.model_validate(_project(tmp_path, drop_easy_share=share).model_dump() | bands)
+        record = SynthesisRecord("scalequest")
+        with Verifier(project.verify) as verifier:
+            kept[share] = difficulty_sampling(
+                project, DataRoot(tmp_path), candidates, _roles(project, tmp_path, small_engine), verifier, record
+            )
+        assert all(
+            "too easy" in row["reason"] and json.loads(row["detail"])["band"] == "too_easy" for row in record.log
+        )
+        assert all(row["prompt_version"] == PREDICTOR_METHOD for row in record.log)
+    assert len(kept[0.0]) == 2 and kept[1.0] == []
+    assert small_engine.stats.model_calls == calls, "a predicted pass rate costs no model call"
