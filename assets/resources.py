@@ -51,9 +51,14 @@ class EngineResource(dg.ConfigurableResource):
     api_key: str | None = Field(None, description="openai: bearer token; set it through an EnvVar")
     n_ctx: int = Field(2048, description="embedded: context window")
     n_threads: int | None = Field(None, description="embedded: CPU threads (default: all cores)")
-    max_concurrency: int = Field(8, description="openai: requests in flight")
-    timeout_s: float = Field(120.0, description="openai: per-request timeout (s)")
+    max_concurrency: int = Field(32, description="openai: requests in flight (near the server's slot count)")
+    timeout_s: float = Field(120.0, description="openai: per-request timeout (s), queueing at the server included")
     max_retries: int = Field(4, description="openai: attempts per request")
+    # Dagster config has no bool-or-literal union, so the choice travels as text and EngineConfig parses it.
+    server_n: str = Field("auto", description="openai: samples of a request in one call with `n`: auto | true | false")
+    retry_after_cap_s: float = Field(60.0, description="openai: longest Retry-After wait honoured (s)")
+    breaker_failures: int = Field(8, description="openai: consecutive failures that open the circuit breaker")
+    breaker_cooldown_s: float = Field(30.0, description="openai: seconds the breaker stays open before a probe")
     tensor_parallel_size: int = Field(1, description="vllm: GPUs per model replica")
 
     def engine_config(self) -> EngineConfig:
@@ -62,7 +67,9 @@ class EngineResource(dg.ConfigurableResource):
     @classmethod
     def fields_of(cls, config: EngineConfig) -> dict[str, object]:
         """The resource fields for an engine config (the inverse of `engine_config`)."""
-        return config.model_dump()
+        fields = config.model_dump()
+        fields["server_n"] = str(fields["server_n"]).lower()  # True → "true", as the text field expects
+        return fields
 
 
 class TeacherEngineResource(EngineResource):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,9 +32,31 @@ class EngineConfig(BaseModel):
     api_key: str | None = Field(None, description="openai: bearer token (use an env var, never a file)")
     n_ctx: int = Field(2048, ge=256, description="embedded: context window in tokens")
     n_threads: int | None = Field(None, ge=1, description="embedded: CPU threads (default: all cores)")
-    max_concurrency: int = Field(8, ge=1, description="openai: requests in flight")
-    timeout_s: float = Field(120.0, gt=0, description="openai: per-request timeout in seconds")
-    max_retries: int = Field(4, ge=1, description="openai: attempts per request on 429/5xx/connection errors")
+    max_concurrency: int = Field(
+        32,
+        ge=1,
+        description="openai: requests in flight (a single-slot server such as llama.cpp queues them, and the "
+        "timeout counts that queueing: keep it near the server's slot count there)",
+    )
+    timeout_s: float = Field(120.0, gt=0, description="openai: per-request deadline in seconds, connect to last byte")
+    max_retries: int = Field(
+        4,
+        ge=1,
+        description="openai: attempts per request (the first included) on 408/429/5xx, connection errors, "
+        "timeouts and unreadable bodies",
+    )
+    server_n: bool | Literal["auto"] = Field(
+        "auto",
+        description="openai: ask for a request's samples in one call with `n` (true), one call per sample (false), "
+        "or find out from the server (auto); cache keys are the same either way",
+    )
+    retry_after_cap_s: float = Field(60.0, ge=0, description="openai: longest Retry-After wait honoured, seconds")
+    breaker_failures: int = Field(
+        8, ge=1, description="openai: consecutive server failures that open the circuit breaker (then calls fail fast)"
+    )
+    breaker_cooldown_s: float = Field(
+        30.0, ge=0, description="openai: seconds the breaker stays open before one probe request is let through"
+    )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model replica")
 
 
@@ -73,6 +96,10 @@ def build_backend(config: EngineConfig, models_dir: Path) -> Backend:
             max_concurrency=config.max_concurrency,
             timeout_s=config.timeout_s,
             max_retries=config.max_retries,
+            server_n=config.server_n,
+            retry_after_cap_s=config.retry_after_cap_s,
+            breaker_failures=config.breaker_failures,
+            breaker_cooldown_s=config.breaker_cooldown_s,
         )
     if config.backend == "vllm":
         from engines.vllm_offline import VLLMBackend

@@ -1,5 +1,6 @@
 """Real HTTP servers on loopback for the openai backend's tests: llama.cpp's OpenAI-compatible server on the
-embedded model, and a small scripted server of our own that injects faults."""
+embedded model, and a small scripted server of our own (successive replies from a list). The fault-injecting
+server with every failure mode is `tests/engines/fault_server.py`."""
 
 from __future__ import annotations
 

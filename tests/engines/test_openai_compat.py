@@ -1,14 +1,18 @@
-"""The openai backend against real servers on loopback: llama.cpp's server, and a fault-injecting one."""
+"""The openai backend against real servers on loopback: llama.cpp's server (with the real 0.5B model), and a
+scripted one. The full fault matrix is in test_openai_faults.py."""
 
 from __future__ import annotations
 
+import re
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engines import ChatRequest, Engine, Message, SamplingParams
+from engines.base import SampleCall
 from engines.cache import CompletionCache
 from engines.models import EMBEDDED_MODELS, ensure_model
 from engines.openai_compat import OpenAICompatBackend
@@ -37,7 +41,53 @@ def test_real_server_samples_through_engine_and_cache(llama_server: str, tmp_pat
     again = engine.generate(requests, progress=False)
     assert engine.stats.model_calls == 4 and engine.stats.cache_hits == 4
     assert [[c.text for c in g] for g in again] == [[c.text for c in g] for g in groups]
+    # llama.cpp's server answers `n` with one choice: "auto" notices once and asks per sample from then on
+    assert backend.server_n is False
+    stats = backend.stats_dict()
+    assert stats["openai_n_requests"] == 1 and stats["openai_n_fallbacks"] == 1 and stats["openai_requests"] == 4
+    assert stats["openai_completion_tokens"] == engine.stats.completion_tokens
     engine.close()
+
+
+# Each distinct request asks for its own number; the reply (3 tokens: Qwen writes one token per digit) must be
+# that number's first three digits. Greedy decoding makes the model right nearly always, so a result delivered
+# to the wrong index would show up as a mass mismatch.
+THOUSAND = 1000
+PEAK_MB_BOUND = 16.0  # measured 1.7 MB for 1,000 calls (tracemalloc; results included)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # ~2-3 min on 2 idle cores; the default 600 s is too tight when the cores are shared
+def test_a_thousand_concurrent_requests_keep_their_results_and_bounded_memory(llama_server: str) -> None:
+    backend = OpenAICompatBackend(llama_server, "small", max_concurrency=32, timeout_s=900, max_retries=2)
+    sampling = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=3, seed=0)
+    system = Message("system", "Reply with the number only.")
+    numbers = list(range(100, 100 + THOUSAND))
+    calls = [SampleCall((system, Message("user", f"Reply with the number {n}")), sampling, 0) for n in numbers]
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    started = time.perf_counter()
+    try:
+        seen: dict[int, str] = {}
+        for pos, completion in backend.complete(calls):
+            assert pos not in seen, f"call {pos} answered twice"
+            assert completion.ok, completion.error
+            seen[pos] = re.sub(r"\D", "", completion.text)
+        seconds = time.perf_counter() - started
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+        backend.close()
+    assert sorted(seen) == list(range(THOUSAND))
+    matches = sum(seen[pos] == str(n)[:3] for pos, n in enumerate(numbers))
+    assert matches >= 0.95 * THOUSAND, f"only {matches} replies carry their own request's number"
+    stats = backend.stats_dict()
+    assert stats["openai_peak_in_flight"] == 32 and stats["openai_failed_samples"] == 0
+    assert peak_mb < PEAK_MB_BOUND, f"peak traced memory {peak_mb:.1f} MB"
+    print(
+        f"{THOUSAND} requests in {seconds:.1f} s ({THOUSAND / seconds:.1f} req/s), {matches} replies match, "
+        f"peak {peak_mb:.1f} MB, {stats}"
+    )
 
 
 def test_retries_5xx_and_429_then_succeeds() -> None:
