@@ -46,6 +46,29 @@ def cache_key(backend: str, model_id: str, model_revision: str, call: SampleCall
     )
 
 
+def read_completions(conn: sqlite3.Connection, keys: list[str]) -> dict[str, Completion]:
+    """The stored completions among `keys` in the `completions` table of `conn` (in chunks of SQLite's limit)."""
+    found: dict[str, Completion] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for key, value in conn.execute(f"select key, value from completions where key in ({marks})", chunk):
+            found[key] = Completion(**json.loads(value))
+    return found
+
+
+def store_completion(conn: sqlite3.Connection, key: str, backend: str, model_id: str, completion: Completion) -> None:
+    """Store a successful completion under `key` (the first value wins); failures are never stored, so they are
+    retried next run."""
+    if not completion.ok:
+        return
+    value = json.dumps({**asdict(completion), "cached": False})
+    conn.execute(
+        "insert or ignore into completions (key, backend, model_id, value) values (?, ?, ?, ?)",
+        (key, backend, model_id, value),
+    )
+
+
 class CompletionCache:
     """Get and put completions by key. Only successful completions are stored: errors are retried next run."""
 
@@ -59,25 +82,12 @@ class CompletionCache:
         self._conn.execute(_SCHEMA)
 
     def get_many(self, keys: list[str]) -> dict[str, Completion]:
-        found: dict[str, Completion] = {}
         with self._lock:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(f"select key, value from completions where key in ({marks})", chunk)
-                for key, value in rows:
-                    found[key] = Completion(**json.loads(value))
-        return found
+            return read_completions(self._conn, keys)
 
     def put(self, key: str, backend: str, model_id: str, completion: Completion) -> None:
-        if not completion.ok:
-            return
-        value = json.dumps({**asdict(completion), "cached": False})
         with self._lock:
-            self._conn.execute(
-                "insert or ignore into completions (key, backend, model_id, value) values (?, ?, ?, ?)",
-                (key, backend, model_id, value),
-            )
+            store_completion(self._conn, key, backend, model_id, completion)
 
     def __len__(self) -> int:
         with self._lock:

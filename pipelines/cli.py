@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from filelock import FileLock
 
 from assets.skills import stat_syn_problems
 from assets.synthesis import restructured_problems
@@ -27,13 +28,15 @@ group by all order by p.family, p.difficulty_knob"""
 
 def _instance(config_path: Path) -> dg.DagsterInstance:
     """The persistent instance from DAGSTER_HOME, else from the dagster.yaml beside the config, so runs made
-    here show up in `dagster dev` started from the same directory."""
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
-    home = config_path.parent
-    if (home / "dagster.yaml").is_file():
-        return dg.DagsterInstance.from_config(str(home))
-    return dg.DagsterInstance.ephemeral()
+    here show up in `dagster dev` started from the same directory. Two runs starting at once on a fresh home
+    would both create Dagster's SQLite schema (and break every later run), so creation holds a file lock."""
+    env_home = os.environ.get("DAGSTER_HOME")
+    home = Path(env_home) if env_home else config_path.parent
+    if not env_home and not (home / "dagster.yaml").is_file():
+        return dg.DagsterInstance.ephemeral()
+    home.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(home / ".gradus-instance.lock")):
+        return dg.DagsterInstance.get() if env_home else dg.DagsterInstance.from_config(str(home))
 
 
 def run(config_path: Path, data_root: str | None, verbose: bool) -> int:

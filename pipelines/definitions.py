@@ -8,13 +8,16 @@ import dagster as dg
 
 from assets import ALL_ASSETS, ALL_CHECKS
 from pipelines.chaining import build_chaining
+from pipelines.executors import executor_for
 from pipelines.jobs import JOBS
 from pipelines.regeneration import build_regeneration
 from pipelines.resources import build_resources, default_config_path
+from scoring.config import load_config
 
 
 def build_definitions(config_path: str | Path | None = None, data_root: str | None = None) -> dg.Definitions:
-    """Definitions for one project config (default: `GRADUS_CONFIG` or ./gradus.yaml)."""
+    """Definitions for one project config (default: `GRADUS_CONFIG` or ./gradus.yaml); jobs run on the executor
+    its `distributed.executor` names (`pipelines/executors.py`)."""
     path = Path(config_path) if config_path is not None else default_config_path()
     schedules, sensors = build_regeneration(path)
     return dg.Definitions(
@@ -24,6 +27,7 @@ def build_definitions(config_path: str | Path | None = None, data_root: str | No
         schedules=schedules,
         sensors=[*sensors, *build_chaining(path)],
         resources=build_resources(path, data_root),
+        executor=executor_for(load_config(path)),
     )
 
 

@@ -1,5 +1,5 @@
 """The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, dedup, decontamination,
-curriculum, exports, regeneration, trainer.
+curriculum, exports, regeneration, trainer, distributed (Ray rollouts, Dagster executor).
 
 Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
 """
@@ -7,6 +7,7 @@ Unknown keys are rejected with the key named; every error names the file. `GRADU
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from engines.errors import ConfigError
 from scoring.checkpoints import RegenerationConfig
 from scoring.curriculum import CurriculumConfig
 from scoring.dedup import DedupConfig
+from scoring.distributed import DistributedConfig
 from scoring.exports import ExportsConfig
 from scoring.grading import GradingConfig
 from scoring.pool import DecontaminationConfig
@@ -70,17 +72,30 @@ class ProjectConfig(BaseModel):
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
     regeneration: RegenerationConfig = Field(default_factory=RegenerationConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
+
+
+# The bad value is shown cut short: a YAML alias bomb (`a1: &a1 [*a0, *a0, …]` nine levels deep) is a few
+# hundred bytes of text but 10^9 elements when printed in full.
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxtuple, _SHOW.maxset = 2, 4, 4, 4, 4
+_SHOW.maxstring, _SHOW.maxother = 80, 80
+_MAX_ERRORS = 10
 
 
 def _format_validation(error: ValidationError) -> str:
     lines = []
-    for item in error.errors():
+    items = error.errors(include_url=False)
+    if len(items) > _MAX_ERRORS:
+        lines.append(f"{len(items)} errors (the first {_MAX_ERRORS} follow)")
+        items = items[:_MAX_ERRORS]
+    for item in items:
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"unknown key {where!r}")
         else:
-            lines.append(f"{where}: {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"{where}: {item['msg']} (got {_SHOW.repr(item.get('input'))})")
     return "; ".join(lines)
 
 

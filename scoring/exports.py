@@ -20,6 +20,7 @@ Training in curriculum order also needs the trainer not to shuffle: verl `data.s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -245,16 +246,26 @@ def _write_trl(cur: _Curriculum, out_dir: Path, prompt: str) -> ExportResult:
     return _write_parquet_format("trl", cur, out_dir, prompt, TRL, _trl_row)
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
+def _replace_dir(tmp: Path, target: Path, attempts: int = 5) -> None:
     """Move the finished directory `tmp` to `target`, replacing an older export. The old one is renamed aside
-    first (a directory cannot be renamed over a non-empty one), so `target` is briefly absent, never partial."""
-    old = None
-    if target.exists():
+    first (a directory cannot be renamed over a non-empty one), so `target` is briefly absent, never partial.
+    A concurrent run may publish its own copy in that moment (the rename then fails with ENOTEMPTY): set that
+    one aside too and try again — both copies were built from the same inputs."""
+    for attempt in range(attempts):
         old = target.with_name(f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old)
+        try:
+            os.replace(target, old)
+        except FileNotFoundError:
+            old = None  # no previous export, or a concurrent run just set it aside
+        try:
+            os.replace(tmp, target)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or attempt == attempts - 1:
+                raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_hf_dataset(cur: _Curriculum, out_dir: Path, prompt: str) -> ExportResult:

@@ -15,9 +15,11 @@ import pyarrow.compute as pc
 
 from engines import Engine
 from engines.config import expected_revision
+from engines.errors import ConfigError
 from scoring.config import ProjectConfig
 from scoring.curriculum import CurriculumPlan, plan_curriculum, write_shards
 from scoring.difficulty import grade_rollouts
+from scoring.distributed import run_rollouts_on_ray
 from scoring.grade_stages import (
     band_filter_decisions,
     irt_fit,
@@ -145,7 +147,15 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
 
     figures: dict[str, float | int | str] = {}
     with Verifier(config.verify) as verifier:
-        if config.grading.mode == "fixed":
+        if config.grading.mode == "fixed" and config.distributed.rollouts == "ray":
+            ray_run = run_rollouts_on_ray(
+                problems, config=config, root=root, engine=engine, verifier=verifier, progress=progress
+            )
+            store(ray_run.result)
+            figures |= {"ray_batches": ray_run.batches, "ray_workers": ray_run.workers}
+            figures |= {"ray_seconds": round(ray_run.seconds, 3)}
+            figures |= {"cache_shards_merged": ray_run.merge.shards, "cache_rows_merged": ray_run.merge.rows_added}
+        elif config.grading.mode == "fixed":
             store(
                 run_rollouts(
                     problems,
@@ -156,6 +166,8 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
                     progress=progress,
                 )
             )
+        elif config.distributed.rollouts == "ray":
+            raise ConfigError("distributed.rollouts: ray runs grading.mode: fixed; adaptive rounds run locally")
         else:
             stored = stored_states(student_rollouts(config, root, engine.model_revision))
             priors, screened, predictions = predictor_guidance(

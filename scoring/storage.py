@@ -11,10 +11,14 @@ Layout (see `../shared/design.md`):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -22,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engines.errors import ConfigError
+from scoring.errors import StorageError
 from scoring.schemas import TABLES, schema_for
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -36,32 +41,102 @@ def safe_name(value: str, what: str) -> str:
     return value
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
-    """Write to a temporary name beside `path`, fsync, then rename over it: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+# Names our writers give unfinished files and set-aside directories: `.<name>.tmp-<pid>-<hex>` (tables, shards,
+# exports), `.<name>.old-<pid>-<hex>` (an export being replaced), `<name>.tmp-<pid>` (model files, sidecars).
+_TEMP_NAME = re.compile(r"^(?P<base>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")
+_swept: set[Path] = set()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def sweep_stale_temps(directory: Path) -> list[Path]:
+    """Delete the temporary files and set-aside directories in `directory` whose writer process is gone.
+
+    A writer killed with SIGKILL (or by a power cut) between writing its temporary file and renaming it leaves
+    the file behind; nothing reads it (the published name is untouched), but it wastes space and looks like
+    partial output. Temporaries of live processes — a concurrent run still writing — are left alone.
+    """
+    removed: list[Path] = []
+    if not directory.is_dir():
+        return removed
+    for entry in directory.iterdir():
+        match = _TEMP_NAME.match(entry.name)
+        if not match or _pid_alive(int(match["pid"])):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+def _sweep_once(directory: Path) -> None:
+    # Once per directory per process: a shard directory of thousands of files is not listed per shard written.
+    if directory not in _swept:
+        _swept.add(directory)
+        sweep_stale_temps(directory)
+
+
+def _storage_error(exc: OSError, path: Path) -> StorageError:
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    code = errno.errorcode.get(exc.errno or 0, "")
+    hint = {
+        errno.ENOSPC: "free space on that file system (or set data_root elsewhere) and rerun",
+        errno.EDQUOT: "raise the disk quota (or set data_root elsewhere) and rerun",
+        errno.EFBIG: "the file size limit (ulimit -f) or the file system's maximum was reached",
+        errno.EROFS: "the data root is on a read-only file system: set data_root (or GRADUS_HOME) to a writable one",
+        errno.EACCES: "the data root is not writable by this user: fix its permissions or set data_root elsewhere",
+        errno.EPERM: "the data root is not writable by this user: fix its permissions or set data_root elsewhere",
+    }.get(exc.errno or 0, "check the data root and rerun")
+    return StorageError(
+        f"could not write {path}: {reason}{f' ({code})' if code else ''}; the previous version, if any, is "
+        f"unchanged; {hint}"
+    )
+
+
+def _publish(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write via `write(tmp)` to a temporary name beside `path`, fsync, then rename over it: readers never see a
+    partial file, and a failed write (disk full, read-only) leaves the previous version in place."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_once(path.parent)
+        write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _storage_error(exc, path) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the directory is unwritable or gone; nothing was published either
+            tmp.unlink(missing_ok=True)
     return path
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+    """Publish `table` at `path` atomically (see `_publish`); raises `StorageError` naming the path on failure."""
+    return _publish(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def write_text_atomic(text: str, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    """Publish `text` at `path` atomically (see `_publish`); raises `StorageError` naming the path on failure."""
+
+    def write(tmp: Path) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return _publish(path, write)
 
 
 class DataRoot:
@@ -149,8 +224,15 @@ class DataRoot:
         self.write_table(table, merged, partition)
         return merged
 
+    def sweep_temps(self) -> list[Path]:
+        """Remove every temporary left under the root by a writer that died (see `sweep_stale_temps`)."""
+        parents = {p.parent for p in self.path.rglob("*") if _TEMP_NAME.match(p.name)}
+        return [removed for parent in sorted(parents) for removed in sweep_stale_temps(parent)]
+
     def refresh_catalog(self, attempts: int = 5) -> list[str]:
-        """(Re)create one DuckDB view per stored table, plus `shards` over all curriculum shards."""
+        """(Re)create one DuckDB view per stored table, plus `shards` over all curriculum shards. Runs end here,
+        so this is also where temporaries of killed earlier runs in directories not written this run go."""
+        self.sweep_temps()
         views = []
         for attempt in range(attempts):
             try:

@@ -1,0 +1,251 @@
+"""Start a real `gradus` subprocess and SIGKILL it at a chosen point, then read back what it left on disk.
+
+The child side (`python -m tests.reliability.killing --root R --config X [--kill-at N | --kill-on PREFIX]
+[--when before|after] [--selection asset,...]`) wraps `os.replace`, the publish step of every atomic write
+under the data root (`scoring.storage`, the export directory swap): it counts the replaces whose target lies
+under the root, logs each one, and kills its own process with SIGKILL at the N-th, or at the first whose
+target starts with PREFIX — `before` the rename (a finished temporary file is left behind, the old table is
+still published) or `after` it (the table is published, the rest of the run never happens). Counting publishes
+rather than sleeping makes each kill point land at the same place on every machine, however loaded. Without
+`--selection` the child is `gradus run` itself (`pipelines.cli.main`); with it, those assets are materialized.
+`kill_when` kills on an outside condition instead (e.g. the cache row count, for a stage that publishes once).
+
+The parent side runs the child, returns the log of publishes, and offers the checks every kill test makes:
+no partial files, every Parquet file readable, no duplicate keys, the same rows as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+# Columns whose value legitimately differs between two runs of the same config (wall clock, durations).
+VOLATILE = ("_at", "seconds", "elapsed", "duration", "timestamp", "run_id", "wall")
+
+
+@dataclass(frozen=True)
+class Publish:
+    """One `os.replace` into the data root made by the child: its order, phase and target (relative path)."""
+
+    index: int
+    when: str
+    target: str
+    at: float
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    publishes: list[Publish]
+    seconds: float
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+
+def _install_hook(root: Path, kill_at: int | None, when: str, log: Path | None, kill_on: str | None = None) -> None:
+    """Wrap os.replace in this (child) process: log and count publishes under `root`; SIGKILL at the N-th, or at
+    the first whose target (relative to the root) starts with `kill_on`."""
+    real_replace = os.replace
+    count = 0
+    start = time.monotonic()
+    fh = open(log, "a", encoding="utf-8", buffering=1) if log else None  # noqa: SIM115 (lives as long as the child)
+
+    def replace(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal count
+        target = Path(os.fspath(dst)).resolve()
+        if root not in target.parents:
+            return real_replace(src, dst, *args, **kwargs)
+        count += 1
+        rel = target.relative_to(root).as_posix()
+        if fh:
+            fh.write(f"{count}\tbefore\t{rel}\t{time.monotonic() - start:.3f}\n")
+        hit = kill_at == count or (kill_on is not None and rel.startswith(kill_on))
+        if hit and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real_replace(src, dst, *args, **kwargs)
+        if fh:
+            fh.write(f"{count}\tafter\t{rel}\t{time.monotonic() - start:.3f}\n")
+        if hit and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    os.replace = replace  # type: ignore[assignment]
+
+
+def _child(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="killing")
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--kill-at", type=int, default=None)
+    parser.add_argument("--kill-on", default=None, help="kill at the first publish under this relative prefix")
+    parser.add_argument("--when", choices=("before", "after"), default="before")
+    parser.add_argument("--log", type=Path, default=None)
+    parser.add_argument("--selection", default=None, help="comma-separated asset names: materialize only these")
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+    _install_hook(args.root.resolve(), args.kill_at, args.when, args.log, args.kill_on)
+    if args.selection is None:
+        from pipelines.cli import main
+
+        return main(["run", "--config", str(args.config)])
+    import dagster as dg
+
+    from assets import ALL_ASSETS
+    from pipelines.materialize import materialize_project
+
+    wanted = set(args.selection.split(","))
+    selection = [a for a in ALL_ASSETS if a.key.to_user_string() in wanted]
+    result = materialize_project(args.config, selection=selection, instance=dg.DagsterInstance.ephemeral())
+    stats = {}
+    for node in ("rollouts", "scalequest_problems", "glan_problems"):
+        for materialization in result.asset_materializations_for_node(node) if node in wanted else ():
+            meta = materialization.metadata
+            if "model_calls" in meta:
+                stats[node] = (meta["model_calls"].value, meta.get("cache_hits", dg.MetadataValue.int(0)).value)
+    for node, (calls, hits) in stats.items():
+        print(f"{node}: model calls {calls}, cache hits {hits}", flush=True)
+    return 0 if result.success else 1
+
+
+def run_child(
+    config: Path,
+    root: Path,
+    *,
+    kill_at: int | None = None,
+    kill_on: str | None = None,
+    when: str = "before",
+    selection: list[str] | None = None,
+    timeout: float = 900,
+) -> ChildRun:
+    """Run the pipeline in a subprocess (the `gradus run` CLI, or `selection` materialized), killed at publish
+    number `kill_at` or at the first publish under `kill_on` if given. Returns its exit status, output and the
+    publishes it made."""
+    log = root.parent / f"publishes-{time.monotonic_ns()}.tsv"
+    cmd, env = _command(config, root, log, selection)
+    cmd += ["--when", when]
+    if kill_at is not None:
+        cmd += ["--kill-at", str(kill_at)]
+    if kill_on is not None:
+        cmd += ["--kill-on", kill_on]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    publishes = []
+    if log.exists():
+        for line in log.read_text().splitlines():
+            index, phase, target, at = line.split("\t")
+            publishes.append(Publish(int(index), phase, target, float(at)))
+        log.unlink()
+    return ChildRun(proc.returncode, proc.stdout, proc.stderr, publishes, time.monotonic() - start)
+
+
+def _command(config: Path, root: Path, log: Path, selection: list[str] | None) -> tuple[list[str], dict[str, str]]:
+    cmd = ["nice", sys.executable, "-m", "tests.reliability.killing", "--root", str(root), "--config", str(config)]
+    cmd += ["--log", str(log)]
+    if selection:
+        cmd += ["--selection", ",".join(selection)]
+    return cmd, {**os.environ, "DAGSTER_HOME": str(root.parent), "PYTHONPATH": str(REPO)}
+
+
+def kill_when(
+    config: Path,
+    root: Path,
+    ready: Callable[[], bool],
+    *,
+    selection: list[str] | None = None,
+    timeout: float = 900,
+) -> bool:
+    """Start the pipeline in a subprocess and SIGKILL it as soon as `ready()` holds (polled every 0.1 s), e.g.
+    "the cache holds 2 completions". Returns whether the kill landed before the child finished on its own."""
+    cmd, env = _command(config, root, root.parent / "publishes-poll.tsv", selection)
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    landed = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(60)
+    return landed
+
+
+def copy_cache(source: Path, target: Path) -> int:
+    """Copy the completion cache of data root `source` into data root `target` with SQLite's backup API (a
+    consistent copy even of a WAL database); returns the rows copied."""
+    dst = target / "cache" / "completions.sqlite"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(source / "cache" / "completions.sqlite") as src, sqlite3.connect(dst) as out:
+        src.backup(out)
+    return cached_completions(target)
+
+
+def partial_files(root: Path) -> list[Path]:
+    """Temporary files a writer left behind (`.name.tmp-<pid>-<id>`), anywhere under the data root."""
+    return [p for p in root.rglob("*") if ".tmp-" in p.name or p.name.endswith((".tmp", ".partial"))]
+
+
+def unreadable_parquet(root: Path) -> list[tuple[Path, str]]:
+    """Every Parquet file under the root that does not read back whole."""
+    bad = []
+    for path in root.rglob("*.parquet"):
+        try:
+            pq.read_table(path)
+        except Exception as exc:  # any failure to read is what we are looking for
+            bad.append((path, repr(exc)))
+    return bad
+
+
+def _stable(table: pa.Table) -> pa.Table:
+    keep = [c for c in table.column_names if not any(v in c for v in VOLATILE)]
+    return table.select(keep)
+
+
+def table_rows(root: Path, under: str = "tables") -> dict[str, list[tuple]]:
+    """Every Parquet file under `root/under` as its sorted rows (volatile columns dropped), by relative path."""
+    out = {}
+    for path in sorted((root / under).rglob("*.parquet")):
+        table = _stable(pq.read_table(path))
+        rows = [tuple(repr(v) for v in row.values()) for row in table.to_pylist()]
+        out[path.relative_to(root).as_posix()] = sorted(rows)
+    return out
+
+
+def project(models: Path, directory: Path, config: dict) -> tuple[Path, Path]:
+    """A fresh data root under `directory` (its own cache; `models` — an assembled models directory — linked in)
+    and its `gradus.yaml`: (root, config path)."""
+    directory.mkdir(parents=True)
+    root = directory / "root"
+    root.mkdir()
+    (root / "models").symlink_to(models)
+    config_path = directory / "gradus.yaml"
+    config_path.write_text(yaml.safe_dump({"data_root": str(root), **config}))
+    return root, config_path
+
+
+def cached_completions(root: Path) -> int:
+    cache = root / "cache" / "completions.sqlite"
+    if not cache.exists():
+        return 0
+    with sqlite3.connect(cache, timeout=30) as con:
+        try:
+            return int(con.execute("select count(*) from completions").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))
