@@ -19,7 +19,16 @@ def test_garbage_server_yields_reject_rows_and_ungraded_exclusions(tmp_path: Pat
             "data_root": str(tmp_path / "root"),
             "student": {
                 "id": "flaky",
-                "engine": {"backend": "openai", "base_url": url, "model": "m", "max_retries": 1, "timeout_s": 5},
+                # One request per sample (server_n false), so the requests count the samples retried; `n` per
+                # request is covered in tests/engines/test_openai_faults.py.
+                "engine": {
+                    "backend": "openai",
+                    "base_url": url,
+                    "model": "m",
+                    "max_retries": 1,
+                    "timeout_s": 5,
+                    "server_n": False,
+                },
             },
             "sources": {"procedural": [{"family": "arithmetic", "levels": [1], "per_level": 2, "seed": 0}]},
             "rollouts": {"k": 2},
