@@ -1,7 +1,7 @@
 """SIGKILL at seeded points in the stages `tests/pipelines/test_resume.py` does not cover — dedup, curriculum
-shards, exports, ScaleQuest synthesis — then rerun: the final tables equal an uninterrupted run's row for row,
-nothing partial is left under the data root, every Parquet file reads, and the cache means no sample is paid
-for twice.
+shards, exports, ScaleQuest synthesis, the trainer — then rerun: the final tables equal an uninterrupted run's
+row for row, nothing partial is left under the data root, every Parquet file reads, and the cache means no
+sample is paid for twice.
 
 The uninterrupted reference run uses a copy of the resumed run's completion cache, so it makes no model calls:
 it proves that kill + resume produced what a clean run produces from the same samples (the samples themselves
@@ -16,8 +16,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from engines.models import EMBEDDED_MODELS, ensure_model
+from scoring.schemas import PROBLEMS, to_table
+from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL
 from tests.reliability.killing import (
     cached_completions,
@@ -29,6 +32,7 @@ from tests.reliability.killing import (
     table_rows,
     unreadable_parquet,
 )
+from tests.scoring.test_trainer import _easy_problems, _write_curriculum
 
 SEED = 20261126
 # Arithmetic at knobs 1 and 3 with answer-only rollouts: 8 short samples, and at temperature 1.0 the 0.5B
@@ -152,3 +156,76 @@ def test_scalequest_killed_mid_synthesis_resumes_without_paying_twice(session_ro
     assert resumed_rows == clean_rows and any("synthesis_log" in name for name in resumed_rows)
     log = resumed_rows[next(name for name in resumed_rows if "synthesis_log" in name)]
     assert len(log) == len(set(log)), "no synthesis decision recorded twice"
+
+
+def _trainer_project(directory: Path, smollm2_gguf: Path) -> tuple[Path, Path]:
+    """A data root holding the easy problems and their curriculum shards, with the SmolLM2 trainer configured:
+    the trainer stage alone, on the smallest model that trains on CPU."""
+    directory.mkdir(parents=True)
+    root = DataRoot(directory / "root")
+    problems = _easy_problems()
+    root.write_table("problems", to_table([{n: getattr(p, n) for n in PROBLEMS.names} for p in problems], PROBLEMS))
+    _write_curriculum(root.shards_dir / "tiny" / "easy_to_hard_v1", problems, shard_size=4)
+    config = {
+        "data_root": str(root.path),
+        "student": {"id": "tiny", "engine": {"model": str(smollm2_gguf)}},
+        "trainer": {
+            "enabled": True,
+            "model": str(smollm2_gguf),
+            "steps": 2,
+            "batch_size": 2,
+            "num_generations": 4,
+            "max_completion_tokens": 16,
+        },
+    }
+    config_path = directory / "gradus.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    return root.path, config_path
+
+
+def _training_record(root: Path) -> dict[str, list[tuple]]:
+    with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
+        return {
+            "steps": con.execute("select step from training_steps order by step").fetchall(),
+            "consumed": con.execute("select step, position from training_consumption order by all").fetchall(),
+            "evidence": con.execute(
+                "select problem_id, count(*), count(distinct sample_index) from rollouts "
+                "where student_id = 'tiny-train' group by all order by all"
+            ).fetchall(),
+            "graded": con.execute(
+                "select problem_id, n from difficulty where student_id = 'tiny-train' order by 1"
+            ).fetchall(),
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_trainer_killed_before_its_run_is_recorded_trains_again_without_duplicating_evidence(
+    tmp_path: Path, smollm2_gguf: Path
+) -> None:
+    root, config = _trainer_project(tmp_path / "killed", smollm2_gguf)
+    # The evidence is written first and the run's own tables last (their presence marks the run complete), so a
+    # kill just before `training_steps` is published leaves evidence behind and an unfinished run.
+    when = random.Random(SEED).choice(["before", "after"])
+    prefix = "tables/training_consumption/" if when == "after" else "tables/training_steps/"
+    run = run_child(config, root, kill_on=prefix, when=when, selection=["trainer"])
+    assert run.killed, f"the kill at {prefix} ({when}) did not land:\n{run.stdout}\n{run.stderr}"
+    assert not unreadable_parquet(root)
+
+    resumed = run_child(config, root, selection=["trainer"])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert not partial_files(root), f"partial files left: {partial_files(root)}"
+    assert not unreadable_parquet(root)
+    DataRoot(root).refresh_catalog()
+    record = _training_record(root)
+    assert record["steps"] == [(1,), (2,)]
+    assert record["evidence"] and all(n == distinct for _, n, distinct in record["evidence"]), "duplicate evidence"
+
+    reference, reference_config = _trainer_project(tmp_path / "reference", smollm2_gguf)
+    clean = run_child(reference_config, reference, selection=["trainer"])
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    DataRoot(reference).refresh_catalog()
+    assert record == _training_record(reference), "kill + resume trained on another order or left other evidence"
+
+    again = run_child(config, root, selection=["trainer"])  # the run is recorded now: reused, not retrained
+    assert again.returncode == 0 and _training_record(root) == record
