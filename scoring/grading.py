@@ -52,6 +52,10 @@ class GradingConfig(BaseModel):
     )
 
 
+# Draws one round: (problems, (first, count) sample range per problem) -> their verified rollouts.
+RoundRunner = Callable[[Sequence[Problem], Sequence[tuple[int, int]]], RolloutResult]
+
+
 @dataclass(frozen=True, slots=True)
 class AdaptiveRun:
     sequential: SequentialResult
@@ -82,22 +86,31 @@ def grade_adaptively(
     stored: Mapping[str, ProblemState] | None = None,
     priors: Mapping[str, tuple[float, float]] | None = None,
     progress: bool = True,
+    draw_rollouts: RoundRunner | None = None,
 ) -> AdaptiveRun:
-    """Sequential rollouts over `problems`; `store_round` persists each round before the next is drawn."""
+    """Sequential rollouts over `problems`; `store_round` persists each round before the next is drawn.
+
+    `draw_rollouts(problems, sample_ranges)` draws one round; by default `run_rollouts` on `engine` in this
+    process (the Ray path passes `run_rollouts_on_ray`, so each round is spread over the workers)."""
     by_id = {p.problem_id: p for p in problems}
     rounds: list[RolloutResult] = []
 
-    def draw(plan: Mapping[str, tuple[int, int]]) -> dict[str, list[Outcome]]:
-        ids = sorted(plan)
-        result = run_rollouts(
-            [by_id[pid] for pid in ids],
+    def local_round(batch: Sequence[Problem], ranges: Sequence[tuple[int, int]]) -> RolloutResult:
+        return run_rollouts(
+            batch,
             engine,
             student_id=student_id,
             config=rollouts,
             verifier=verifier,
             progress=progress,
-            sample_ranges=[plan[pid] for pid in ids],
+            sample_ranges=ranges,
         )
+
+    runner = draw_rollouts or local_round
+
+    def draw(plan: Mapping[str, tuple[int, int]]) -> dict[str, list[Outcome]]:
+        ids = sorted(plan)
+        result = runner([by_id[pid] for pid in ids], [plan[pid] for pid in ids])
         store_round(result)
         rounds.append(result)
         outcomes: dict[str, list[Outcome]] = {pid: [] for pid in ids}

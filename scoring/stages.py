@@ -7,6 +7,7 @@ rollouts are added by key (never duplicated), shards are rewritten byte-identica
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import pyarrow.compute as pc
 
 from engines import Engine
 from engines.config import expected_revision
-from engines.errors import ConfigError
 from scoring.config import ProjectConfig
 from scoring.curriculum import CurriculumPlan, plan_curriculum, write_shards
 from scoring.difficulty import grade_rollouts
@@ -146,15 +146,24 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
         audits.append(result.audit)
 
     figures: dict[str, float | int | str] = {}
+    on_ray = config.distributed.rollouts == "ray"
+    ray_totals = {"ray_batches": 0, "ray_workers": 0, "ray_seconds": 0.0}
+    ray_totals |= {"cache_shards_merged": 0, "cache_rows_merged": 0}
+
+    def ray_round(batch: Sequence[Problem], ranges: Sequence[tuple[int, int]] | None = None) -> RolloutResult:
+        ray_run = run_rollouts_on_ray(
+            batch, config=config, root=root, engine=engine, verifier=verifier, sample_ranges=ranges, progress=progress
+        )
+        ray_totals["ray_batches"] += ray_run.batches
+        ray_totals["ray_workers"] = max(ray_totals["ray_workers"], ray_run.workers)
+        ray_totals["ray_seconds"] = round(ray_totals["ray_seconds"] + ray_run.seconds, 3)
+        ray_totals["cache_shards_merged"] += ray_run.merge.shards
+        ray_totals["cache_rows_merged"] += ray_run.merge.rows_added
+        return ray_run.result
+
     with Verifier(config.verify) as verifier:
-        if config.grading.mode == "fixed" and config.distributed.rollouts == "ray":
-            ray_run = run_rollouts_on_ray(
-                problems, config=config, root=root, engine=engine, verifier=verifier, progress=progress
-            )
-            store(ray_run.result)
-            figures |= {"ray_batches": ray_run.batches, "ray_workers": ray_run.workers}
-            figures |= {"ray_seconds": round(ray_run.seconds, 3)}
-            figures |= {"cache_shards_merged": ray_run.merge.shards, "cache_rows_merged": ray_run.merge.rows_added}
+        if config.grading.mode == "fixed" and on_ray:
+            store(ray_round(problems))
         elif config.grading.mode == "fixed":
             store(
                 run_rollouts(
@@ -166,8 +175,6 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
                     progress=progress,
                 )
             )
-        elif config.distributed.rollouts == "ray":
-            raise ConfigError("distributed.rollouts: ray runs grading.mode: fixed; adaptive rounds run locally")
         else:
             stored = stored_states(student_rollouts(config, root, engine.model_revision))
             priors, screened, predictions = predictor_guidance(
@@ -191,11 +198,14 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
                 stored=stored,
                 priors=priors,
                 progress=progress,
+                draw_rollouts=ray_round if on_ray else None,
             )
             reasons = [s.stop_reason for s in run.sequential.states.values()]
             figures |= {"adaptive_rounds": run.sequential.rounds, "rollouts_total": run.sequential.rollouts_drawn}
             figures |= {"predictor_priors": len(priors), "predictor_screened": len(screened)}
             figures |= {f"stopped_{r}": reasons.count(r) for r in sorted(set(map(str, reasons)))}
+    if on_ray:
+        figures |= ray_totals
     fresh = pa.concat_tables(drawn) if drawn else to_table([], ROLLOUTS)
     audit = pa.concat_tables(audits) if audits else to_table([], VERDICT_AUDIT)
     verdicts = fresh.column("verdict").to_pylist()

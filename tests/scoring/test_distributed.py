@@ -17,8 +17,10 @@ import pytest
 from engines import Completion, EngineConfig, build_engine
 from engines.cache import CompletionCache
 from engines.cache_shards import ShardedCache, merge_shards, shard_path, shards_dir
+from scoring.adaptive import AdaptiveConfig
 from scoring.config import ProjectConfig, StudentConfig
 from scoring.distributed import DistributedConfig, RayConfig
+from scoring.grading import GradingConfig
 from scoring.rollouts import RolloutConfig
 from scoring.stages import build_difficulty, build_problems, build_rollouts, student_partition
 from scoring.storage import DataRoot
@@ -55,13 +57,14 @@ def _root(path: Path, models: Path) -> DataRoot:
     return DataRoot(path)
 
 
-def _config(root: DataRoot, rollouts: str, k: int) -> ProjectConfig:
+def _config(root: DataRoot, rollouts: str, k: int, grading: GradingConfig | None = None) -> ProjectConfig:
     return ProjectConfig(
         data_root=str(root.path),
         student=StudentConfig(id="ray-test", engine=EngineConfig(model=SMALL_MODEL, n_ctx=1024)),
         sources=SourcesConfig(procedural=[ProceduralSource(family="arithmetic", levels=[1, 4], per_level=2, seed=7)]),
         rollouts=RolloutConfig(k=k, max_tokens=32, prompt="answer_only_v1", seed=11),
         distributed=DistributedConfig(rollouts=rollouts, ray=RayConfig(num_workers=2, batch_size=2)),  # type: ignore[arg-type]
+        grading=grading or GradingConfig(),
     )
 
 
@@ -113,6 +116,32 @@ def test_ray_rollouts_match_the_single_process_path_and_rerun_for_free(
         assert again.figures["ray_batches"] == 0, "every sample cached: served by the driver, no Ray job"
         assert ray_root.read_table("rollouts", part).num_rows == 12, "no rollout stored twice"
     assert _stable(build_difficulty(ray_config, ray_root).table) == _stable(local_grades)
+
+
+def test_adaptive_grading_on_ray_draws_the_same_rounds_as_the_single_process_path(
+    local_ray: None, models_dir: Path, tmp_path: Path
+) -> None:
+    # Rounds of 1 from 2 up to 3 samples: problems whose band is certain after 2 stop, the others get a third
+    # sample in a second round, which the Ray path must spread over the workers like the first.
+    adaptive = GradingConfig(mode="adaptive", adaptive=AdaptiveConfig(min_k=2, max_k=3, round_size=1))
+    results = {}
+    for mode in ("local", "ray"):
+        root = _root(tmp_path / mode, models_dir)
+        config = _config(root, mode, 3, adaptive)
+        build_problems(config, root)
+        with build_engine(config.student.engine, root.models_dir, root.cache_path) as engine:
+            summary = build_rollouts(config, root, engine, progress=False)
+            calls = engine.stats.model_calls
+        results[mode] = (summary, calls, build_difficulty(config, root).table)
+    (local, local_calls, local_grades), (on_ray, ray_calls, ray_grades) = results["local"], results["ray"]
+    assert local.figures["adaptive_rounds"] >= 1
+    assert on_ray.figures["adaptive_rounds"] == local.figures["adaptive_rounds"]
+    assert on_ray.figures["rollouts_total"] == local.figures["rollouts_total"]
+    assert on_ray.figures["ray_batches"] >= on_ray.figures["adaptive_rounds"], "every round ran on the actors"
+    assert on_ray.figures["cache_rows_merged"] == on_ray.figures["rollouts_total"] == local_calls
+    assert ray_calls == local_calls, "the workers' model calls are accounted to the driver's engine"
+    assert _stable(on_ray.table) == _stable(local.table), "same rollouts, same order, as the single process"
+    assert _stable(ray_grades) == _stable(local_grades), "same difficulty table as the single-process path"
 
 
 def test_shard_merge_is_idempotent_and_never_overwrites(tmp_path: Path) -> None:
