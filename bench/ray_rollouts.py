@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engines import EngineConfig, build_engine  # noqa: E402
 from engines.models import is_model_path, resolve_model_file  # noqa: E402
 from scoring.config import ProjectConfig, StudentConfig  # noqa: E402
-from scoring.distributed import DistributedConfig, RayConfig, run_rollouts_on_ray  # noqa: E402
+from scoring.distributed import DistributedConfig, RayConfig, run_rollouts_on_ray, start_local_ray  # noqa: E402
 from scoring.rollouts import RolloutConfig, RolloutResult, run_rollouts  # noqa: E402
 from scoring.storage import DataRoot  # noqa: E402
 from scoring.verify import Verifier  # noqa: E402
@@ -57,7 +57,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--models-dir", type=Path, default=Path(os.environ.get("GRADUS_HOME", ".gradus")) / "models")
     args = parser.parse_args()
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     models = args.models_dir
@@ -85,15 +84,7 @@ def main() -> None:
                     label = f"single process, {threads or os.cpu_count()} thread(s): {state}"
                     rows.append((label, samples, engine.stats.model_calls - calls, _tokens(result), seconds, None))
 
-        started = time.perf_counter()
-        ray.init(
-            num_cpus=args.workers,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            object_store_memory=200 * 1024 * 1024,
-        )
-        ray_start = time.perf_counter() - started
+        ray_start = start_local_ray(args.workers)
         try:
             ray_root = _root(base, "ray", models)
             config = ProjectConfig(

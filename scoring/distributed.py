@@ -156,6 +156,22 @@ def _from_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
+def start_local_ray(num_cpus: int, object_store_mb: int = 200) -> float:
+    """Start a small quiet local Ray for benches (no dashboard, no driver logs); returns the seconds it took."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = time.perf_counter()
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=object_store_mb * 1024 * 1024,
+    )
+    return time.perf_counter() - started
+
+
 def _ensure_ray(config: RayConfig) -> bool:
     """Connect to (or start) Ray; True when this call started it, so the caller shuts it down."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a data pipeline phones nowhere unless asked

