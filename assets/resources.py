@@ -128,7 +128,7 @@ class CatalogResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = duckdb.connect(str(self.data_root.root().catalog_path), read_only=True)
+        con = self.data_root.root().connect_catalog()
         try:
             yield con
         finally:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 from filelock import FileLock
 
 from assets.skills import stat_syn_problems
@@ -72,7 +71,7 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
     else:
         print(f"  trainer:  {trained.get('note', 'did not train')}")
     print(f"  catalog:  {root.catalog_path}   (duckdb {root.catalog_path} -c 'select * from difficulty')")
-    with duckdb.connect(str(root.catalog_path), read_only=True) as con:
+    with root.connect_catalog() as con:  # waits while a concurrent run refreshes the views
         print("\n" + SAMPLE_QUERY + ";")
         print(con.sql(SAMPLE_QUERY))
     return 0

@@ -229,47 +229,52 @@ class DataRoot:
         parents = {p.parent for p in self.path.rglob("*") if _TEMP_NAME.match(p.name)}
         return [removed for parent in sorted(parents) for removed in sweep_stale_temps(parent)]
 
-    def refresh_catalog(self, attempts: int = 5) -> list[str]:
+    def connect_catalog(self, *, read_only: bool = True, attempts: int = 10) -> duckdb.DuckDBPyConnection:
+        """A connection to the DuckDB catalog. DuckDB lets one process write a file and nobody else open it
+        meanwhile, so while another process (a concurrent run refreshing its views, a user's DuckDB shell) holds
+        it, this waits and retries with a growing pause (about 25 s in all) before raising."""
+        for attempt in range(attempts):
+            try:
+                return duckdb.connect(str(self.catalog_path), read_only=read_only)
+            except duckdb.IOException:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(min(0.25 * (attempt + 1), 5.0))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def refresh_catalog(self) -> list[str]:
         """(Re)create one DuckDB view per stored table, plus `shards` over all curriculum shards. Runs end here,
         so this is also where temporaries of killed earlier runs in directories not written this run go."""
         self.sweep_temps()
         views = []
-        for attempt in range(attempts):
-            try:
-                with duckdb.connect(str(self.catalog_path)) as con:
-                    for table in TABLES:
-                        directory = self.tables_dir / table
-                        if not any(directory.rglob("data.parquet")):
-                            continue
-                        glob = (directory / "**" / "data.parquet").as_posix()
-                        con.execute(
-                            f"create or replace view {table} as select * from read_parquet("
-                            f"'{_sql_str(glob)}', hive_partitioning = true, union_by_name = true)"
-                        )
-                        views.append(table)
-                    if "verdict_audit" in views:
-                        con.execute(DISAGREEMENTS_VIEW)
-                        views.append("disagreements")
-                    if {"difficulty", "problems"} <= set(views):
-                        con.execute(STUDENT_COMPARISON_VIEW)
-                        views.append("student_comparison")
-                    if {"difficulty", "problems", "student_revisions"} <= set(views):
-                        con.execute(DIFFICULTY_DIFF_VIEW)
-                        con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
-                        views += ["difficulty_diff", "difficulty_diff_family"]
-                    if any(self.shards_dir.glob("*/*/shard-*.parquet")):
-                        glob = (self.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
-                        con.execute(
-                            "create or replace view shards as select * from read_parquet("
-                            f"'{_sql_str(glob)}', filename = true, union_by_name = true)"
-                        )
-                        views.append("shards")
-                return views
-            except duckdb.IOException:
-                # Another process (a user's DuckDB shell, a concurrent run) holds the write lock: wait, retry.
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        with self.connect_catalog(read_only=False) as con:
+            for table in TABLES:
+                directory = self.tables_dir / table
+                if not any(directory.rglob("data.parquet")):
+                    continue
+                glob = (directory / "**" / "data.parquet").as_posix()
+                con.execute(
+                    f"create or replace view {table} as select * from read_parquet("
+                    f"'{_sql_str(glob)}', hive_partitioning = true, union_by_name = true)"
+                )
+                views.append(table)
+            if "verdict_audit" in views:
+                con.execute(DISAGREEMENTS_VIEW)
+                views.append("disagreements")
+            if {"difficulty", "problems"} <= set(views):
+                con.execute(STUDENT_COMPARISON_VIEW)
+                views.append("student_comparison")
+            if {"difficulty", "problems", "student_revisions"} <= set(views):
+                con.execute(DIFFICULTY_DIFF_VIEW)
+                con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
+                views += ["difficulty_diff", "difficulty_diff_family"]
+            if any(self.shards_dir.glob("*/*/shard-*.parquet")):
+                glob = (self.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
+                con.execute(
+                    "create or replace view shards as select * from read_parquet("
+                    f"'{_sql_str(glob)}', filename = true, union_by_name = true)"
+                )
+                views.append("shards")
         return views
 
 

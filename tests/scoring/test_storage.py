@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -53,6 +55,45 @@ def test_catalog_views_are_queryable_from_a_real_duckdb_file(tmp_path: Path) -> 
     with duckdb.connect(str(root.catalog_path), read_only=True) as con:
         assert con.execute("select count(*), min(student) from rollouts").fetchone() == (3, "s")
         assert con.execute("select input_ref from rejects").fetchone() == ("f:2",)
+
+
+def _hold_catalog_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process that opens the catalog for writing, says so, and keeps it `seconds` long."""
+    script = (
+        "import duckdb, sys, time\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "print('locked', flush=True)\n"
+        f"time.sleep({seconds})\n"
+        "con.close()"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_the_catalog_waits_while_another_process_holds_its_write_lock(tmp_path: Path) -> None:
+    # A concurrent run refreshing its views holds DuckDB's file lock; a reader or a second refresh must wait for it
+    # rather than fail the run (a `gradus run` once exited 1 after a successful run, at its closing query).
+    root = DataRoot(tmp_path)
+    root.write_table("rollouts", _rollouts([0, 1]), {"student": "s"})
+    root.refresh_catalog()
+    holder = _hold_catalog_lock(root.catalog_path, seconds=2)
+    try:
+        with pytest.raises(duckdb.IOException):
+            duckdb.connect(str(root.catalog_path), read_only=True).close()  # what the retry is for
+        with root.connect_catalog() as con:
+            assert con.execute("select count(*) from rollouts").fetchone() == (2,)
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    holder = _hold_catalog_lock(root.catalog_path, seconds=60)
+    try:
+        with pytest.raises(duckdb.IOException):  # a lock that outlasts the retries is still an error
+            root.connect_catalog(attempts=2).close()
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_writes_cast_to_the_declared_schema(tmp_path: Path) -> None:
