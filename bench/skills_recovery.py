@@ -1,14 +1,15 @@
 """Planted-structure check for the skills layer (issue 8; methods §7 STAT): does the teacher recover what we know?
 
-    nice python bench/skills_recovery.py [--model qwen2.5-coder-0.5b-instruct-q4_k_m] [--data-root /tmp/gradus-skills]
-        [--families arithmetic linear_equations modular_arithmetic knights_knaves sequences] [--levels 1 3]
-        [--per-level 2] [--k 4] [--prompt answer_only_v1] [--max-tokens 32] [--failures 24] [--threads N]
+    nice python bench/skills_recovery.py [--model qwen2.5-coder-0.5b-instruct-q4_k_m] [--teacher MODEL]
+        [--data-root /tmp/gradus-skills] [--families arithmetic linear_equations modular_arithmetic knights_knaves
+        sequences] [--levels 1 3] [--per-level 2] [--k 4] [--prompt answer_only_v1] [--max-tokens 32]
+        [--failures 24] [--threads N]
 
 A mix of procedural families is the planted structure: every problem's family tags are its true skills, and a
 family's pass rate is how weak the student is at the family's main skill. The pipeline's own stages run on it with
-the real embedded model (student = teacher = `--model`): rollouts → difficulty → vocabulary (the families' skills;
-no proposals, since every problem has known skills) → teacher labels on every problem (`label_known`) → failure
-attributions → profile. It prints
+the real embedded models (student = `--model`; teacher = `--teacher`, by default the student): rollouts →
+difficulty → vocabulary (the families' skills; no proposals, since every problem has known skills) → teacher labels
+on every problem (`label_known`) → failure attributions → profile. It prints
 
 (a) agreement: the share of problems whose teacher labels include the family's main skill (also: the teacher's
     first label is it; any overlap with the family's tags), overall and per family;
@@ -16,9 +17,11 @@ attributions → profile. It prints
     skill, and the main skill's profile `fail_share`; then the Spearman rank correlation between "weakest by
     profile" (fail_share, high = weak) and "weakest by family pass rate" (1 − pass rate), over the families.
 
-The student's rollouts use `answer_only_v1` with a short budget by default so the whole run fits a CPU in minutes
-(`--prompt solve_boxed_v1 --max-tokens 160` shows the teacher real working instead). Everything goes through the
-persistent cache under `--data-root`, so a rerun with the same arguments prints the same numbers for free.
+The student's rollouts use `answer_only_v1` with a short budget by default so the whole run fits a CPU in minutes;
+that suits the 0.5B student. The 1.5B Coder model ignores "answer only" and starts working, so give it
+`--prompt solve_boxed_v1 --max-tokens 256` (at 160 tokens most of its answers are cut off before the box).
+Everything goes through the persistent cache under `--data-root`, so a rerun with the same arguments prints the
+same numbers for free.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ DEFAULT_FAMILIES = ["arithmetic", "linear_equations", "modular_arithmetic", "kni
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m", choices=sorted(EMBEDDED_MODELS))
+    parser.add_argument(
+        "--teacher", default=None, choices=sorted(EMBEDDED_MODELS), help="teacher model (default: the student's)"
+    )
     parser.add_argument("--data-root", default="/tmp/gradus-skills")
     parser.add_argument("--families", nargs="+", default=DEFAULT_FAMILIES)
     parser.add_argument("--levels", nargs="+", type=int, default=[1, 3])
@@ -70,9 +76,13 @@ def parse_args() -> argparse.Namespace:
 
 def project(args: argparse.Namespace) -> ProjectConfig:
     engine = EngineConfig(model=args.model, n_ctx=2048, n_threads=args.threads)
+    teacher = None
+    if args.teacher and args.teacher != args.model:
+        teacher = EngineConfig(model=args.teacher, n_ctx=2048, n_threads=args.threads)
     return ProjectConfig(
         data_root=args.data_root,
         student=StudentConfig(id=f"bench-{args.model.split('-instruct')[0]}", engine=engine),
+        teacher=teacher,
         sources=SourcesConfig(
             procedural=[
                 ProceduralSource(family=f, levels=args.levels, per_level=args.per_level, seed=args.seed)
@@ -98,7 +108,8 @@ def main() -> None:
     args = parse_args()
     config = project(args)
     root = DataRoot(args.data_root)
-    ensure_model(EMBEDDED_MODELS[args.model], root.models_dir)
+    for model in {args.model, args.teacher or args.model}:
+        ensure_model(EMBEDDED_MODELS[model], root.models_dir)
     started = time.perf_counter()
     with EngineRoles(config, root) as roles:
         build_problems(config, root)
@@ -108,6 +119,9 @@ def main() -> None:
         labels = build_problem_skills(config, root, roles)
         profile = build_skill_profile(config, root, roles)
         stats = roles.student.stats.as_dict()
+        if args.teacher and args.teacher != args.model:
+            teacher_stats = roles.teacher.stats.as_dict()
+            stats = {key: stats[key] + teacher_stats[key] for key in ("model_calls", "cache_hits")}
     seconds = time.perf_counter() - started
     report(config, root, args, labels.table, profile.counts, stats, seconds)
 
@@ -116,7 +130,13 @@ def report(config, root, args, problem_skills, profile_counts, stats, seconds) -
     families = {p["problem_id"]: p["family"] for p in root.read_table("problems").to_pylist()}
     main_of = {f: FAMILIES.get(f).skill_ids()[0] for f in args.families}
     known, teacher = labels_by_labeler(problem_skills)
-    print(f"# Skills recovery — teacher = student = {args.model}\n")
+    teacher_model = args.teacher or args.model
+    cast = (
+        f"teacher = student = {args.model}"
+        if teacher_model == args.model
+        else (f"student = {args.model}, teacher = {teacher_model}")
+    )
+    print(f"# Skills recovery — {cast}\n")
     print(
         f"{len(families)} problems ({', '.join(args.families)}; levels {args.levels} × {args.per_level}), "
         f"k={args.k} rollouts ({args.prompt}, {args.max_tokens} tokens), {args.failures} failures attributed; "
@@ -189,7 +209,7 @@ def report(config, root, args, problem_skills, profile_counts, stats, seconds) -
         f"(p = {p_value:.3f}; with {len(args.families)} points only a large |rho| means anything).\n"
     )
     print("## Profile (all skills, weakest first)\n")
-    ordered = sorted(profile.values(), key=lambda r: (-r["n_fail_attributed"], r["pass_rate"] or 0.0))
+    ordered = sorted(profile.values(), key=lambda r: (-r["fail_share"], r["pass_rate"] or 0.0))
     rows = [
         [r["skill_id"], r["n_problems"], r["pass_rate"] or 0.0, r["n_failures"], r["n_fail_attributed"],
          r["fail_share"], r["weight"] or 0.0]

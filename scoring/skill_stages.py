@@ -57,6 +57,8 @@ from synthesis.skills import (
     glan_concepts,
     label_messages,
     load_vocabulary_yaml,
+    offered_skills,
+    parse_missing_skills,
     parse_proposal,
     parse_questions,
     parse_skill_ids,
@@ -325,7 +327,8 @@ def build_skill_profile(
     stats: dict[str, float | int] = {}
     if chosen:
         before = replace(roles.teacher.stats)
-        attributions = _attribute(roles.teacher, chosen, problems, vocab, config, rejects, progress)
+        labels = effective_labels(root.read_table("problem_skills"))
+        attributions = _attribute(roles.teacher, chosen, problems, vocab, labels, config, rejects, progress)
         stats = stats_delta(roles.teacher.stats, before)
     attribution_rows = [
         {
@@ -343,7 +346,7 @@ def build_skill_profile(
     profile = profile_rows(
         student_id=config.student.id,
         student_revision=revision,
-        labels=effective_labels(root.read_table("problem_skills")),
+        labels=effective_labels(root.read_table("problem_skills")),  # re-read: no attributions → `labels` unset
         grades=current_grades(config, root).select(["problem_id", "n", "k"]).to_pylist(),
         attributions=attributions,
         strength=sk.sel_strength,
@@ -359,7 +362,7 @@ def build_skill_profile(
         "attribution_rejects": len(rejects),
         "skills_profiled": table.num_rows,
     }
-    weakest = sorted(profile, key=lambda r: (-int(r["n_fail_attributed"]), r["pass_rate"] or 0.0))[:5]  # type: ignore[call-overload]
+    weakest = sorted(profile, key=lambda r: (-float(r["fail_share"]), r["pass_rate"] or 0.0))[:5]  # type: ignore[arg-type]
     columns = ["skill_id", "n_problems", "pass_rate", "n_failures", "n_fail_attributed", "fail_share", "weight"]
     figures = stats | {
         "seconds": round(time.perf_counter() - started, 3),
@@ -375,19 +378,24 @@ def _attribute(
     chosen: Sequence[Mapping[str, object]],
     problems: Mapping[str, Problem],
     vocab: Vocabulary,
+    labels: Mapping[str, Sequence[str]],
     config: ProjectConfig,
     rejects: list[dict[str, object]],
     progress: bool,
 ) -> list[Attribution]:
     """The teacher's missing skills for each chosen failed rollout; a rejected answer is an attribution with
-    no skills (it still counts as a failure looked at), a failed engine call is left out (retried next run)."""
+    no skills (it still counts as a failure looked at), a failed engine call is left out (retried next run).
+    With `attribute_from: problem` the teacher chooses among the problem's own skills: a failure can only show
+    missing a skill the problem needs, and a small teacher offered the whole list drifts to generic ones."""
     sk = config.skills
-    skills = list(vocab)
     sampling = SamplingParams(temperature=sk.temperature, max_tokens=sk.max_tokens, seed=sk.seed)
-    requests = []
+    requests, offered = [], []
     for row in chosen:
         problem = problems[str(row["problem_id"])]
-        order = shuffled(skills, f"{sk.seed}:{problem.problem_id}:{row['sample_index']}")
+        own = labels.get(problem.problem_id, []) if sk.attribute_from == "problem" else []
+        candidates = offered_skills(own, vocab)
+        offered.append(candidates)
+        order = shuffled(list(candidates), f"{sk.seed}:{problem.problem_id}:{row['sample_index']}")
         messages = attribution_messages(
             problem.question, problem.answer, str(row["completion"]), order, sk.attribution_max,
             attempt_chars=sk.attempt_chars,
@@ -395,12 +403,12 @@ def _attribute(
         requests.append(ChatRequest.of(messages, sampling))
     out = []
     groups = teacher.generate(requests, progress=progress, desc="attributing failures")
-    for row, group in zip(chosen, groups, strict=True):
+    for row, group, candidates in zip(chosen, groups, offered, strict=True):
         ref, completion = f"{row['problem_id']}#{row['sample_index']}", group[0]
         if not completion.ok:
             rejects.append(_reject("skills_attribute", ref, f"engine: {completion.error}", ""))
             continue
-        parsed = parse_skill_ids(completion.text, vocab, key="missing_skills", max_labels=sk.attribution_max)
+        parsed = parse_missing_skills(completion.text, candidates, vocab, max_labels=sk.attribution_max)
         rejects += [_reject("skills_attribute", f"{ref}#{raw}", why, completion.text) for raw, why in parsed.rejected]
         if not parsed.ok:
             rejects.append(_reject("skills_attribute", ref, str(parsed.error), completion.text))
@@ -412,10 +420,10 @@ def _attribute(
 
 
 def missing_skills(root: DataRoot, student_id: str, top: int) -> list[str]:
-    """The student's `top` most-attributed missing skills (ties: larger share, then id); skills never named in
-    an attribution are not missing."""
+    """The student's `top` missing skills by `fail_share` (ties: more attributions, then id); skills never named
+    in an attribution are not missing."""
     rows = [r for r in root.read_table("skill_profile", {"student": student_id}).to_pylist() if r["n_fail_attributed"]]
-    rows.sort(key=lambda r: (-r["n_fail_attributed"], -(r["fail_share"] or 0.0), r["skill_id"]))
+    rows.sort(key=lambda r: (-(r["fail_share"] or 0.0), -r["n_fail_attributed"], r["skill_id"]))
     return [r["skill_id"] for r in rows[:top]]
 
 

@@ -9,9 +9,10 @@ Known labels need no model and are right by construction, so wherever a problem 
 teacher labels count only for problems without known ones (`effective_labels`). Rows of `problem_skills` are
 written in label order, so a problem's first effective label is its main skill.
 
-STAT-Sel weight (methods §7 step 5: "skill frequency in the set ∝ its frequency in the profile"). With f_s the
-share of all failure attributions that name skill s (Σ f_s = 1), K the number of skills that have graded
-problems, and λ = `sel_strength`:
+STAT-Sel weight (methods §7 step 5: "skill frequency in the set ∝ its frequency in the profile"). With f_s skill s's
+frequency among the failure attributions (each weighted by its problem's failed rollouts, see `profile_rows`),
+normalized so Σ f_s = 1 over the skills that have graded problems, K the number of those skills, and
+λ = `sel_strength`:
 
     weight_s = (1 − λ) + λ · K · f_s
 
@@ -28,6 +29,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,6 +60,14 @@ class SkillsConfig(BaseModel):
     )
     failures_attributed: int = Field(32, ge=0, description="failed rollouts the teacher attributes per run")
     attribution_max: int = Field(3, ge=1, le=5, description="missing skills per failure (paper: 2-3 in practice)")
+    attribute_from: Literal["problem", "vocabulary"] = Field(
+        "problem",
+        description=(
+            "skills the teacher may name for a failure: `problem` = the failed problem's own labels (its Skill-Map "
+            "entry; the whole vocabulary when it has none), `vocabulary` = every skill, as the paper's GPT-4o-mini "
+            "teacher is given"
+        ),
+    )
     attempt_chars: int = Field(1200, ge=100, description="characters of a failed attempt shown to the teacher")
     sel_strength: float = Field(
         0.5, ge=0.0, le=1.0, description="STAT-Sel: 0 = uniform weights, 1 = weights proportional to the profile"
@@ -143,7 +153,7 @@ def problem_skill_weights(root: DataRoot, student_id: str) -> dict[str, float]:
 # -- the profile -------------------------------------------------------------------------------------------------
 
 
-def sel_weights(attributions: Mapping[str, int], active: Iterable[str], strength: float) -> dict[str, float]:
+def sel_weights(attributions: Mapping[str, float], active: Iterable[str], strength: float) -> dict[str, float]:
     """STAT-Sel weight per active skill: (1 − λ) + λ·K·f_s (module docstring); uniform 1.0 when nothing was
     attributed yet."""
     active = sorted(set(active))
@@ -193,32 +203,46 @@ def profile_rows(
     strength: float,
 ) -> list[dict[str, object]]:
     """The `skill_profile` rows: per skill, the pooled pass rate over its graded problems (Σk/Σn, Wilson), its
-    failed rollouts, and the failures the teacher attributed to it — `fail_share` = attributed failures naming
-    the skill / all failures with an accepted attribution (Wilson) — plus the STAT-Sel weight."""
+    failed rollouts, the failures the teacher attributed to it (`n_fail_attributed`), its `fail_share` and the
+    STAT-Sel weight.
+
+    `fail_share` estimates the share of the student's failed rollouts that show the skill missing. The teacher
+    reads a few failures per problem (`choose_failures` spreads them over problems, as STAT reads one answer per
+    difficult question), so each problem's accepted attributions stand for all its failed rollouts: an attribution
+    weighs (the problem's failed rollouts) / (its accepted attributions). Without the weights a problem failed
+    8 times out of 8 would count as much as one failed once. The Wilson interval uses the number of attributions."""
     n_problems: dict[str, int] = {}
     n_total: dict[str, int] = {}
     k_total: dict[str, int] = {}
+    failed_of: dict[str, int] = {}
     for grade in grades:
         n, k = int(grade["n"]), int(grade["k"])  # type: ignore[call-overload]
         if n == 0:
             continue
+        failed_of[str(grade["problem_id"])] = n - k
         for skill in labels.get(str(grade["problem_id"]), []):
             n_problems[skill] = n_problems.get(skill, 0) + 1
             n_total[skill] = n_total.get(skill, 0) + n
             k_total[skill] = k_total.get(skill, 0) + k
+    accepted = [item for item in attributions if item.skills]
+    per_problem = Counter(item.problem_id for item in accepted)
     named: dict[str, int] = {}
-    attributed = 0
-    for item in attributions:
-        if item.skills:
-            attributed += 1
-            for skill in set(item.skills):
-                named[skill] = named.get(skill, 0) + 1
-    weights = sel_weights(named, n_problems, strength)
+    weighted: dict[str, float] = {}
+    total_weight = 0.0
+    for item in accepted:
+        weight = max(failed_of.get(item.problem_id, 1), 1) / per_problem[item.problem_id]
+        total_weight += weight
+        for skill in set(item.skills):
+            named[skill] = named.get(skill, 0) + 1
+            weighted[skill] = weighted.get(skill, 0.0) + weight
+    shares = {skill: w / total_weight for skill, w in weighted.items()} if total_weight else {}
+    weights = sel_weights(shares, n_problems, strength)
+    attributed = len(accepted)
     rows = []
     for skill in sorted(n_problems.keys() | named.keys()):
-        n, k, hits = n_total.get(skill, 0), k_total.get(skill, 0), named.get(skill, 0)
+        n, k, hits, share = n_total.get(skill, 0), k_total.get(skill, 0), named.get(skill, 0), shares.get(skill, 0.0)
         pass_lo, pass_hi = wilson_interval(k, n, INTERVAL_LEVEL)
-        share_lo, share_hi = wilson_interval(hits, attributed, INTERVAL_LEVEL)
+        share_lo, share_hi = wilson_interval(share * attributed, attributed, INTERVAL_LEVEL)  # type: ignore[arg-type]
         rows.append(
             {
                 "student_id": student_id,
@@ -230,7 +254,7 @@ def profile_rows(
                 "pass_hi": pass_hi if n else None,
                 "n_failures": n - k,
                 "n_fail_attributed": hits,
-                "fail_share": hits / attributed if attributed else 0.0,
+                "fail_share": round(share, 12),
                 "fail_share_lo": share_lo if attributed else None,
                 "fail_share_hi": share_hi if attributed else None,
                 "weight": weights.get(skill),

@@ -396,6 +396,26 @@ def parse_skill_ids(
     return LabelParse(tuple(accepted), tuple(rejected))
 
 
+def parse_missing_skills(text: str, offered: Vocabulary, vocab: Vocabulary, *, max_labels: int) -> LabelParse:
+    """A failure attribution constrained to the skills `offered` to the teacher (the failed problem's own skills,
+    or all of `vocab`): a known skill that was not offered is rejected as "not one of the problem's skills"."""
+    parsed = parse_skill_ids(text, offered, key="missing_skills", max_labels=max_labels)
+    rejected = []
+    for raw, why in parsed.rejected:
+        known = vocab.resolve(raw) if offered is not vocab else None
+        if known is not None and known not in offered:
+            why = f"skill {known!r} is not one of the problem's skills {offered.ids}"
+        rejected.append((raw, why))
+    return LabelParse(parsed.accepted, tuple(rejected), parsed.error)
+
+
+def offered_skills(own: Iterable[str], vocab: Vocabulary) -> Vocabulary:
+    """The skills a failure attribution may name: the problem's own labels that are in `vocab`, in label order;
+    all of `vocab` when it has none."""
+    mine = [vocab.get(s) for s in dict.fromkeys(own) if s in vocab]
+    return Vocabulary(mine) if mine else vocab
+
+
 def _complete_objects(text: str) -> list[object]:
     """The complete JSON objects inside the first list of a truncated completion (`{"skills": [{..}, {..}, {..`)."""
     if len(text) > MAX_TEXT_CHARS or "[" not in text:

@@ -80,9 +80,28 @@ def test_profile_rows_pool_grades_and_count_attributions() -> None:
     assert rows["arith"]["n_problems"] == 2 and rows["arith"]["pass_rate"] == 5 / 8 and rows["arith"]["n_failures"] == 3
     assert rows["logic"]["pass_rate"] == 1 / 8 and rows["logic"]["n_failures"] == 7
     assert rows["logic"]["n_fail_attributed"] == 2 and rows["logic"]["fail_share"] == 1.0
-    assert rows["arith"]["fail_share"] == 0.5
-    assert 0 < rows["arith"]["fail_share_lo"] < 0.5 < rows["arith"]["fail_share_hi"] < 1
+    # p2's one attribution stands for its 3 failed rollouts, p3's accepted one for its 4 (the rejected one drops out).
+    assert math.isclose(rows["arith"]["fail_share"], 4 / 7)
+    assert 0 < rows["arith"]["fail_share_lo"] < 4 / 7 < rows["arith"]["fail_share_hi"] < 1
     assert rows["logic"]["weight"] > rows["arith"]["weight"]
+
+
+def test_fail_share_weighs_each_problem_by_its_failed_rollouts() -> None:
+    """A problem failed 8 times out of 8 outweighs one failed once, however many of their failures were read."""
+    labels = {"hard": ["x", "y"], "easy": ["z"]}
+    grades = [{"problem_id": "hard", "n": 8, "k": 0}, {"problem_id": "easy", "n": 8, "k": 7}]
+    attributions = [Attribution("hard", 0, ("x",)), Attribution("hard", 1, ("y",)), Attribution("easy", 3, ("z",))]
+    rows = {
+        r["skill_id"]: r
+        for r in profile_rows(
+            student_id="s", student_revision="r", labels=labels, grades=grades, attributions=attributions, strength=1.0
+        )
+    }
+    assert [rows[s]["n_fail_attributed"] for s in "xyz"] == [1, 1, 1]  # the raw counts are equal ...
+    shares = [rows[s]["fail_share"] for s in "xyz"]  # ... the failures they stand for are not
+    assert all(math.isclose(got, want) for got, want in zip(shares, [4 / 9, 4 / 9, 1 / 9], strict=True))
+    assert math.isclose(sum(rows[s]["weight"] for s in "xyz") / 3, 1.0)
+    assert rows["x"]["weight"] == rows["y"]["weight"] and math.isclose(rows["x"]["weight"], 4 * rows["z"]["weight"])
 
 
 def test_effective_labels_prefer_known_labels_and_keep_order() -> None:
@@ -145,7 +164,7 @@ select p.skill_id, s.name, p.n_problems, round(p.pass_rate, 3) as pass_rate, p.n
        round(p.fail_share_hi, 3) as fail_share_hi, round(p.weight, 3) as stat_sel_weight
 from skill_profile p join skills s using (skill_id)
 where p.student_id = ?
-order by p.n_fail_attributed desc, p.pass_rate asc nulls last, p.skill_id
+order by p.fail_share desc, p.pass_rate asc nulls last, p.skill_id
 limit 5
 """
 
@@ -226,6 +245,8 @@ def test_skills_end_to_end_on_the_real_model(small_engine: Engine, tmp_path: Pat
         assert row["n_problems"] == 0 or 0 <= row["pass_lo"] <= row["pass_rate"] <= row["pass_hi"] <= 1
     attributed = root.read_table("skill_attributions", part).to_pylist()
     assert sum(r["n_fail_attributed"] for r in rows) == len(attributed)
+    own = effective_labels(root.read_table("problem_skills"))  # attribute_from: problem (the default)
+    assert all(r["skill_id"] in own.get(r["problem_id"], sources) for r in attributed)  # unlabeled: any skill
 
     views = root.refresh_catalog()
     assert {"skills", "problem_skills", "skill_profile"} <= set(views)

@@ -22,6 +22,8 @@ from synthesis.skills import (
     glan_concept_skills,
     label_messages,
     load_vocabulary_yaml,
+    offered_skills,
+    parse_missing_skills,
     parse_proposal,
     parse_questions,
     parse_skill_ids,
@@ -259,6 +261,33 @@ def test_recorded_attributions_parse_as_reviewed() -> None:
     for row, (accepted, error) in zip(rows, EXPECTED_ATTRIBUTIONS, strict=True):
         parsed = parse_skill_ids(row["completion"], family_vocabulary(), key="missing_skills", max_labels=3)
         assert (parsed.accepted, parsed.error) == (accepted, error)
+
+
+def test_attributions_scoped_to_the_problem_reject_the_other_known_skills() -> None:
+    """`attribute_from: problem`: the 0.5B teacher's recorded answer for a combinatorics failure names three skills
+    combinatorics problems do not need; offered only the problem's skills, none is accepted and each says why."""
+    vocab = family_vocabulary()
+    text = next(r["completion"] for r in recorded("attribute") if r["context"]["family"] == "combinatorics")
+    offered = offered_skills(FAMILIES.get("combinatorics").skill_ids(), vocab)
+    assert offered.ids == ["combinatorics"]
+    parsed = parse_missing_skills(text, offered, vocab, max_labels=3)
+    assert parsed.accepted == () and parsed.error == "no known skill id among 3 labels"
+    assert [why for _, why in parsed.rejected] == [
+        f"skill {s!r} is not one of the problem's skills ['combinatorics']"
+        for s in ("exponents", "algebraic_manipulation", "order_of_operations")
+    ]
+    # Offered a problem that needs order_of_operations, the same answer keeps it and rejects the rest.
+    offered = offered_skills(["arithmetic", "order_of_operations", "not_in_vocab"], vocab)
+    parsed = parse_missing_skills(text, offered, vocab, max_labels=3)
+    assert parsed.accepted == ("order_of_operations",) and parsed.error is None
+    assert [raw for raw, _ in parsed.rejected] == ["exponents", "algebraic_manipulation"]
+    # Offered the whole vocabulary (the paper's setting, or a problem without labels) the answer stands as is.
+    assert offered_skills([], vocab) is vocab
+    assert parse_missing_skills(text, vocab, vocab, max_labels=3).accepted == (
+        "exponents", "algebraic_manipulation", "order_of_operations",
+    )  # fmt: skip
+    invented = parse_missing_skills('{"missing_skills": ["combinatorial"]}', offered, vocab, max_labels=3)
+    assert invented.rejected == (("combinatorial", "unknown skill id 'combinatorial'"),)
 
 
 def test_recordings_hold_a_real_hallucinated_id() -> None:
