@@ -15,7 +15,8 @@ on every problem (`label_known`) → failure attributions → profile. It prints
     first label is it; any overlap with the family's tags), overall and per family;
 (b) per family: pass rate, failed rollouts, failures attributed, how often the attribution names the family's main
     skill, and the main skill's profile `fail_share`; then the Spearman rank correlation between "weakest by
-    profile" (fail_share, high = weak) and "weakest by family pass rate" (1 − pass rate), over the families.
+    profile" (fail_share, high = weak) and "weakest by family pass rate" (1 − pass rate), over the families, and
+    the same over every skill tag of the families (a skill's family weakness against its fail_share).
 
 The student's rollouts use `answer_only_v1` with a short budget by default so the whole run fits a CPU in minutes;
 that suits the 0.5B student. The 1.5B Coder model ignores "answer only" and starts working, so give it
@@ -207,6 +208,20 @@ def report(config, root, args, problem_skills, profile_counts, stats, seconds) -
         f"\nSpearman rank correlation over {len(args.families)} families between weakness by pass rate "
         f"(1 − pass rate) and weakness by profile (fail_share of the main skill): rho = {rho:.3f} "
         f"(p = {p_value:.3f}; with {len(args.families)} points only a large |rho| means anything).\n"
+    )
+    # The same question per skill: every tag of every family, its profile fail_share against the weakness of the
+    # families that carry it (pooled), so a teacher naming a family's second skill is not counted as a miss.
+    family_weakness = dict(zip(args.families, weakness, strict=True))
+    carriers: dict[str, list[str]] = {}
+    for family in args.families:
+        for skill in FAMILIES.get(family).skill_ids():
+            carriers.setdefault(skill, []).append(family)
+    skill_weakness = [sum(family_weakness[f] for f in fs) / len(fs) for fs in carriers.values()]
+    skill_shares = [(profile.get(skill) or {}).get("fail_share") or 0.0 for skill in carriers]
+    rho, p_value = spearmanr(skill_weakness, skill_shares)
+    print(
+        f"Per skill, over the families' {len(carriers)} skill tags: Spearman rho between the skill's fail_share and "
+        f"the weakness of its family = {rho:.3f} (p = {p_value:.3f}).\n"
     )
     print("## Profile (all skills, weakest first)\n")
     ordered = sorted(profile.values(), key=lambda r: (-r["fail_share"], r["pass_rate"] or 0.0))
