@@ -325,9 +325,9 @@ def build_skill_profile(
     rejects: list[dict[str, object]] = []
     attributions: list[Attribution] = []
     stats: dict[str, float | int] = {}
+    labels = effective_labels(root.read_table("problem_skills"))
     if chosen:
         before = replace(roles.teacher.stats)
-        labels = effective_labels(root.read_table("problem_skills"))
         attributions = _attribute(roles.teacher, chosen, problems, vocab, labels, config, rejects, progress)
         stats = stats_delta(roles.teacher.stats, before)
     attribution_rows = [
@@ -346,7 +346,7 @@ def build_skill_profile(
     profile = profile_rows(
         student_id=config.student.id,
         student_revision=revision,
-        labels=effective_labels(root.read_table("problem_skills")),  # re-read: no attributions → `labels` unset
+        labels=labels,
         grades=current_grades(config, root).select(["problem_id", "n", "k"]).to_pylist(),
         attributions=attributions,
         strength=sk.sel_strength,
