@@ -75,11 +75,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def teacher_model(args: argparse.Namespace) -> str:
+    return args.teacher or args.model
+
+
 def project(args: argparse.Namespace) -> ProjectConfig:
     engine = EngineConfig(model=args.model, n_ctx=2048, n_threads=args.threads)
-    teacher = None
-    if args.teacher and args.teacher != args.model:
-        teacher = EngineConfig(model=args.teacher, n_ctx=2048, n_threads=args.threads)
+    teacher = None  # None: the student's engine also teaches
+    if teacher_model(args) != args.model:
+        teacher = EngineConfig(model=teacher_model(args), n_ctx=2048, n_threads=args.threads)
     return ProjectConfig(
         data_root=args.data_root,
         student=StudentConfig(id=f"bench-{args.model.split('-instruct')[0]}", engine=engine),
@@ -109,7 +113,7 @@ def main() -> None:
     args = parse_args()
     config = project(args)
     root = DataRoot(args.data_root)
-    for model in {args.model, args.teacher or args.model}:
+    for model in {args.model, teacher_model(args)}:
         ensure_model(EMBEDDED_MODELS[model], root.models_dir)
     started = time.perf_counter()
     with EngineRoles(config, root) as roles:
@@ -120,7 +124,7 @@ def main() -> None:
         labels = build_problem_skills(config, root, roles)
         profile = build_skill_profile(config, root, roles)
         stats = roles.student.stats.as_dict()
-        if args.teacher and args.teacher != args.model:
+        if teacher_model(args) != args.model:  # two engines: add the teacher's calls
             teacher_stats = roles.teacher.stats.as_dict()
             stats = {key: stats[key] + teacher_stats[key] for key in ("model_calls", "cache_hits")}
     seconds = time.perf_counter() - started
@@ -131,12 +135,8 @@ def report(config, root, args, problem_skills, profile_counts, stats, seconds) -
     families = {p["problem_id"]: p["family"] for p in root.read_table("problems").to_pylist()}
     main_of = {f: FAMILIES.get(f).skill_ids()[0] for f in args.families}
     known, teacher = labels_by_labeler(problem_skills)
-    teacher_model = args.teacher or args.model
-    cast = (
-        f"teacher = student = {args.model}"
-        if teacher_model == args.model
-        else (f"student = {args.model}, teacher = {teacher_model}")
-    )
+    name = teacher_model(args)
+    cast = f"teacher = student = {args.model}" if name == args.model else f"student = {args.model}, teacher = {name}"
     print(f"# Skills recovery — {cast}\n")
     print(
         f"{len(families)} problems ({', '.join(args.families)}; levels {args.levels} × {args.per_level}), "
