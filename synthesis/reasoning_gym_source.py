@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from engines.errors import ConfigError, did_you_mean
 from synthesis.problem import Problem, Verdict
+from synthesis.rg_scoring import check_scorer, scorer_problem
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -87,7 +88,10 @@ def rg_problems(
     """`size` problems from reasoning-gym's `name` dataset; the same arguments always give the same problems.
 
     reasoning-gym seeds item i with `seed + i`, so nearby seeds would share items; the seed it gets is a hash
-    of (name, seed) instead, recorded in the metadata so the item can be rebuilt for scoring."""
+    of (name, seed) instead, recorded in the metadata so the item can be rebuilt for scoring. A dataset whose
+    scorer would evaluate model text is refused (`synthesis.rg_scoring`)."""
+    _check_name(name)
+    check_scorer(name)
     dataset_seed = hashed_seed(name, seed)
     spec = _resolve(name, size, dataset_seed, config, level)
     dataset = _dataset(spec)
@@ -101,6 +105,8 @@ def rg_problems(
                 f"reasoning-gym {name!r} failed to generate item {index} with config {spec.config}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+        if index == 0:
+            _check_rebuilds(spec, entry)
         if entry.get("answer") is None:
             raise ConfigError(
                 f"reasoning-gym {name!r} has no reference answer (item {index}): its scorer checks an answer's "
@@ -131,27 +137,48 @@ def rg_problems(
     return problems
 
 
+def _check_rebuilds(spec: RgSpec, entry: dict[str, Any]) -> None:
+    """Scoring rebuilds each item from its spec; a dataset whose items differ when rebuilt cannot be scored."""
+    rebuilt = _factory().create_dataset(spec.name, size=spec.size, seed=spec.seed, **spec.config)[0]
+    if str(rebuilt["question"]).strip() != str(entry["question"]).strip() or rebuilt["answer"] != entry["answer"]:
+        raise ConfigError(
+            f"reasoning-gym {spec.name!r} does not rebuild the same item from the same seed and config "
+            f"{spec.config}, so its answers could not be scored later; choose another dataset"
+        )
+
+
 def hashed_seed(name: str, seed: int) -> int:
     digest = hashlib.sha256(f"rg\x00{name}\x00{seed}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def rg_score(problem: Problem, answer: str) -> Verdict:
-    """The dataset's own scorer on the rebuilt item: 1.0 is correct, any lower score is wrong (score in reason)."""
+    """The dataset's own scorer on the rebuilt item: 1.0 is correct, any lower score is wrong (score in reason).
+
+    Only datasets whose scorers never evaluate text are scored (`synthesis.rg_scoring`). A scorer that raises on
+    an answer it cannot read makes that answer `unparseable`; a problem whose item cannot be rebuilt is `error`."""
     if not answer or not answer.strip():
         return Verdict("unparseable", "empty answer", answer)
     try:
         stored = json.loads(problem.metadata).get(SPEC_KEY)
         if not isinstance(stored, dict):
             return Verdict("error", f"problem {problem.source_ref!r} has no {SPEC_KEY!r} generator spec", answer)
+        refused = scorer_problem(stored["dataset"])
+        if refused is not None:  # e.g. a problem stored by an older Gradus: its scorer is never called on text
+            return Verdict("error", f"reasoning-gym {stored['dataset']!r} is not scored: {refused}", answer)
         spec = RgSpec(stored["dataset"], stored["size"], stored["seed"], stored["config"], stored["level"])
         dataset = _dataset(spec)
         entry = dataset[stored["index"]]
-        if str(entry["question"]).strip() != problem.question:
-            return Verdict("error", f"rebuilt item for {problem.source_ref!r} differs from the stored question", answer)
+    except Exception as exc:  # our stored spec or the generator failed: no verdict on the answer
+        return Verdict("error", f"could not rebuild {problem.source_ref!r}: {type(exc).__name__}: {exc}", answer)
+    if str(entry["question"]).strip() != problem.question:
+        return Verdict("error", f"rebuilt item for {problem.source_ref!r} differs from the stored question", answer)
+    try:
         score = dataset.score_answer(answer, entry)
-    except Exception as exc:  # the scorer is third-party code; its failure is this answer's verdict
-        return Verdict("error", f"reasoning-gym scorer raised {type(exc).__name__}: {exc}", answer)
+    except Exception as exc:  # third-party code that could not read this answer
+        return Verdict(
+            "unparseable", f"reasoning-gym scorer could not read it: {type(exc).__name__}: {str(exc)[:200]}", answer
+        )
     if isinstance(score, bool) or not isinstance(score, int | float) or math.isnan(score):
         return Verdict("error", f"reasoning-gym scorer returned {score!r}, not a number", answer)
     if score >= 1.0:
