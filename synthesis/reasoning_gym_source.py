@@ -152,6 +152,17 @@ def hashed_seed(name: str, seed: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def rg_prepare(problem: Problem) -> None:
+    """Import reasoning-gym and rebuild the problem's dataset ahead of scoring (cached); failures are left for
+    `rg_score` to report."""
+    try:
+        stored = json.loads(problem.metadata).get(SPEC_KEY)
+        if isinstance(stored, dict) and scorer_problem(stored["dataset"]) is None:
+            _dataset(RgSpec(stored["dataset"], stored["size"], stored["seed"], stored["config"], stored["level"]))
+    except Exception:  # noqa: S110 — rg_score rebuilds again and names the failure in the verdict
+        pass
+
+
 def rg_score(problem: Problem, answer: str) -> Verdict:
     """The dataset's own scorer on the rebuilt item: 1.0 is correct, any lower score is wrong (score in reason).
 

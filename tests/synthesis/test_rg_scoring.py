@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import string
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,16 +42,24 @@ KNOWN_EVALUATING = {
 }
 
 
+def digitless_marker() -> Path:
+    """A marker path with no digits, so the payloads carry no number that answer extraction could pick up
+    (a payload that happened to contain the gold number would be judged right, which is correct behaviour)."""
+    name = "".join(random.Random().choices(string.ascii_lowercase, k=16))
+    return Path(tempfile.gettempdir()) / f"gradus-marker-{name}"
+
+
 def payloads(marker: Path) -> list[str]:
-    """Answers that create `marker` if anything evaluates them as Python (directly, or through sympify)."""
+    """Answers that create `marker` if anything evaluates them as Python (directly, or through sympify). They
+    hold no digits, so no number in them can match a gold answer by extraction."""
     write = f"__import__('pathlib').Path({str(marker)!r}).write_text('x')"
     return [
         write,
         f"[{write}]",
-        f"({write}, 1)",
-        f"1 + ({write} and 0)",
-        f"x**2 + {write}",
-        f"[[1, 0], [{write}, 1]]",
+        f"({write}, a)",
+        f"a + ({write} and b)",
+        f"x**y + {write}",
+        f"[[a, b], [{write}, c]]",
         f"__import__('os').system('touch {marker}')",
     ]
 
@@ -96,7 +107,7 @@ def test_a_stored_problem_of_a_refused_dataset_is_never_scored_by_its_scorer(tmp
     metadata = json.loads(stored.metadata)
     metadata["gradus_rg"]["dataset"] = "spiral_matrix"
     problem = Problem(**{**asdict(stored), "family": "rg:spiral_matrix", "metadata": json.dumps(metadata)})
-    marker = tmp_path / "marker"
+    marker = digitless_marker()
     for payload in payloads(marker):
         verdict = rg_score(problem, payload)
         assert verdict.label == "error" and "is not scored" in verdict.reason
@@ -238,7 +249,7 @@ def test_rebuilt_items_equal_the_stored_ones_in_another_process(allowed_problems
 
 
 def test_payloads_through_every_allowed_scorer_never_run(allowed_problems: dict, tmp_path: Path) -> None:
-    marker = tmp_path / "marker.txt"
+    marker = digitless_marker()
     jobs = [(p, payload) for p in allowed_problems["problems"][::2] for payload in payloads(marker)]
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     _run(_SCORE_ELSEWHERE, str(tmp_path / "jobs.json"), str(tmp_path / "out.json"), hash_seed="3")
