@@ -13,8 +13,9 @@ from scoring.stages import build_predictor
     partitions_def=STUDENTS,
     kinds={"python", "scikitlearn"},
     deps=["difficulty"],
-    description="Pass-rate predictor for the student and its reliability table; adaptive grading of a new "
-    "pool uses it as a prior (and, if configured, to skip confidently too-easy/too-hard problems).",
+    description="Pass-rate predictor for the student (predictors/<student>/predictor.json + predictor.npz, no "
+    "pickle) and its reliability table; adaptive grading of a new pool uses it as a prior (and, if configured, to "
+    "skip confidently too-easy/too-hard problems).",
 )
 def predictor(
     context: dg.AssetExecutionContext,

@@ -5,6 +5,7 @@ Like `scoring.stages`, each reads from the data root, writes its tables atomical
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +22,40 @@ from scoring.schemas import DIFFICULTY, PREDICTIONS, PREDICTOR_RELIABILITY, STUD
 from scoring.storage import DataRoot
 from synthesis.problem import Problem
 
-PREDICTOR_FILE = "predictor.joblib"
+# A saved predictor is a JSON manifest plus its arrays beside it; neither can run code when read (scoring.predictor).
+PREDICTOR_FILE = "predictor.json"
+PREDICTOR_ARRAYS_FILE = "predictor.npz"
+# What earlier versions wrote: a joblib pickle. Never opened: loading a pickle can run code, and the data root may
+# be a shared filesystem. A student that has only this file counts as having no predictor until it is retrained.
+LEGACY_PREDICTOR_FILE = "predictor.joblib"
+
+log = logging.getLogger(__name__)
 
 
 def predictor_path(root: DataRoot, student_id: str) -> Path:
+    """The student's saved predictor: its `.json` manifest (`PassRatePredictor.load` takes this path)."""
     return root.path / "predictors" / student_id / PREDICTOR_FILE
+
+
+def ignored_legacy_predictor(root: DataRoot, student_id: str) -> str | None:
+    """A note (also logged) when an earlier version's pickled predictor is present; None when there is none.
+
+    The file is only checked for existence, never opened."""
+    legacy = predictor_path(root, student_id).with_name(LEGACY_PREDICTOR_FILE)
+    if not legacy.exists():
+        return None
+    current = predictor_path(root, student_id)
+    outcome = (
+        f"the predictor in {current.name} is used"
+        if current.is_file()
+        else "the student has no predictor until the `predictor` asset retrains it"
+    )
+    note = (
+        f"ignored {legacy}: a pickled predictor from an earlier version, which is never loaded because "
+        f"unpickling can run code; {outcome}. The file can be deleted."
+    )
+    log.warning(note)
+    return note
 
 
 def _problem_features(problem: Problem | Mapping[str, object]) -> dict[str, object]:
@@ -73,7 +103,8 @@ def predictor_guidance(
     """Priors and screened bands from the student's saved predictor for problems with no stored evidence.
 
     Returns (priors, screened {problem_id: band}, the `predictions` rows). Empty when the predictor is off or
-    has not been trained yet (it is trained by the `predictor` asset on an earlier grading of the student).
+    has not been trained yet (it is trained by the `predictor` asset on an earlier grading of the student); an
+    earlier version's pickled `predictor.joblib` counts as not trained and is never opened.
     """
     settings = config.grading.predictor
     path = predictor_path(root, config.student.id)

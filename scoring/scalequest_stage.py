@@ -28,7 +28,7 @@ from engines import Completion, Engine, EngineStats
 from engines.errors import ConfigError
 from scoring.agreement import Agreement, majority_agreement, solution_requests
 from scoring.config import ProjectConfig
-from scoring.grade_stages import predictor_path
+from scoring.grade_stages import ignored_legacy_predictor, predictor_path
 from scoring.predictor import PREDICTOR_METHOD, PassRatePredictor
 from scoring.roles import EngineRoles
 from scoring.rollouts import PROMPT_VERSION, run_rollouts
@@ -104,6 +104,8 @@ def build_scalequest(
         "reject_reasons_md": _reasons_markdown(record),
         "preview_md": _preview_markdown(problems),
     }
+    if note := ignored_legacy_predictor(root, config.student.id):  # an old pickle: rollouts were used instead
+        figures["predictor_note"] = note
     return StageSummary(table, counts, figures, path=root.table_path("synthesized_problems", synth_partition(METHOD)))
 
 

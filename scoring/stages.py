@@ -22,6 +22,7 @@ from scoring.difficulty import grade_rollouts
 from scoring.distributed import run_rollouts_on_ray
 from scoring.grade_stages import (
     band_filter_decisions,
+    ignored_legacy_predictor,
     irt_fit,
     predicted_grades,
     predictor_guidance,
@@ -203,6 +204,8 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
             reasons = [s.stop_reason for s in run.sequential.states.values()]
             figures |= {"adaptive_rounds": run.sequential.rounds, "rollouts_total": run.sequential.rollouts_drawn}
             figures |= {"predictor_priors": len(priors), "predictor_screened": len(screened)}
+            if config.grading.predictor.enabled and (note := ignored_legacy_predictor(root, config.student.id)):
+                figures["predictor_note"] = note
             figures |= {f"stopped_{r}": reasons.count(r) for r in sorted(set(map(str, reasons)))}
     if on_ray:
         figures |= ray_totals
@@ -270,7 +273,8 @@ def build_band_filter(config: ProjectConfig, root: DataRoot) -> StageSummary:
 
 
 def build_predictor(config: ProjectConfig, root: DataRoot) -> StageSummary:
-    """Train the student's pass-rate predictor on its current grades; save it and its reliability table."""
+    """Train the student's pass-rate predictor on its current grades; save it (`predictor.json` + `predictor.npz`)
+    and its reliability table. An earlier version's pickled `predictor.joblib` is left unread and reported."""
     predictor, reliability, note = train_predictor(config, root, current_grades(config, root))
     root.write_table("predictor_reliability", reliability, student_partition(config))
     path = predictor_path(root, config.student.id)
@@ -278,6 +282,8 @@ def build_predictor(config: ProjectConfig, root: DataRoot) -> StageSummary:
     if predictor is not None:
         predictor.save(path)
         figures["pseudo_count_rollouts"] = round(predictor.pseudo_count, 3)
+    if legacy := ignored_legacy_predictor(root, config.student.id):
+        figures["predictor_note"] = legacy
     return StageSummary(reliability, {"reliability_bins": reliability.num_rows}, figures, path=path)
 
 

@@ -3,14 +3,24 @@ predicted rows that never replace measured ones, band filter decisions, the pred
 
 from __future__ import annotations
 
+import logging
+import pickle
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 from engines.config import EngineConfig, expected_revision
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.grade_stages import predictor_guidance, predictor_path
+from scoring.grade_stages import (
+    LEGACY_PREDICTOR_FILE,
+    PREDICTOR_ARRAYS_FILE,
+    PREDICTOR_FILE,
+    ignored_legacy_predictor,
+    predictor_guidance,
+    predictor_path,
+)
 from scoring.grading import GradingConfig, PredictorConfig
 from scoring.rollouts import sampling_hash
 from scoring.schemas import PREDICTIONS, PROBLEMS, ROLLOUTS, to_table
@@ -177,6 +187,53 @@ def test_predictor_trains_on_grades_and_guides_a_new_pool(tmp_path: Path) -> Non
     other = DataRoot(tmp_path / "other")
     _pool(other, per_level=1)
     assert build_predictor(too_few, other).figures["status"].startswith("0 graded problems")
+
+
+class _Payload:
+    """Unpickling this creates `marker` (what `joblib.load` of a planted file would do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.marker, "w"))
+
+
+def test_an_old_pickled_predictor_is_ignored_and_never_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = DataRoot(tmp_path)
+    pool = _pool(root, per_level=10)
+    config = _config(tmp_path, mode="adaptive", predictor=PredictorConfig(enabled=True, screen=True))
+    marker = tmp_path / "pwned"
+    legacy = predictor_path(root, "s").with_name(LEGACY_PREDICTOR_FILE)
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(pickle.dumps(_Payload(marker)))
+    problems = load_problems(root)
+
+    def guidance() -> tuple:
+        return predictor_guidance(config, root, problems, {}, revision="r2", sampling="h", verifier_version="v")
+
+    # The calls adaptive grading makes (build_rollouts): the old file counts as no predictor, with a note.
+    with caplog.at_level(logging.WARNING, logger="scoring.grade_stages"):
+        priors, screened, predictions = guidance()
+        note = ignored_legacy_predictor(root, "s")
+    assert (priors, screened, predictions.num_rows) == ({}, {}, 0)
+    assert note is not None and note.startswith(f"ignored {legacy}") and "unpickling can run code" in note
+    assert "no predictor until the `predictor` asset retrains it" in note and note in caplog.text
+    assert not marker.exists()
+
+    # The predictor asset retrains into the new files and reports the old one; guidance then uses the new files.
+    counts = {
+        str(p["problem_id"]): (max(0, 16 - 4 * int(p["difficulty_knob"]) + i % 3), 16) for i, p in enumerate(pool)
+    }
+    _add(root, config, _rollouts(config, counts))
+    build_difficulty(config, root)
+    summary = build_predictor(config, root)
+    assert summary.path == predictor_path(root, "s") and summary.path.name == PREDICTOR_FILE == "predictor.json"
+    assert summary.path.with_name(PREDICTOR_ARRAYS_FILE).is_file()
+    assert str(summary.figures["predictor_note"]).startswith(f"ignored {legacy}")
+    assert "the predictor in predictor.json is used" in str(summary.figures["predictor_note"])
+    assert guidance()[2].num_rows == len(problems)
+    assert not marker.exists() and legacy.is_file()
 
 
 def test_irt_ranks_students_across_the_shared_pool(tmp_path: Path) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import math
+import pickle
 import random
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 from scipy.stats import spearmanr
@@ -111,14 +116,155 @@ def test_oof_predictions_cover_training_problems(pool: dict) -> None:
     assert spearmanr([p.p for p in oof], observed).statistic > 0.5
 
 
-def test_save_load_round_trip(pool: dict, tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "predictor.joblib"
+class _Payload:
+    """Unpickling this creates `marker`: proof that a pickle was (or, asserted below, was not) executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.marker, "w"))
+
+
+def _payload_bytes(marker: Path) -> bytes:
+    data = pickle.dumps(_Payload(marker))
+    probe = marker.with_name(marker.name + ".probe")
+    pickle.loads(pickle.dumps(_Payload(probe)))  # the payload does work when unpickled ...
+    assert probe.exists()
+    probe.unlink()
+    return data  # ... so its marker staying absent shows the loader never unpickled it
+
+
+def _saved(pool: dict, tmp_path: Path) -> tuple[Path, Path]:
+    path = tmp_path / "sub" / "predictor.json"
     pool["predictor"].save(path)
-    assert [p.name for p in path.parent.iterdir()] == ["predictor.joblib"]  # no temp file left behind
+    return path, path.with_suffix(".npz")
+
+
+def test_save_load_round_trip(pool: dict, tmp_path: Path) -> None:
+    path, arrays = _saved(pool, tmp_path)
+    # No temp file left behind, and no pickle written.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["predictor.json", "predictor.npz"]
+    manifest = json.loads(path.read_text())
+    assert manifest["arrays_sha256"] == hashlib.sha256(arrays.read_bytes()).hexdigest()
+    assert manifest["arrays_file"] == "predictor.npz" and manifest["format_version"] == 2
+    assert manifest["hyperparameters"] == {"c": 1.0, "folds": 5, "seed": 0, "level": 0.9}
+    assert manifest["input_columns"][0] == "question" and manifest["embedding_dim"] is None
+    with np.load(arrays, allow_pickle=False) as archive:
+        assert all(archive[name].dtype != object for name in archive.files)
     loaded = PassRatePredictor.load(path)
     assert loaded.pseudo_count == pool["predictor"].pseudo_count
+    # Identical, not merely close: the same parameters go through the same sklearn code.
     assert loaded.predict(pool["held"]) == pool["predictor"].predict(pool["held"])
+    assert loaded.predict(pool["train"][:50]) == pool["predictor"].predict(pool["train"][:50])
+    assert loaded.oof_predictions == pool["predictor"].oof_predictions
     assert loaded.reliability_table() == pool["predictor"].reliability_table()
+    # Saving again over the files replaces both.
+    loaded.save(path)
+    assert PassRatePredictor.load(path).predict(pool["held"]) == pool["predictor"].predict(pool["held"])
+
+
+def test_round_trip_with_embeddings_and_unicode(pool: dict, tmp_path: Path) -> None:
+    train, counts = [dict(r) for r in pool["train"][:60]], pool["counts"][:60]
+    for i, row in enumerate(train[:20]):
+        row["question"] = f"Wie viel ist {i} × 3? Ünïcödé ∑ 数学 \x00 end"  # non-ASCII and a NUL survive exactly
+        row["family"] = "família"
+    rng = np.random.default_rng(5)
+    predictor = PassRatePredictor(c=0.5, folds=3, seed=7, level=0.8).fit(
+        train, counts, embeddings=rng.normal(size=(60, 4))
+    )
+    path = tmp_path / "predictor.json"
+    predictor.save(path)
+    loaded = PassRatePredictor.load(path)
+    held, emb = train[:20] + pool["held"][:10], rng.normal(size=(30, 4))
+    assert loaded.predict(held, embeddings=emb) == predictor.predict(held, embeddings=emb)
+    assert (loaded.c, loaded.folds, loaded.seed, loaded.level) == (0.5, 3, 7, 0.8)
+    with pytest.raises(ValueError, match="width"):
+        loaded.predict(held, embeddings=emb[:, :2])
+
+
+def test_tampered_arrays_file_is_refused_naming_it(pool: dict, tmp_path: Path) -> None:
+    path, arrays = _saved(pool, tmp_path)
+    data = bytearray(arrays.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    arrays.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256") as raised:
+        PassRatePredictor.load(path)
+    assert str(arrays) in str(raised.value) and str(path) in str(raised.value)
+    # A well-formed arrays file from another predictor is refused the same way.
+    other = tmp_path / "other" / "predictor.json"
+    PassRatePredictor(seed=1).fit(pool["train"][:40], pool["counts"][:40]).save(other)
+    arrays.write_bytes(other.with_suffix(".npz").read_bytes())
+    with pytest.raises(ValueError, match="sha256"):
+        PassRatePredictor.load(path)
+    arrays.unlink()
+    with pytest.raises(ValueError, match="missing"):
+        PassRatePredictor.load(path)
+
+
+def test_pickle_payload_in_arrays_file_is_never_executed(pool: dict, tmp_path: Path) -> None:
+    """An attacker who can write both files (and so fix up the sha256) still cannot get a pickle run."""
+    path, arrays = _saved(pool, tmp_path)
+    marker = tmp_path / "pwned"
+    with np.load(arrays, allow_pickle=False) as archive:
+        content = {name: archive[name] for name in archive.files}
+    payload = np.empty(1, dtype=object)
+    payload[0] = _Payload(marker)
+    content["question_idf"] = payload
+    buffer = io.BytesIO()
+    np.savez(buffer, **content)  # np.savez pickles the object array into the archive
+    arrays.write_bytes(buffer.getvalue())
+    manifest = json.loads(path.read_text())
+    manifest["arrays_sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
+    manifest["arrays"]["question_idf"] = {"dtype": "|O", "shape": [1]}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="not an archive of plain arrays") as raised:
+        PassRatePredictor.load(path)
+    assert str(arrays) in str(raised.value)
+    assert not marker.exists()
+    # A raw pickle as the arrays file, or as the manifest, is refused the same way.
+    arrays.write_bytes(_payload_bytes(marker))
+    manifest["arrays_sha256"] = hashlib.sha256(arrays.read_bytes()).hexdigest()
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="not an archive of plain arrays"):
+        PassRatePredictor.load(path)
+    path.write_bytes(_payload_bytes(marker))
+    with pytest.raises(ValueError, match="not JSON"):
+        PassRatePredictor.load(path)
+    assert not marker.exists()
+
+
+def test_old_joblib_file_is_never_loaded(tmp_path: Path) -> None:
+    legacy, marker = tmp_path / "predictor.joblib", tmp_path / "pwned"
+    legacy.write_bytes(_payload_bytes(marker))
+    with pytest.raises(ValueError, match="never loaded"):
+        PassRatePredictor.load(legacy)
+    problems, rates = make_pool(20, seed=4)
+    with pytest.raises(ValueError, match=r"\.json manifest"):  # nor written under the old name
+        PassRatePredictor(folds=2).fit(problems, draw_counts(rates, seed=4)).save(legacy)
+    assert not marker.exists()
+
+
+def test_loading_never_calls_pickle(pool: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, _ = _saved(pool, tmp_path)
+    expected = pool["predictor"].predict(pool["held"][:20])
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the predictor loader called pickle")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, forbidden)
+    monkeypatch.setattr(joblib, "load", forbidden)
+    real_load, calls = np.load, []
+
+    def checked_load(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("allow_pickle"))
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(np, "load", checked_load)
+    loaded = PassRatePredictor.load(path)
+    assert calls == [False]
+    assert loaded.predict(pool["held"][:20]) == expected
 
 
 def test_screen_returns_only_confident(pool: dict) -> None:
