@@ -3,7 +3,8 @@
 Two pure functions — `parse_answer(text, config)` and `verify(gold, pred, config)` — and a `Verifier` that
 checks batches in a pool of worker processes (both cores busy) with a per-answer time limit. math-verify's
 own limits use `signal.alarm` in the caller, which breaks in threads; here each worker arms its own timer per
-answer, and a hung worker is killed and its batch re-checked one answer at a time. Nothing is ever `eval`ed.
+answer, and a hung worker is killed and its batch re-checked one answer at a time. Nothing is ever `eval`ed,
+and each worker is locked down after its imports (`scoring.sandbox`): it can neither write files nor start processes.
 Conventions follow `../shared/methods.md` §15 (Qwen2.5-Math extraction order, Math-Verify equivalence).
 
 Which checker decides (`Verdict.rule`): a procedural family's own exact scorer when the problem comes from a
@@ -30,6 +31,7 @@ from fractions import Fraction
 from pebble import ProcessExpired, ProcessPool
 from pydantic import BaseModel, ConfigDict, Field
 
+from scoring import sandbox
 from synthesis.answers import MAX_ANSWER_CHARS, ExtractedAnswer, extract_final_answer
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem, Verdict
@@ -138,8 +140,10 @@ class CheckItem:
 
 
 def _warm_up() -> None:
-    """Import and exercise math-verify once per worker, so the first answer's timer does not pay for it."""
+    """Import and exercise math-verify once per worker, so the first answer's timer does not pay for it; then
+    lock the worker down (no file writes, no new processes: `scoring.sandbox`) before it sees model text."""
     _math_verify("\\sqrt{2}", "2^{1/2}")
+    sandbox.lock_down()
 
 
 class _AnswerTimeout(BaseException):
@@ -161,6 +165,20 @@ def _family_scorer(item: CheckItem, use_family: bool):  # returns a scorer or No
     if item.problem.family not in FAMILIES:
         return None
     return FAMILIES.get(item.problem.family)().score
+
+
+def _is_rg(item: CheckItem) -> bool:
+    return item.problem is not None and item.problem.family.startswith(RG_FAMILY_PREFIX)
+
+
+def _prepare(item: CheckItem, use_family: bool) -> None:
+    """What depends only on the stored problem — importing reasoning-gym, rebuilding its dataset — runs before
+    the answer's timer starts: it is the same for every answer to the problem, and the chunk's hard limit bounds
+    it. Its failures surface again, as the verdict's reason, when the answer is scored."""
+    if use_family and item.problem is not None and _is_rg(item):
+        from synthesis.reasoning_gym_source import rg_prepare
+
+        rg_prepare(item.problem)
 
 
 def _decide(item: CheckItem, extracted: ExtractedAnswer, use_family: bool, audit: bool) -> list[Verdict]:
@@ -197,6 +215,7 @@ def _check_chunk(items: list[CheckItem], timeout_s: float, use_family: bool, aud
                     [Verdict("unparseable", f"answer longer than {MAX_ANSWER_CHARS} chars", None, "extract")]
                 )
                 continue
+            _prepare(item, use_family)
             signal.setitimer(signal.ITIMER_REAL, timeout_s)
             try:
                 verdicts = _decide(item, extracted, use_family, audit)
@@ -218,6 +237,13 @@ def _tag(verdict: Verdict, extracted: ExtractedAnswer) -> Verdict:
     )
 
 
+_RG_PREPARE_S = 30.0  # importing reasoning-gym (~2 s idle) and building a chunk's datasets, on two busy cores
+
+
+def _prepare_allowance(chunk: Sequence[CheckItem]) -> float:
+    return _RG_PREPARE_S if any(_is_rg(item) for item in chunk) else 0.0
+
+
 class Verifier:
     """Checks completions against gold answers in worker processes, each answer time-limited."""
 
@@ -229,9 +255,14 @@ class Verifier:
             config = config.model_copy(update={"timeout_s": timeout_s})
         self.config = config
         self.timeout_s = config.timeout_s
+        sandbox.warn_if_degraded()
         self._pool = ProcessPool(
             max_workers=config.workers, context=multiprocessing.get_context("spawn"), initializer=_warm_up
         )
+
+    def protections(self) -> dict[str, bool]:
+        """The protections in force in a worker (`scoring.sandbox.active_protections`), for tests and audits."""
+        return self._pool.schedule(sandbox.active_protections, timeout=60).result()
 
     def check(self, items: Sequence[CheckItem]) -> list[Verdict]:
         """The deciding verdict for each item, in order."""
@@ -250,7 +281,10 @@ class Verifier:
         chunks = [list(items[i : i + cfg.chunk_size]) for i in range(0, len(items), cfg.chunk_size)]
         # Each answer has its own timer inside the worker; the chunk's hard limit only catches a worker stuck
         # where a timer cannot interrupt it (e.g. inside one huge C-level integer operation).
-        futures = [self._schedule(chunk, cfg.timeout_s + 2 + 0.25 * len(chunk), audit) for chunk in chunks]
+        futures = [
+            self._schedule(chunk, cfg.timeout_s + 2 + 0.25 * len(chunk) + _prepare_allowance(chunk), audit)
+            for chunk in chunks
+        ]
         results: list[list[Verdict]] = []
         for chunk, future in zip(chunks, futures, strict=True):
             try:
@@ -269,7 +303,9 @@ class Verifier:
         out = []
         for item in chunk:
             try:
-                out.extend(self._schedule([item], self.config.timeout_s + 1, audit).result())
+                out.extend(
+                    self._schedule([item], self.config.timeout_s + 1 + _prepare_allowance([item]), audit).result()
+                )
             except (FutureTimeout, ProcessExpired) as exc:
                 out.append(
                     [
