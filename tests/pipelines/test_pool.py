@@ -1,5 +1,6 @@
-"""The pool between sources and grading, through Dagster on a real data root: a planted duplicate and a
-planted GSM8K-test item are kept out of rollouts and shards, each with its reason, and the shard check passes."""
+"""The pool between sources and grading, through Dagster on a real data root: a planted duplicate and a planted
+benchmark item (MATH-500, read from ../shared/data) are kept out of rollouts and shards, each with its reason, while
+the problems beside them reach the shards — so the shard checks run on a curriculum that holds problems."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ import yaml
 
 from engines.models import EMBEDDED_MODELS, ensure_model
 from pipelines.materialize import materialize_project
+from scoring.curriculum import CurriculumReader
 from scoring.pool import contaminated_in_shards
 from scoring.storage import DataRoot
+from synthesis.families import FAMILIES
 from tests.conftest import SMALL_MODEL
+
+# MATH-500 item 77, "If $2^8=4^x$, what is the value of $x$?": cut at 16 tokens the 0.5B's attempts are scored
+# 3 of 4 correct, so it would be a learnable curriculum problem — only decontamination keeps it out.
+LEAK_LINE = 77
+ROLLOUTS = {"k": 4, "max_tokens": 16, "prompt": "answer_only_v1", "seed": 0}
 
 
 def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
@@ -23,27 +31,71 @@ def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
     root.mkdir()
     ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
     (root / "models").symlink_to(session_root / "models")
-    train = [json.loads(line) for line in (shared_dir / "data/gsm8k/train.jsonl").read_text().splitlines()[:2]]
-    leak = json.loads((shared_dir / "data/gsm8k/test.jsonl").read_text().splitlines()[7])
-    # same text up to case and spacing: a new problem id, but an exact duplicate after normalization
-    respaced = {**train[0], "question": train[0]["question"].lower().replace(" ", "  ")}
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text("\n".join(json.dumps(row) for row in (*train, respaced, leak)) + "\n")
+    # Answer-only in 16 tokens, the 0.5B gets the two sums right 2 and 3 times of 4, and the third remainder
+    # (10^2 mod 7) once: the curriculum's three rows, in two families (the other two remainders: never).
+    sums = FAMILIES.get("arithmetic")().sample(seed=0, difficulties=[1], per_level=2)
+    remainders = FAMILIES.get("modular_arithmetic")().sample(seed=0, difficulties=[1], per_level=3)
+    twin = sums[1]  # "Compute 34 + 40.", kept over its copy below: it carries a worked solution
+    # Same text up to case and spacing: a new problem id, but an exact duplicate after normalization.
+    copy = {"question": twin.question.lower().replace(" ", "  "), "answer": f"#### {twin.answer}"}
+    (tmp_path / "copies.jsonl").write_text(json.dumps(copy) + "\n")
+    math500 = shared_dir / "data/math/math500_test.jsonl"
+    leak = json.loads(math500.read_text().splitlines()[LEAK_LINE])
+    (tmp_path / "leak.jsonl").write_text(json.dumps(leak) + "\n")
     config = {
         "data_root": str(root),
         "student": {"id": "pool-test", "engine": {"model": SMALL_MODEL, "n_ctx": 1024}},
-        "sources": {"imports": [{"preset": "gsm8k", "path": str(seeds)}]},
-        "rollouts": {"k": 2, "max_tokens": 16, "prompt": "answer_only_v1"},
+        "sources": {
+            "procedural": [
+                {"family": "arithmetic", "levels": [1], "per_level": 2, "seed": 0},
+                {"family": "modular_arithmetic", "levels": [1], "per_level": 3, "seed": 0},
+            ],
+            "imports": [
+                {"preset": "gsm8k", "path": str(tmp_path / "copies.jsonl")},
+                {"preset": "math", "path": str(tmp_path / "leak.jsonl")},
+            ],
+        },
+        "rollouts": ROLLOUTS,
         "decontamination": {
-            "benchmarks": [{"name": "gsm8k_test", "path": str(shared_dir / "data/gsm8k/test.jsonl"), "preset": "gsm8k"}]
+            "benchmarks": [
+                {"name": "gsm8k_test", "path": str(shared_dir / "data/gsm8k/test.jsonl"), "preset": "gsm8k"},
+                {"name": "math500", "path": str(math500), "preset": "math"},
+            ]
         },
         "curriculum": {"shard_size": 2},
+        "skills": {"max_share": 0.7},  # two of three rows are sums: the balance check sees a real spread
     }
     config_path = tmp_path / "gradus.yaml"
     config_path.write_text(yaml.safe_dump(config))
     result = materialize_project(config_path)
     assert result.success
-    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+
+    with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
+        problems = dict(con.execute("select question, problem_id from problems").fetchall())
+        assert len(problems) == 7
+        planted = {"duplicate": problems[copy["question"]], "leak": problems[leak["problem"]]}
+        # What the trainer reads: the manifest's shards, sha256-checked (no `shards` view exists without rows).
+        shard_ids = [row["problem_id"] for row in CurriculumReader(root / "shards/pool-test/easy_to_hard_v1").rows()]
+        assert len(shard_ids) > 0, "the shard checks below must run on a curriculum that holds problems"
+        assert not set(planted.values()) & set(shard_ids), f"planted items in the shards: {planted}"
+        assert twin.problem_id in shard_ids, "the duplicate's twin is graded and kept: only dedup stops the copy"
+        assert sorted(shard_ids) == sorted([*(p.problem_id for p in sums), remainders[2].problem_id])
+
+        dup = con.execute("select problem_id, kept_id, method from duplicates").fetchall()
+        assert dup == [(planted["duplicate"], twin.problem_id, "exact")]
+        leaked = con.execute("select distinct problem_id, benchmark from contamination").fetchall()
+        assert leaked == [(planted["leak"], "math500")]
+        graded = con.execute("select distinct problem_id from rollouts").fetchall()
+        clean = {p.problem_id for p in (*sums, *remainders)}
+        assert {pid for (pid,) in graded} == clean, "only the clean problems get rollouts"
+        reasons = dict(con.execute("select problem_id, reason from curriculum_excluded").fetchall())
+        assert set(reasons) == {*planted.values(), remainders[0].problem_id, remainders[1].problem_id}
+        assert all(reasons[r.problem_id].startswith("too_hard: all 4 rollouts failed") for r in remainders[:2])
+        assert reasons[planted["duplicate"]].startswith(f"duplicate (exact, 1.00) of {twin.problem_id}")
+        assert reasons[planted["leak"]].startswith("contaminated: matches math500")
+
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    checks = {name: c.passed for name, c in evaluations.items()}
     assert checks == {
         "no_contaminated_problems_in_shards": True,
         "problems_schema": True,
@@ -52,23 +104,11 @@ def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
         "shards_match_manifest": True,
         "answers_in_shards": True,
         "curriculum_is_graded": True,
-        "skill_balance_in_shards": True,  # 16-token rollouts fail both clean problems: no shard rows to balance
+        "skill_balance_in_shards": True,
     }
-    with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
-        assert con.execute("select count(*) from problems").fetchone() == (4,)
-        dup = con.execute("select d.method, p.question from duplicates d join problems p using (problem_id)").fetchall()
-        assert len(dup) == 1 and dup[0][0] == "exact"
-        leaked = con.execute("select p.question, c.benchmark from contamination c join problems p using (problem_id)")
-        assert {(q.strip(), b) for q, b in leaked.fetchall()} == {(leak["question"].strip(), "gsm8k_test")}
-        graded = con.execute("select count(distinct problem_id) from rollouts").fetchone()
-        assert graded == (2,), "only the two clean, distinct problems get rollouts"
-        reasons = [r for (r,) in con.execute("select reason from curriculum_excluded").fetchall()]
-        assert sum(r.startswith("duplicate (exact") for r in reasons) == 1
-        assert sum(r.startswith("contaminated: matches gsm8k_test") for r in reasons) == 1
-
-    # the check's logic reports any shard row that is in `contamination`
+    shares = evaluations["skill_balance_in_shards"].metadata["shares"].value
+    assert "| family:arithmetic | 66.7% |" in shares and "| family:modular_arithmetic | 33.3% |" in shares, shares
+    # ... and the contamination check's logic reports a leaked shard row
     data = DataRoot(root)
-    leaked_id = data.read_table("contamination").column("problem_id")[0].as_py()
-    clean_ids = [r["problem_id"] for r in data.read_table("problems").to_pylist() if r["problem_id"] != leaked_id]
-    assert contaminated_in_shards(data, [*clean_ids, leaked_id]) == [leaked_id]
-    assert contaminated_in_shards(data, clean_ids) == []
+    assert contaminated_in_shards(data, [*shard_ids, planted["leak"]]) == [planted["leak"]]
+    assert contaminated_in_shards(data, shard_ids) == []

@@ -10,6 +10,7 @@ import yaml
 
 from assets import problems, rollouts
 from assets.run_config import ProblemsRun, RolloutsRun
+from engines.errors import ConfigError
 from pipelines.materialize import materialize_project
 from pipelines.resources import build_resources
 from scoring.storage import DataRoot
@@ -44,11 +45,23 @@ def test_problems_run_config_narrows_families_and_counts(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("asset", "run_config", "message"),
     [
-        (problems, {"problems": ProblemsRun(families=["geometry"])}, r"families \['geometry'\] are not configured"),
-        (problems, {"problems": ProblemsRun(per_level=-1)}, r"sources.procedural.0.per_level: Input should be greater"),
-        (rollouts, {"rollouts": RolloutsRun(k=5000)}, r"rollouts.k: Input should be less than or equal to 1024"),
+        (
+            problems,
+            {"problems": ProblemsRun(families=["geometry"])},
+            r"^run config: families \['geometry'\] are not configured; configured: \['arithmetic', 'fractions'\]$",
+        ),
+        (
+            problems,
+            {"problems": ProblemsRun(per_level=-1)},
+            r"^run config: sources\.procedural\.0\.per_level: Input should be greater than or equal to 0 \(got -1\)",
+        ),
+        (
+            rollouts,
+            {"rollouts": RolloutsRun(k=5000)},
+            r"^run config: rollouts\.k: Input should be less than or equal to 1024 \(got 5000\)$",
+        ),
     ],
 )
 def test_bad_run_config_names_the_field(tmp_path: Path, asset, run_config: dict, message: str) -> None:
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(ConfigError, match=message):
         materialize_project(_config(tmp_path), selection=[asset], run_config=dg.RunConfig(run_config))

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from scipy.stats import beta as beta_dist
+from scipy.stats import betabinom
 
+import scoring.adaptive as adaptive
 from scoring.adaptive import (
     AdaptiveConfig,
     BandsConfig,
     ProblemState,
-    credible_interval,
     fit_pool_prior,
-    predictive_band,
     run_sequential,
 )
 from scoring.difficulty import grade_rollouts
@@ -63,24 +64,63 @@ def test_all_correct_stops_early_with_the_pool_prior_but_not_with_uniform() -> N
     assert pooled.rollouts_drawn < uniform.rollouts_drawn < 16 * len(outcomes)
 
 
-def test_stopped_bands_match_the_certified_interval_and_indices_are_never_reused() -> None:
+def _label(rate: float) -> str:
+    """The default bands written out (too_hard <= 0.1 < learnable < 0.9 <= too_easy), independent of BandsConfig."""
+    return "too_easy" if rate >= 0.9 else "too_hard" if rate <= 0.1 else "learnable"
+
+
+def test_stopped_bands_match_the_certified_interval_and_indices_are_never_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     outcomes = _pool(seed=1)
     for rule in ("predictive", "credible_interval"):
+        # The pool prior is refitted every round, so record the prior each stop was decided under.
+        stops: dict[str, tuple[tuple[float, float], int, int]] = {}
+
+        def recording_decide(
+            state: ProblemState,
+            prior: tuple[float, float],
+            config: AdaptiveConfig,
+            bands: BandsConfig,
+            real: Callable[..., ProblemState] = adaptive.decide,
+            stops: dict[str, tuple[tuple[float, float], int, int]] = stops,
+        ) -> ProblemState:
+            was_open = state.stop_reason is None
+            decided = real(state, prior, config, bands)
+            if was_open and decided.stop_reason == "band_certain":
+                stops[state.problem_id] = (prior, decided.k, decided.n)
+            return decided
+
+        monkeypatch.setattr(adaptive, "decide", recording_decide)
         replay = Replay(outcomes)
         config = AdaptiveConfig(min_k=4, max_k=16, round_size=2, stop_rule=rule)
         result = run_sequential(list(outcomes), replay, config)
+        certain = {pid: s for pid, s in result.states.items() if s.stop_reason == "band_certain"}
+        # Not vacuous: most of the pool stops early, in more than one band (predictive: all three).
+        assert len(certain) > len(outcomes) // 2
+        expected_bands = {"too_hard", "learnable", "too_easy"} if rule == "predictive" else {"too_hard", "learnable"}
+        assert {s.band for s in certain.values()} >= expected_bands
         for pid, state in result.states.items():
             assert replay.asked[pid] == list(range(state.drawn)), "samples are drawn in order, each once"
             assert 4 <= state.n <= 16
-            if state.stop_reason == "band_certain" and rule == "predictive":
-                # the pool prior is refitted every round; under the final one the band is never contradicted
-                assert predictive_band(state.k, state.n, result.prior, 16, BandsConfig(), 0.8) in {state.band, None}
-            elif state.stop_reason == "band_certain":
-                lo, hi = credible_interval(state.k, state.n, result.prior, config.credible_level)
-                assert BandsConfig().certain_band(lo, hi) in {state.band, None}
-            else:
+            if state.stop_reason != "band_certain":
                 assert state.stop_reason == "max_k" and state.n == 16
-                assert state.band == BandsConfig().label(state.k / 16)
+                assert state.band == _label(state.k / 16)
+                continue
+            (a, b), k, n = stops[pid]
+            assert (k, n) == (state.k, state.n)
+            # Recomputed with scipy at the configured level, not with the module's own helpers.
+            if rule == "predictive":
+                finals = np.arange(16 - n + 1)
+                pmf = betabinom.pmf(finals, 16 - n, a + k, b + n - k)
+                mass = sum(w for extra, w in zip(finals, pmf, strict=True) if _label((k + extra) / 16) == state.band)
+                assert mass >= config.credible_level, (pid, state, mass)
+            else:
+                # Equal-tailed, but one-sided when k = 0 or k = n (scoring.estimators.credible_interval's convention).
+                level = config.credible_level
+                tail = {0: (0.0, level), n: (1 - level, 1.0)}.get(k, ((1 - level) / 2, (1 + level) / 2))
+                lo, hi = beta_dist.ppf(tail, a + k, b + n - k)
+                assert _label(lo) == _label(hi) == state.band, (pid, state, lo, hi)
 
 
 def test_budget_goes_to_the_widest_intervals_and_is_never_exceeded() -> None:

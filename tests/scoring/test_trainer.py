@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+import scoring.trainer as trainer_module
 from engines.errors import ConfigError, IntegrityError
 from scoring.curriculum import CurriculumConfig, CurriculumReader, plan_curriculum, write_shards
 from scoring.schemas import DIFFICULTY, PROBLEMS, to_table
-from scoring.trainer import TrainerConfig, plan_steps, train_on_curriculum
+from scoring.trainer import TrainerConfig, VerifiedReward, plan_steps, train_on_curriculum
 from scoring.verify import CheckItem, Verifier
 from synthesis.problem import Problem
 
@@ -157,3 +160,85 @@ def test_grpo_consumes_the_curriculum_in_order_and_records_every_rollout(tmp_pat
         p.name for p in run.adapter_dir.iterdir()
     }
     assert (run.adapter_dir / "adapter_model.safetensors").stat().st_size > 0
+
+
+# --- does a step move the LoRA weights exactly when the rewards say so ---------------------------------------------
+
+
+def _lora_weights(model: Any) -> dict[str, Any]:
+    """The LoRA tensors of a peft model, named as in the saved adapter (peft drops the adapter name on save)."""
+    return {n.replace(".default", ""): p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+@pytest.mark.slow
+def test_lora_weights_move_only_when_a_groups_rewards_differ(
+    tmp_path: Path, smollm2_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real GRPO steps on SmolLM2 with the rewards TRL sees scripted per curriculum position (the verifier still
+    checks and records every rollout). Step 1: an all-correct group and an all-wrong group, so every advantage is
+    reward - group mean = 0. Step 2: one group with one rewarded sample of four (advantages ≠ 0).
+
+    Step 1 must leave the LoRA weights bit-identical. That claim is exact for the trainer's config — no KL term
+    (beta = 0), no weight decay, no entropy bonus: the loss is 0 * (ratio terms), every gradient is exactly 0, and
+    AdamW moves a weight by lr * m / (sqrt(v) + eps) = 0 (the last assertion pins those settings). The all-correct
+    group matters: a trainer that used the raw reward of 1 instead of the advantage would move them. Step 2 must
+    move every lora_B (zero at init): a trainer that skips the update, or trains anything but the adapter, fails."""
+    import safetensors.torch
+    import torch
+    from transformers import TrainerCallback
+
+    script = {0: [1.0] * 4, 1: [0.0] * 4, 2: [1.0, 0.0, 0.0, 0.0], 3: [0.0] * 4}
+    _write_curriculum(tmp_path / "shards", _easy_problems())
+
+    class ScriptedReward(VerifiedReward):
+        def __call__(self, prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **kw: Any):
+            super().__call__(prompts, completions, completion_ids, **kw)
+            seen: Counter[int] = Counter()
+            rewards = []
+            for position in kw["position"]:
+                rewards.append(script[position][seen[position]])
+                seen[position] += 1
+            return rewards
+
+    weights: dict[str, dict[str, Any]] = {}
+
+    class AfterEachStep(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            weights[f"step {state.global_step}"] = _lora_weights(model)
+
+    build_trainer = trainer_module._grpo_trainer
+
+    def build_then_snapshot(*args: Any, **kwargs: Any) -> Any:
+        built = build_trainer(*args, **kwargs)
+        weights["init"] = _lora_weights(built.model)
+        built.add_callback(AfterEachStep())
+        return built
+
+    monkeypatch.setattr(trainer_module, "VerifiedReward", ScriptedReward)
+    monkeypatch.setattr(trainer_module, "_grpo_trainer", build_then_snapshot)
+    config = TrainerConfig(
+        model=str(smollm2_gguf), steps=2, batch_size=2, num_generations=4, max_completion_tokens=8, seed=0
+    )
+    run = train_on_curriculum(tmp_path / "shards", config, tmp_path / "models", tmp_path / "out", progress=False)
+    assert run.consumption["position"].to_pylist() == [0, 1, 2, 3]
+    assert sorted(weights) == ["init", "step 1", "step 2"]
+    init, step1, step2 = weights["init"], weights["step 1"], weights["step 2"]
+
+    changed = [n for n in init if not torch.equal(init[n], step1[n])]
+    assert changed == [], f"equal rewards in every group, yet {len(changed)} LoRA tensors changed: {changed[:3]}"
+    assert run.steps["loss"].to_pylist()[0] == 0.0
+
+    b_names = [n for n in init if ".lora_B." in n]
+    assert b_names and all(not init[n].any() for n in b_names), "LoRA starts with B = 0 (the base model)"
+    moved = [n for n in b_names if not torch.equal(step1[n], step2[n])]
+    assert moved == b_names, (
+        f"rewards differ in a group, yet {len(b_names) - len(moved)} of {len(b_names)} lora_B did not move"
+    )
+
+    saved = safetensors.torch.load_file(str(run.adapter_dir / "adapter_model.safetensors"))
+    assert set(saved) == set(step2) and all(torch.equal(saved[n], step2[n]) for n in saved), (
+        "the trained adapter is saved"
+    )
+    # The exactness of step 1 rests on these settings of the trainer's GRPO config.
+    args = trainer_module._grpo_args(config, tmp_path / "args", 1, False)
+    assert (args.beta, args.weight_decay, args.entropy_coef) == (0.0, 0.0, 0.0)
