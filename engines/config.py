@@ -32,6 +32,13 @@ class EngineConfig(BaseModel):
     api_key: str | None = Field(None, description="openai: bearer token (use an env var, never a file)")
     n_ctx: int = Field(2048, ge=256, description="embedded: context window in tokens")
     n_threads: int | None = Field(None, ge=1, description="embedded: CPU threads (default: all cores)")
+    parallel: int | None = Field(
+        None,
+        ge=1,
+        le=128,
+        description="embedded: samples decoded together in one llama.cpp batch (default: 8 per core, at most 32); "
+        "a request's samples share one prompt evaluation",
+    )
     max_concurrency: int = Field(
         32,
         ge=1,
@@ -103,7 +110,14 @@ def build_backend(config: EngineConfig, models_dir: Path) -> Backend:
         from engines.embedded import EmbeddedBackend
 
         path, revision = resolve_model_file(config.model, models_dir)
-        return EmbeddedBackend(path, config.model, revision, n_ctx=config.n_ctx, n_threads=config.n_threads)
+        return EmbeddedBackend(
+            path,
+            config.model,
+            revision,
+            n_ctx=config.n_ctx,
+            n_threads=config.n_threads,
+            parallel=config.parallel,
+        )
     if config.backend == "openai":
         if not config.base_url:
             raise ConfigError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000)")

@@ -1,0 +1,171 @@
+"""Batched decoding in the embedded backend (issue 22) on the real 0.5B CPU model: the same calls give the same
+texts run after run, a killed-and-resumed run gives the texts of one that never stopped, the batch plan is a
+pure function of the calls, and a cache written by the one-at-a-time backend is still hit."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engines import ChatRequest, Engine, Message, SamplingParams
+from engines.base import SampleCall
+from engines.cache import CompletionCache, cache_key
+from engines.config import EngineConfig, build_backend
+from engines.embedded import EmbeddedBackend
+from engines.models import EMBEDDED_MODELS, ensure_model
+from tests.conftest import REPO, SMALL_MODEL
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pre_batching_cache.jsonl"
+QUESTIONS = ("What is 17 * 23?", "Solve 3x + 5 = 20 for x.", "What is 2 to the power 10?", "What is 144 / 12 + 7?")
+
+
+def _requests(n: int = 4, *, max_tokens: int = 32) -> list[ChatRequest]:
+    sampling = SamplingParams(temperature=1.0, max_tokens=max_tokens, n=n, seed=4)
+    return [ChatRequest((Message("system", "Think briefly."), Message("user", q)), sampling) for q in QUESTIONS]
+
+
+def _backend(session_root: Path, parallel: int) -> EmbeddedBackend:
+    backend = build_backend(EngineConfig(model=SMALL_MODEL, n_ctx=512, parallel=parallel), session_root / "models")
+    assert isinstance(backend, EmbeddedBackend)
+    return backend
+
+
+def _texts(engine: Engine, requests: list[ChatRequest]) -> list[list[str]]:
+    return [[c.text for c in group] for group in engine.generate(requests, progress=False)]
+
+
+def test_the_same_calls_give_the_same_texts_in_a_fresh_backend(session_root: Path) -> None:
+    requests = _requests()
+    first = _backend(session_root, parallel=4)
+    texts = _texts(Engine(first, cache=None), requests)
+    again = _texts(Engine(first, cache=None), requests)
+    first.close()
+    fresh = _backend(session_root, parallel=4)
+    other = _texts(Engine(fresh, cache=None), requests)
+    fresh.close()
+    assert texts == again == other
+    flat = [t for group in texts for t in group]
+    assert all(flat) and len(set(flat)) > len(QUESTIONS), "temperature 1.0: a request's samples differ"
+
+
+def test_batch_plan_packs_whole_requests_and_depends_only_on_the_calls(session_root: Path) -> None:
+    backend = _backend(session_root, parallel=2)  # groups of at most 8 samples
+    calls = [SampleCall(r.messages, r.sampling, i) for r in _requests(3) for i in range(3)]
+    plan = backend.batch_plan(calls)
+    assert plan == backend.batch_plan(list(calls)) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
+    assert sorted(p for group in plan for p in group) == list(range(len(calls)))
+    # A request larger than a group is one group of its own, never split (its samples share one prompt).
+    big = [SampleCall(calls[0].messages, calls[0].sampling, i) for i in range(11)]
+    assert backend.batch_plan(big) == [list(range(11))]
+    backend.close()
+
+
+def test_a_partly_cached_group_is_decoded_whole_and_gives_the_uninterrupted_texts(
+    session_root: Path, tmp_path: Path
+) -> None:
+    """What a kill leaves behind — some samples of a group cached, the rest not — resumes to the same texts."""
+    requests = _requests()
+    backend = _backend(session_root, parallel=4)  # 16 samples: one group
+    whole = Engine(backend, CompletionCache(tmp_path / "whole.sqlite"))
+    reference = _texts(whole, requests)
+    whole.cache.close()  # type: ignore[union-attr]
+    cut = tmp_path / "cut.sqlite"
+    cut.write_bytes((tmp_path / "whole.sqlite").read_bytes())
+    with sqlite3.connect(cut) as con:
+        keys = [k for (k,) in con.execute("select key from completions order by key")]
+        con.executemany("delete from completions where key = ?", [(k,) for k in keys[::3]])
+    resumed = Engine(backend, CompletionCache(cut))
+    assert _texts(resumed, requests) == reference
+    assert resumed.stats.model_calls == len(keys[::3])
+    assert resumed.stats.recomputed == len(keys) - len(keys[::3]), "the cached rest of the group decoded again"
+    resumed.close()
+
+
+CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from engines.config import EngineConfig, build_engine
+from tests.engines.test_batched import _requests
+engine = build_engine(EngineConfig(model={model!r}, n_ctx=512, parallel=2), Path({models!r}), Path({cache!r}))
+engine.generate(_requests(), progress=False)
+"""
+
+
+def _cached(path: Path) -> int:
+    try:
+        with sqlite3.connect(path, timeout=5) as con:
+            return int(con.execute("select count(*) from completions").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_mid_generation_then_resume_gives_the_uninterrupted_texts(session_root: Path, tmp_path: Path) -> None:
+    ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
+    cache = tmp_path / "killed.sqlite"
+    script = CHILD.format(repo=str(REPO), model=SMALL_MODEL, models=str(session_root / "models"), cache=str(cache))
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while _cached(cache) < 1 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    at_kill = _cached(cache)
+    assert 1 <= at_kill < 16, f"the kill must land mid-generation ({at_kill} of 16 samples cached)"
+    backend = _backend(session_root, parallel=2)
+    resumed = Engine(backend, CompletionCache(cache))
+    texts = _texts(resumed, _requests())
+    assert resumed.stats.cache_hits == at_kill and resumed.stats.model_calls == 16 - at_kill
+    resumed.close()
+    uninterrupted = _backend(session_root, parallel=2)
+    assert texts == _texts(Engine(uninterrupted, cache=None), _requests())
+    uninterrupted.close()
+
+
+def test_a_cache_written_before_batching_is_still_hit(session_root: Path, tmp_path: Path) -> None:
+    """`pre_batching_cache.jsonl` was written by the one-at-a-time backend (commit 432bb54): its keys must be
+    the keys the batched backend asks for, so no stored sample is paid for again."""
+    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
+    with sqlite3.connect(tmp_path / "old.sqlite") as con:
+        CompletionCache(tmp_path / "old.sqlite").close()
+        con.executemany(
+            "insert into completions (key, backend, model_id, value) values (?, ?, ?, ?)",
+            [(r["key"], r["backend"], r["model_id"], json.dumps(r["value"])) for r in rows],
+        )
+    sampling = SamplingParams(temperature=0.8, max_tokens=12, n=2, seed=3)
+    requests = [
+        ChatRequest((Message("system", "Answer with a number only."), Message("user", q)), sampling)
+        for q in ("What is 7 + 5?", "What is 9 * 6?")
+    ]
+    backend = _backend(session_root, parallel=4)
+    calls = [SampleCall(r.messages, r.sampling, i) for r in requests for i in range(2)]
+    assert {cache_key("embedded", SMALL_MODEL, backend.model_revision, c) for c in calls} == {r["key"] for r in rows}
+    engine = Engine(backend, CompletionCache(tmp_path / "old.sqlite"))
+    groups = engine.generate(requests, progress=False)
+    assert engine.stats.model_calls == 0 and engine.stats.cache_hits == 4
+    stored = {r["value"]["text"] for r in rows}
+    assert {c.text for g in groups for c in g} == stored
+    engine.close()
+
+
+def test_stop_strings_length_limits_and_a_prompt_too_long_for_the_window(session_root: Path) -> None:
+    backend = _backend(session_root, parallel=4)
+    count = (Message("user", "Count from 1 to 30, separated by commas."),)
+    calls = [
+        SampleCall(count, SamplingParams(temperature=0.0, max_tokens=40, stop=("5",)), 0),
+        SampleCall(count, SamplingParams(temperature=0.0, max_tokens=6), 0),
+        SampleCall((Message("user", "word " * 600),), SamplingParams(max_tokens=8), 0),
+    ]
+    out = dict(backend.complete(calls))
+    assert out[0].finish_reason == "stop" and "5" not in out[0].text and "4" in out[0].text
+    assert out[1].finish_reason == "length" and out[1].completion_tokens == 6
+    assert out[2].finish_reason == "error" and "n_ctx=512" in (out[2].error or "")
+    backend.close()
