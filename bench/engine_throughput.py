@@ -1,181 +1,181 @@
-"""Tokens/s and requests/s of a raw backend vs the same prompts through the Gradus engine + cache (cold, warm),
-for the embedded llama.cpp backend and for the openai backend against llama-cpp-python's server on loopback
-(the same GGUF), and Gradus on Ray with 2 workers (issue 11 item 5).
+"""Tokens/s of the embedded backend: llama-cpp-python's plain loop (one sample at a time, what the backend did
+before issue 22) against Gradus's batched decoding, on the same prompts and model, in one run.
 
-    nice python bench/engine_throughput.py [--backend embedded|openai|both|none] [--model NAME_OR_GGUF]
-        [--problems 6] [--samples 2] [--max-tokens 128] [--concurrency 32] [--ray-workers 2]
+    nice python bench/engine_throughput.py [--models 0.5b 1.5b] [--ks 4 8 16] [--prompts 4] [--max-tokens 128]
+        [--threads 2] [--busy-only] [--out bench/results/engine_throughput.md]
 
-Every row samples the same requests: the student's rollout requests (`scoring.rollouts.solve_request`) for
-procedural arithmetic, so the Ray rows — `scoring.distributed.run_rollouts_on_ray`, Ray Data `map_batches` over
-actors that each hold one embedded engine with one llama.cpp thread — draw the very samples (same cache keys) the
-other rows draw. The Ray rows also verify each sample (the rollout stage's work) and their seconds include starting
-the actors (model load + verifier); Ray itself is started once before them (`ray.init(num_cpus=workers)`), its
-start printed apart. Cold: an empty cache. Warm through Ray: the same job again with no driver engine, so the
-actors start and read every sample from the main cache (zero model calls). Warm, driver: the driver's engine finds
-every sample in the main cache and serves the pool without a Ray job.
+Rows per model (each row in a fresh child process, so the OpenMP settings and the load on the machine are the
+row's own; the model load is not timed):
+- `library loop`: `Llama.create_chat_completion` once per sample, one sample at a time — the baseline;
+- `gradus, parallel 1`: the batch decoder one sample at a time (its own overhead, no batching);
+- `gradus, 1 prompt x K` for each K: the K samples of one prompt decoded together (one prompt evaluation);
+- `gradus, P prompts x K`: continuous batching over several requests, `parallel` 16;
+- `one core busy`: the same with another process spinning on one of the cores (`python -c "while True: pass"`),
+  under libgomp's default wait policy (threads spin ~300k iterations before sleeping) and under the backend's
+  default (`OMP_WAIT_POLICY=PASSIVE`, set by `engines.embedded` unless the user set a policy).
 
-Prints a table: the cold engine's overhead over the raw backend is the pipeline's cost per call (cache
-look-ups and writes, bookkeeping); the warm run shows what a repeated or resumed run costs.
+The prompts are the student's rollout requests (`scoring.rollouts.solve_request`, temperature 0.8, top_p 0.95)
+for procedural arithmetic at knobs 2-4. Texts differ between the loop and the batched rows (another sampler
+implementation and batch arithmetic), so tokens differ; tokens/s is completion tokens over wall seconds of
+generation. The time split comes from the decoder's counters: prompt evaluation, batched `llama_decode`
+steps, sampling + detokenizing, and the rest (Python bookkeeping per token).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines import ChatRequest, Engine  # noqa: E402
-from engines.base import Backend, SampleCall  # noqa: E402
-from engines.cache import CompletionCache  # noqa: E402
-from engines.config import EngineConfig, build_backend, build_engine  # noqa: E402
-from engines.models import resolve_model_file  # noqa: E402
-from scoring.rollouts import RolloutConfig, solve_request  # noqa: E402
-from synthesis.families import FAMILIES  # noqa: E402
-from synthesis.problem import Problem  # noqa: E402
+MODELS = {"0.5b": "qwen2.5-coder-0.5b-instruct-q4_k_m", "1.5b": "qwen2.5-coder-1.5b-instruct-q4_k_m"}
+LIBGOMP_DEFAULT = {"GOMP_SPINCOUNT": "300000"}  # libgomp's own default when no wait policy is set
 
-# path label, samples, completion tokens, seconds (None: not measured), model calls made
-Row = tuple[str, int, int, float | None, int]
+
+def child(spec: dict) -> dict:
+    """Run one row in this process: load the model, then time the generation."""
+    from engines.base import SampleCall
+    from engines.config import EngineConfig, build_backend
+    from engines.models import resolve_model_file
+    from scoring.rollouts import RolloutConfig, solve_request
+    from synthesis.families import FAMILIES
+
+    problems = FAMILIES.get("arithmetic")().sample(seed=0, difficulties=[2, 3, 4], per_level=2)[: spec["prompts"]]
+    rollouts = RolloutConfig(k=spec["k"], max_tokens=spec["max_tokens"], seed=0)
+    requests = [solve_request(p, rollouts) for p in problems]
+    calls = [SampleCall(r.messages, r.sampling, i) for r in requests for i in range(r.sampling.n)]
+    models = Path(spec["models_dir"])
+    if spec["mode"] == "loop":
+        from llama_cpp import Llama
+
+        path, _ = resolve_model_file(spec["model"], models)
+        llm = Llama(model_path=str(path), n_ctx=1024, n_threads=spec["threads"], verbose=False)
+        started, tokens = time.perf_counter(), 0
+        for call in calls:
+            out = llm.create_chat_completion(
+                messages=call.messages_json(),  # type: ignore[arg-type]
+                temperature=call.sampling.temperature,
+                top_p=call.sampling.top_p,
+                max_tokens=call.sampling.max_tokens,
+                seed=call.sample_seed,
+            )
+            tokens += int(out["usage"]["completion_tokens"])  # type: ignore[index]
+        return {"tokens": tokens, "seconds": time.perf_counter() - started, "samples": len(calls)}
+    config = EngineConfig(model=spec["model"], n_ctx=1024, n_threads=spec["threads"], parallel=spec["parallel"])
+    backend = build_backend(config, models)
+    started = time.perf_counter()
+    tokens = sum(c.completion_tokens for _, c in backend.complete(calls))
+    seconds = time.perf_counter() - started
+    times = backend.decode_times  # type: ignore[attr-defined]
+    split = {"prompt_s": times.prompt_s, "decode_s": times.decode_s, "sample_s": times.sample_s}
+    return {"tokens": tokens, "seconds": seconds, "samples": len(calls), "steps": times.steps, **split}
+
+
+def run_row(spec: dict, *, busy: bool, env: dict[str, str] | None = None) -> dict:
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        if spinner is not None:
+            time.sleep(1.0)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", json.dumps(spec)],
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def model_rows(args: argparse.Namespace, name: str) -> list[tuple[str, dict]]:
+    base = {"model": MODELS[name], "models_dir": args.models_dir, "threads": args.threads}
+    base |= {"max_tokens": args.max_tokens, "prompts": 1}
+    rows: list[tuple[str, dict]] = []
+
+    def add(label: str, spec: dict, *, busy: bool = False, env: dict[str, str] | None = None) -> None:
+        result = run_row({**base, **spec}, busy=busy, env=env)
+        rows.append((label, result))
+        print(f"  {name} {label}: {result['tokens'] / result['seconds']:.1f} tok/s", file=sys.stderr, flush=True)
+
+    if not args.busy_only:
+        add("library loop, one at a time", {"mode": "loop", "k": args.loop_samples})
+        add("gradus, parallel 1", {"mode": "batched", "k": args.loop_samples, "parallel": 1})
+        for k in args.ks:
+            add(f"gradus, 1 prompt x {k}", {"mode": "batched", "k": k, "parallel": k})
+        many = {"mode": "batched", "k": 8, "parallel": 16, "prompts": args.prompts}
+        add(f"gradus, {args.prompts} prompts x 8, parallel 16", many)
+    busy_k = max(args.ks)
+    add("one core busy: library loop", {"mode": "loop", "k": args.loop_samples // 2}, busy=True)
+    for policy, env in (("libgomp default wait", LIBGOMP_DEFAULT), ("passive wait (default)", None)):
+        add(
+            f"one core busy: gradus, 1 prompt x {busy_k}, {policy}",
+            {"mode": "batched", "k": busy_k, "parallel": busy_k},
+            busy=True,
+            env=env,
+        )
+    return rows
+
+
+def table(name: str, rows: list[tuple[str, dict]]) -> list[str]:
+    lines = [
+        f"**{MODELS[name]}**",
+        "",
+        "| row | samples | tokens | seconds | tokens/s | vs library loop | prompt eval | decode | sampling | python |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    loops = {busy: r for label, r in rows for busy in (label.startswith("one core busy"),) if "library loop" in label}
+    for label, r in rows:
+        rate = r["tokens"] / r["seconds"]
+        base = loops.get(label.startswith("one core busy"))
+        ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x" if base else "-"
+        split = ["-"] * 4
+        if "decode_s" in r:
+            rest = r["seconds"] - r["prompt_s"] - r["decode_s"] - r["sample_s"]
+            split = [f"{r[k] / r['seconds']:.0%}" for k in ("prompt_s", "decode_s", "sample_s")] + [
+                f"{rest / r['seconds']:.0%}"
+            ]
+        lines.append(
+            f"| {label} | {r['samples']} | {r['tokens']} | {r['seconds']:.1f} | {rate:.1f} | {ratio} | "
+            + " | ".join(split)
+            + " |"
+        )
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
-    parser.add_argument("--problems", type=int, default=6)
-    parser.add_argument("--samples", type=int, default=2)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["0.5b", "1.5b"])
+    parser.add_argument("--ks", nargs="+", type=int, default=[4, 8, 16])
+    parser.add_argument("--prompts", type=int, default=4, help="prompts in the several-prompts row")
+    parser.add_argument("--loop-samples", type=int, default=8, help="samples in the one-at-a-time rows")
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--backend", choices=("embedded", "openai", "both", "none"), default="both")
-    parser.add_argument("--concurrency", type=int, default=32, help="openai: requests in flight")
-    parser.add_argument("--ray-workers", type=int, default=2, help="0: no Ray rows")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="embedded: llama.cpp threads (default: all cores; on a machine shared with other model runs, fewer "
-        "threads than cores avoids llama.cpp's spin-waiting threads stalling each other)",
-    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--busy-only", action="store_true", help="only the one-core-busy rows")
     parser.add_argument("--models-dir", default=os.environ.get("GRADUS_HOME", ".gradus") + "/models")
+    parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = parser.parse_args()
-
-    family = FAMILIES.get("arithmetic")()
-    problems = family.sample(seed=0, difficulties=[1, 2, 3], per_level=max(1, args.problems // 3))
-    rollouts = RolloutConfig(k=args.samples, max_tokens=args.max_tokens, seed=0)  # temperature 0.8, top_p 0.95
-    requests = [solve_request(p, rollouts) for p in problems]
-    path, _ = resolve_model_file(args.model, Path(args.models_dir))
-    rows: list[Row] = []
-    if args.backend in ("embedded", "both"):
-        backend = build_backend(EngineConfig(model=str(path), n_threads=args.threads), Path(args.models_dir))
-        rows += engine_rows("llama.cpp (embedded)", backend, requests)
-    if args.backend in ("openai", "both"):
-        from tests.engines.servers import llama_cpp_server
-
-        log = Path(args.models_dir) / "bench_engine_llama_server.log"
-        with llama_cpp_server(path, "bench", log) as url:
-            config = EngineConfig(backend="openai", model="bench", base_url=url, max_concurrency=args.concurrency)
-            rows += engine_rows("openai (llama.cpp server)", build_backend(config, Path(args.models_dir)), requests)
-    ray_start: float | None = None
-    if args.ray_workers:
-        ray_start, ray_result = ray_rows(args, problems, rollouts)
-        rows += ray_result
-
-    print(
-        f"model: {args.model}   prompts: {len(requests)} x {args.samples} samples   max_tokens: {args.max_tokens}"
-        f"   cores: {os.cpu_count()}   llama.cpp threads: {args.threads or 'all'} (Ray actors: 1 each)"
-        f"   openai concurrency: {args.concurrency}"
-        + (f"   ray.init: {ray_start:.1f} s" if ray_start is not None else "")
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    header = (
+        f"cores: {os.cpu_count()}   llama.cpp threads: {args.threads}   max_tokens: {args.max_tokens}   "
+        f"temperature 0.8, top_p 0.95   command: python bench/engine_throughput.py {' '.join(sys.argv[1:])}"
     )
-    print(f"| {'path':<60} | samples | model calls | tokens | seconds | tokens/s | requests/s | overhead vs raw |")
-    print(f"|{'-' * 62}|---------|-------------|--------|---------|----------|------------|-----------------|")
-    raw_s: dict[str, float] = {}
-    for label, samples, tokens, seconds, calls_made in rows:
-        family = label.split(":")[0]
-        if seconds is None:
-            print(
-                f"| {label:<60} | {samples:>7} | {'-':>11} | {'-':>6} | {'-':>7} | {'-':>8} | {'-':>10} | {'-':>15} |"
-            )
-            continue
-        if label.endswith("raw backend"):
-            raw_s[family] = seconds
-        rate = tokens / seconds if seconds else float("inf")
-        req_rate = samples / seconds if seconds else float("inf")
-        base = raw_s.get(family)
-        overhead = "" if label.endswith("raw backend") or not base else f"{(seconds - base) / base * 100:+.1f}%"
-        print(
-            f"| {label:<60} | {samples:>7} | {calls_made:>11} | {tokens:>6} | {seconds:>7.2f} | {rate:>8.1f} | "
-            f"{req_rate:>10.1f} | {overhead:>15} |"
-        )
-
-
-def engine_rows(name: str, backend: Backend, requests: list[ChatRequest]) -> list[Row]:
-    """Raw `backend.complete` on every sample, then the same requests through `Engine` with a fresh cache (cold)
-    and again (warm: zero model calls)."""
-    calls = [SampleCall(r.messages, r.sampling, i) for r in requests for i in range(r.sampling.n)]
-    started = time.perf_counter()
-    raw_tokens = sum(c.completion_tokens for _, c in backend.complete(calls))
-    rows: list[Row] = [(f"{name}: raw backend", len(calls), raw_tokens, time.perf_counter() - started, len(calls))]
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(backend, CompletionCache(Path(tmp) / "cache.sqlite"))
-        for label in ("gradus engine, cold cache", "gradus engine, warm cache"):
-            before = engine.stats.model_calls
-            started = time.perf_counter()
-            groups = engine.generate(requests, progress=False)
-            seconds = time.perf_counter() - started
-            tokens = sum(c.completion_tokens for g in groups for c in g)
-            rows.append((f"{name}: {label}", len(calls), tokens, seconds, engine.stats.model_calls - before))
-        engine.close()
-    return rows
-
-
-def ray_rows(args: argparse.Namespace, problems: list[Problem], rollouts: RolloutConfig) -> tuple[float, list[Row]]:
-    """Gradus on Ray with `args.ray_workers` actors (`run_rollouts_on_ray`): cold, warm through Ray, warm on the
-    driver. Returns (`ray.init` seconds, rows); each row's tokens are those of the rollout rows produced."""
-    import ray
-
-    from scoring.config import ProjectConfig, StudentConfig
-    from scoring.distributed import DistributedConfig, RayConfig, run_rollouts_on_ray, start_local_ray
-    from scoring.storage import DataRoot
-    from scoring.verify import Verifier
-
-    models = Path(args.models_dir)
-    samples = len(problems) * rollouts.k
-    rows: list[Row] = []
-    ray_start = start_local_ray(args.ray_workers)
-    try:
-        with tempfile.TemporaryDirectory(prefix="gradus-bench-ray-") as tmp, Verifier() as verifier:
-            root = DataRoot(Path(tmp))
-            root.models_dir.parent.mkdir(parents=True, exist_ok=True)
-            root.models_dir.symlink_to(models.resolve(), target_is_directory=True)
-            engine_config = EngineConfig(model=args.model, n_ctx=1024)
-            config = ProjectConfig(
-                data_root=str(root.path),
-                student=StudentConfig(id="bench", engine=engine_config),
-                rollouts=rollouts,
-                distributed=DistributedConfig(
-                    rollouts="ray", ray=RayConfig(num_workers=args.ray_workers, cpus_per_worker=1.0, batch_size=4)
-                ),
-            )
-            name = f"gradus on Ray, {args.ray_workers} workers"
-            for label in ("cold cache", "warm cache, via Ray"):
-                run = run_rollouts_on_ray(problems, config=config, root=root, verifier=verifier, progress=False)
-                tokens = sum(run.result.rollouts.column("completion_tokens").to_pylist())
-                # Workers write only what their model generated to their cache shards: rows seen = model calls.
-                made = run.merge.rows_seen
-                rows.append(
-                    (f"{name}: {label} (actors {run.worker_init_seconds:.0f}s)", samples, tokens, run.seconds, made)
-                )
-            with build_engine(engine_config, root.models_dir, root.cache_path) as engine:
-                run = run_rollouts_on_ray(
-                    problems, config=config, root=root, engine=engine, verifier=verifier, progress=False
-                )
-                tokens = sum(run.result.rollouts.column("completion_tokens").to_pylist())
-                rows.append((f"{name}: warm, driver only", samples, tokens, run.seconds, engine.stats.model_calls))
-    finally:
-        ray.shutdown()
-    return ray_start, rows
+    lines = [header, ""]
+    for name in args.models:
+        lines += [*table(name, model_rows(args, name)), ""]
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

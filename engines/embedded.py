@@ -58,6 +58,7 @@ class EmbeddedBackend(ModelIdentity):
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - llama-cpp-python is a core dependency
             raise ConfigError("the embedded backend needs llama-cpp-python: pip install -e .") from exc
+
         super().__init__(model_id, model_revision)
         threads = n_threads or available_cores()
         # This Llama object is the tokenizer and the loaded weights; its own context is kept tiny, and decoding

@@ -24,15 +24,27 @@ batch, which is why the engine hands a backend the same groups on every run (`Em
 from __future__ import annotations
 
 import ctypes
+import os
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import llama_cpp as ll
-
 from engines.base import Completion, SamplingParams
+
+
+def settle_openmp_threads() -> None:
+    """Make llama.cpp's OpenMP threads sleep, not spin, while they wait for each other (`OMP_WAIT_POLICY=PASSIVE`),
+    unless the user chose a policy. A spinning thread burns the time slice that the thread it waits for needs
+    when another process holds a core; issue 22 saw rollouts 5-7x slower then. libgomp reads this once, when it
+    loads, so it is set before llama_cpp is imported (torch ships its own copy of libgomp, unaffected)."""
+    if not any(key in os.environ for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")):
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+settle_openmp_threads()
+import llama_cpp as ll  # noqa: E402  (after the wait policy is set: libgomp reads it when it loads)
 
 TOP_K = 40  # llama-cpp-python's create_completion defaults, kept so texts keep their character
 MIN_P = 0.05
