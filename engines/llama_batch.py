@@ -34,17 +34,22 @@ from typing import Any
 from engines.base import Completion, SamplingParams
 
 
-def settle_openmp_threads() -> None:
+def settle_openmp_threads() -> bool:
     """Make llama.cpp's OpenMP threads sleep, not spin, while they wait for each other (`OMP_WAIT_POLICY=PASSIVE`),
-    unless the user chose a policy. A spinning thread burns the time slice that the thread it waits for needs
-    when another process holds a core; issue 22 saw rollouts 5-7x slower then. libgomp reads this once, when it
-    loads, so it is set before llama_cpp is imported (torch ships its own copy of libgomp, unaffected)."""
-    if not any(key in os.environ for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")):
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    unless the user chose a policy; True when it set the variable. A spinning thread burns the time slice that
+    the thread it waits for needs when another process holds a core (issue 22 saw rollouts 5-7x slower then).
+    libgomp reads the variable once, when it loads, so it must be set before llama_cpp is imported."""
+    if any(key in os.environ for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")):
+        return False
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
 
 
-settle_openmp_threads()
-import llama_cpp as ll  # noqa: E402  (after the wait policy is set: libgomp reads it when it loads)
+_SET_POLICY = settle_openmp_threads()
+import llama_cpp as ll  # noqa: E402  (after the wait policy is set: libgomp reads it when llama.cpp loads it)
+
+if _SET_POLICY:  # read by now; taken back so torch's own OpenMP and child processes keep their defaults
+    del os.environ["OMP_WAIT_POLICY"]
 
 TOP_K = 40  # llama-cpp-python's create_completion defaults, kept so texts keep their character
 MIN_P = 0.05
