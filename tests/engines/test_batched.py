@@ -21,6 +21,7 @@ from engines.config import EngineConfig, build_backend
 from engines.embedded import EmbeddedBackend
 from engines.models import EMBEDDED_MODELS, ensure_model
 from tests.conftest import REPO, SMALL_MODEL
+from tests.pipelines.test_resume import _cached
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pre_batching_cache.jsonl"
 QUESTIONS = ("What is 17 * 23?", "Solve 3x + 5 = 20 for x.", "What is 2 to the power 10?", "What is 144 / 12 + 7?")
@@ -97,14 +98,6 @@ from tests.engines.test_batched import _requests
 engine = build_engine(EngineConfig(model={model!r}, n_ctx=512, parallel=2), Path({models!r}), Path({cache!r}))
 engine.generate(_requests(), progress=False)
 """
-
-
-def _cached(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=5) as con:
-            return int(con.execute("select count(*) from completions").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 @pytest.mark.timeout(900)
