@@ -51,7 +51,7 @@ class EngineResource(dg.ConfigurableResource):
     api_key: str | None = Field(None, description="openai: bearer token; set it through an EnvVar")
     n_ctx: int = Field(2048, description="embedded: context window")
     n_threads: int | None = Field(None, description="embedded: CPU threads (default: all cores)")
-    parallel: int | None = Field(None, description="embedded: samples decoded in one batch (default: 8 per core)")
+    parallel: int | None = Field(None, description="embedded: samples decoded in one batch (default: 2 per core)")
     max_concurrency: int = Field(32, description="openai: requests in flight (near the server's slot count)")
     timeout_s: float = Field(120.0, description="openai: per-request timeout (s), queueing at the server included")
     max_retries: int = Field(4, description="openai: attempts per request")

@@ -36,7 +36,7 @@ class EngineConfig(BaseModel):
         None,
         ge=1,
         le=128,
-        description="embedded: samples decoded together in one llama.cpp batch (default: 8 per core, at most 32); "
+        description="embedded: samples decoded together in one llama.cpp batch (default: 2 per core, at most 32); "
         "a request's samples share one prompt evaluation",
     )
     max_concurrency: int = Field(

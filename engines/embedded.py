@@ -22,9 +22,11 @@ GROUP_SLOTS = 4  # a decode group holds up to this many times `parallel` samples
 
 
 def default_parallel() -> int:
-    """Sequences decoded together by default: 8 per core, at most 32 (16 on 2 cores, where issue 22 measured
-    3.5x the one-at-a-time tokens/s for the 1.5B student)."""
-    return max(4, min(32, 8 * available_cores()))
+    """Sequences decoded together by default: 2 per core, at most 32 (4 on 2 cores). On our 2 cores a batch of
+    4 gave the 1.5B student 1.5x the one-at-a-time tokens/s and a batch of 16 barely more (1.5-1.6x), while
+    batches of 5-15 hit a slower matmul path (`bench/results/engine_throughput.md`); small batches also commit
+    finished samples to the cache steadily, so a killed run loses little."""
+    return max(2, min(32, 2 * available_cores()))
 
 
 def available_cores() -> int:
