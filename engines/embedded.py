@@ -18,8 +18,6 @@ from engines.base import CHATML_TEMPLATE, Completion, ModelIdentity, SampleCall,
 from engines.errors import ConfigError
 from engines.llama_batch import BatchDecoder, DecodeTimes, PreparedCall
 
-GROUP_SLOTS = 4  # a decode group holds up to this many times `parallel` samples (whole requests)
-
 
 def default_parallel() -> int:
     """Sequences decoded together by default: 2 per core, at most 32 (4 on 2 cores). On our 2 cores a batch of
@@ -40,9 +38,9 @@ def available_cores() -> int:
 class EmbeddedBackend(ModelIdentity):
     """llama.cpp on the CPU, decoding many samples in one batch (`engines.llama_batch`).
 
-    `batch_plan` cuts a call list into decode groups (whole requests, in order); the engine hands `complete` one
-    group at a time, the same groups on every run, so a sample's text never depends on which other samples
-    happened to be missing from the cache."""
+    `batch_plan` cuts a call list into decode groups (one per request); the engine hands `complete` one group at
+    a time, the same groups on every run, so a sample's text never depends on which other samples happened to be
+    missing from the cache or were sent along with it."""
 
     name = "embedded"
 
@@ -72,16 +70,11 @@ class EmbeddedBackend(ModelIdentity):
         self._templates: dict[bool, Any] = {}  # Jinja formatters by add_generation_prompt, built on first use
 
     def batch_plan(self, calls: Sequence[SampleCall]) -> list[list[int]]:
-        """Decode groups: consecutive whole requests (runs of calls with one prompt and sampling) packed up to
-        `GROUP_SLOTS * parallel` samples. A pure function of the calls, so every run decodes the same groups."""
-        groups: list[list[int]] = []
-        limit = GROUP_SLOTS * self.parallel
-        for run in _request_runs(calls):
-            if groups and len(groups[-1]) + len(run) <= limit:
-                groups[-1].extend(run)
-            else:
-                groups.append(list(run))
-        return groups
+        """Decode groups: one per request (a run of calls with one prompt and sampling). A sample's text then
+        depends on its own request alone, not on which other requests a call list, a Ray batch or an adaptive
+        round happens to hold; packing several requests into one group made Ray's texts differ from one
+        process's. Within a group up to `parallel` samples decode together."""
+        return [list(run) for run in _request_runs(calls)]
 
     def complete(self, calls: Sequence[SampleCall]) -> Iterator[tuple[int, Completion]]:
         """Decode `calls` as one group; yield `(position, completion)` as samples finish."""

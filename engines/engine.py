@@ -23,7 +23,7 @@ class EngineStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     generation_seconds: float = 0.0
-    recomputed: int = 0  # cached samples decoded again because they share a batch with missing ones
+    recomputed_samples: int = 0  # cached samples decoded again because they share a batch with missing ones
 
     @property
     def hit_rate(self) -> float:
@@ -38,7 +38,7 @@ class EngineStats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "generation_seconds": round(self.generation_seconds, 3),
-            "recomputed_samples": self.recomputed,
+            "recomputed_samples": self.recomputed_samples,
             "cache_hit_rate": round(self.hit_rate, 4),
         }
 
@@ -119,7 +119,7 @@ class Engine:
         if plan is None or not missing:
             return [missing] if missing else []
         groups = [group for group in plan(calls) if any(results[pos] is None for pos in group)]
-        self.stats.recomputed += sum(results[pos] is not None for group in groups for pos in group)
+        self.stats.recomputed_samples += sum(results[pos] is not None for group in groups for pos in group)
         return groups
 
     def _account(self, completion: Completion) -> None:

