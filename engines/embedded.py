@@ -3,8 +3,8 @@
 Prompts are the GGUF's own chat template (`tokenizer.chat_template`, ChatML when the file has none) rendered with
 llama-cpp-python's Jinja formatter: with a generation prompt for chat calls, and cut where the open message ends
 for open-turn calls (raw prefix, `engines.base.open_turn_prompt`). Samples are decoded together in batches
-(`engines.llama_batch`): a request's K samples share one prompt evaluation, and up to `parallel` samples from
-several requests advance one token per `llama_decode`.
+(`engines.llama_batch`): a request's K samples share one prompt evaluation and advance together, up to
+`parallel` at a time, one token per `llama_decode`; each request is its own decode group (`batch_plan`).
 """
 
 from __future__ import annotations
