@@ -30,8 +30,9 @@ STAGES = {"input", "select", "refine", "agreement", "band"}
 def socratic_project(tmp_path: Path, **socratic: object) -> ProjectConfig:
     """Six two-number sums as seeds and answer-only rollouts of at most 16 tokens: the 0.5B either boxes its answer
     at once or explains and is cut off (unparseable, a failure), so failures are cheap to draw and the teacher's
-    refinements stay easy enough for the 0.5B to agree on. One agreement solution, and a keep rule that keeps every
-    graded problem so that round 2 has inputs."""
+    refinements stay easy enough for the 0.5B to agree on. Six failures refined per round: the 0.5B parses and
+    agrees on only some of its own refinements (1 in 3 with batched decoding's texts), and round 2 needs at least one.
+    One agreement solution, and a keep rule that keeps every graded problem so that round 2 has inputs."""
     return ProjectConfig(
         data_root=str(tmp_path),
         student=StudentConfig(id="socratic", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
@@ -40,7 +41,7 @@ def socratic_project(tmp_path: Path, **socratic: object) -> ProjectConfig:
         synthesis=SynthesisConfig(
             answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=96),
             socratic=SocraticConfig(
-                enabled=True, seeds=6, failures_per_round=3, k=4, min_utility=0.0, refine_max_tokens=128, **socratic
+                enabled=True, seeds=6, failures_per_round=6, k=4, min_utility=0.0, refine_max_tokens=128, **socratic
             ),
         ),
     )
@@ -70,7 +71,7 @@ def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp
     funnel = first.figures["funnel_md"]
     assert first.counts["inputs"] == 6 and first.counts["replayed"] == 0
     assert first.counts["failures"] >= 3, funnel
-    assert first.counts["picked"] == 3
+    assert first.counts["picked"] == min(6, first.counts["failures"])
     assert first.counts["picked"] >= first.counts["parsed"] >= first.counts["agreed"] >= first.counts["graded"]
     assert first.counts["kept"] == first.counts["graded"] >= 1, funnel  # min_utility 0 keeps every graded one
     log1 = root.read_table("synthesis_log", synth_partition("socratic", 1)).to_pylist()
