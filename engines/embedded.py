@@ -20,10 +20,11 @@ from engines.llama_batch import BatchDecoder, DecodeTimes, PreparedCall
 
 
 def default_parallel() -> int:
-    """Sequences decoded together by default: 2 per core, at most 32 (4 on 2 cores). On our 2 cores a batch of
-    4 gave the 1.5B student 1.5x the one-at-a-time tokens/s and a batch of 16 barely more (1.5-1.6x), while
-    batches of 5-15 hit a slower matmul path (`bench/results/engine_throughput.md`); small batches also commit
-    finished samples to the cache steadily, so a killed run loses little."""
+    """Sequences decoded together by default: 2 per core, at most 32 (4 on 2 cores). Runs decode one request per
+    batch, so with the default K = 4 a batch never holds more than 4; on our 2 cores a batch of 4 gave the 1.5B
+    student 2.3x the one-at-a-time tokens/s, 8 barely more (2.5x) and 16 3.8x (`bench/results/
+    engine_throughput.md`). Small batches also commit finished samples to the cache steadily, so a killed run
+    loses little."""
     return max(2, min(32, 2 * available_cores()))
 
 
