@@ -36,8 +36,9 @@ class EngineConfig(BaseModel):
         None,
         ge=1,
         le=128,
-        description="embedded: samples decoded together in one llama.cpp batch (default: 2 per core, at most 32); "
-        "a request's samples share one prompt evaluation",
+        description="embedded: samples decoded together, from one or several requests (default 7: one llama.cpp "
+        "decode call of 7 rows; each sample holds a KV stream of n_ctx cells); a request's samples share one prompt "
+        "evaluation, and texts do not depend on this number",
     )
     max_concurrency: int = Field(
         32,

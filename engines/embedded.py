@@ -3,8 +3,8 @@
 Prompts are the GGUF's own chat template (`tokenizer.chat_template`, ChatML when the file has none) rendered with
 llama-cpp-python's Jinja formatter: with a generation prompt for chat calls, and cut where the open message ends
 for open-turn calls (raw prefix, `engines.base.open_turn_prompt`). Samples are decoded together in batches
-(`engines.llama_batch`): a request's K samples share one prompt evaluation and advance together, up to
-`parallel` at a time, one token per `llama_decode`; each request is its own decode group (`batch_plan`).
+(`engines.llama_batch`): a request's K samples share one prompt evaluation, samples of several requests advance
+together, up to `parallel` at a time, and a sample's text does not depend on what shares its batches.
 """
 
 from __future__ import annotations
@@ -16,16 +16,14 @@ from typing import Any
 
 from engines.base import CHATML_TEMPLATE, Completion, ModelIdentity, SampleCall, open_turn_prompt
 from engines.errors import ConfigError
-from engines.llama_batch import BatchDecoder, DecodeTimes, PreparedCall
+from engines.llama_batch import ROWS_PER_DECODE, BatchDecoder, DecodeTimes, PreparedCall
 
 
 def default_parallel() -> int:
-    """Sequences decoded together by default: 2 per core, at most 32 (4 on 2 cores). Runs decode one request per
-    batch, so with the default K = 4 a batch never holds more than 4; on our 2 cores a batch of 4 gave the 1.5B
-    student 2.3x the one-at-a-time tokens/s, 8 barely more (2.5x) and 16 3.8x (`bench/results/
-    engine_throughput.md`). Small batches also commit finished samples to the cache steadily, so a killed run
-    loses little."""
-    return max(2, min(32, 2 * available_cores()))
+    """Samples decoded together by default: one full decode call (`ROWS_PER_DECODE`, 7). More live samples
+    decode as more calls per step, each reading every weight again, so they add memory (a KV stream each) but
+    little speed (`bench/results/engine_throughput.md`)."""
+    return ROWS_PER_DECODE
 
 
 def available_cores() -> int:
@@ -39,9 +37,8 @@ def available_cores() -> int:
 class EmbeddedBackend(ModelIdentity):
     """llama.cpp on the CPU, decoding many samples in one batch (`engines.llama_batch`).
 
-    `batch_plan` cuts a call list into decode groups (one per request); the engine hands `complete` one group at
-    a time, the same groups on every run, so a sample's text never depends on which other samples happened to be
-    missing from the cache or were sent along with it."""
+    Decoding is batch-invariant, so the engine hands `complete` every missing call at once: a sample's text is
+    the same whether it runs alone, beside other requests, after a resume or on a Ray worker."""
 
     name = "embedded"
 
@@ -62,23 +59,16 @@ class EmbeddedBackend(ModelIdentity):
 
         super().__init__(model_id, model_revision)
         threads = n_threads or available_cores()
-        # This Llama object is the tokenizer and the loaded weights; its own context is kept tiny, and decoding
-        # happens in the batch decoder's context over the same weights.
-        self._llm = Llama(model_path=str(model_path), n_ctx=256, n_threads=threads, verbose=False)
+        # This Llama object is the tokenizer and chat template only (no weights); the batch decoder loads the
+        # weights itself, in the layout that keeps its results independent of the batch.
+        self._llm = Llama(model_path=str(model_path), vocab_only=True, verbose=False)
         self.parallel = parallel or default_parallel()
         self.n_ctx = n_ctx
-        self._decoder = BatchDecoder(self._llm.model, parallel=self.parallel, n_ctx=n_ctx, n_threads=threads)
+        self._decoder = BatchDecoder(str(model_path), parallel=self.parallel, n_ctx=n_ctx, n_threads=threads)
         self._templates: dict[bool, Any] = {}  # Jinja formatters by add_generation_prompt, built on first use
 
-    def batch_plan(self, calls: Sequence[SampleCall]) -> list[list[int]]:
-        """Decode groups: one per request (a run of calls with one prompt and sampling). A sample's text then
-        depends on its own request alone, not on which other requests a call list, a Ray batch or an adaptive
-        round happens to hold; packing several requests into one group made Ray's texts differ from one
-        process's. Within a group up to `parallel` samples decode together."""
-        return [list(run) for run in _request_runs(calls)]
-
     def complete(self, calls: Sequence[SampleCall]) -> Iterator[tuple[int, Completion]]:
-        """Decode `calls` as one group; yield `(position, completion)` as samples finish."""
+        """Decode `calls`; yield `(position, completion)` as samples finish."""
         prepared = [self._prepare(call) for call in calls]
         done: set[int] = set()
         try:
@@ -141,14 +131,3 @@ class EmbeddedBackend(ModelIdentity):
         close = getattr(self._llm, "close", None)
         if close is not None:
             close()
-
-
-def _request_runs(calls: Sequence[SampleCall]) -> Iterator[range]:
-    """Positions of consecutive calls that share messages and sampling (one request's samples)."""
-    start = 0
-    for position in range(1, len(calls) + 1):
-        if position == len(calls) or (
-            calls[position].messages != calls[start].messages or calls[position].sampling != calls[start].sampling
-        ):
-            yield range(start, position)
-            start = position

@@ -14,8 +14,7 @@ from engines.cache import CompletionCache, cache_key
 
 @dataclass(slots=True)
 class EngineStats:
-    """What a run cost: cache hits, real model calls, failed calls, tokens and seconds spent generating, and cached
-    samples decoded again to keep a batch whole (their result is discarded: the cache wins)."""
+    """What a run cost: cache hits, real model calls, failed calls, and tokens and seconds spent generating."""
 
     cache_hits: int = 0
     model_calls: int = 0
@@ -23,7 +22,6 @@ class EngineStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     generation_seconds: float = 0.0
-    recomputed_samples: int = 0  # cached samples decoded again because they share a batch with missing ones
 
     @property
     def hit_rate(self) -> float:
@@ -38,7 +36,6 @@ class EngineStats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "generation_seconds": round(self.generation_seconds, 3),
-            "recomputed_samples": self.recomputed_samples,
             "cache_hit_rate": round(self.hit_rate, 4),
         }
 
@@ -87,11 +84,9 @@ class Engine:
         )
         started = time.perf_counter()
         try:
-            for group in self._decode_groups(calls, results):
-                for local, completion in self.backend.complete([calls[pos] for pos in group]):
-                    pos = group[local]
-                    if results[pos] is not None:
-                        continue  # served by the cache; decoded again only to keep the group's batches the same
+            if missing:
+                for local, completion in self.backend.complete([calls[pos] for pos in missing]):
+                    pos = missing[local]
                     completion = replace(completion, sample_index=calls[pos].sample_index, cached=False)
                     results[pos] = completion
                     self._account(completion)
@@ -108,19 +103,6 @@ class Engine:
             grouped.append([c if c is not None else _missing(c) for c in chunk])
             cursor += req.sampling.n
         return grouped
-
-    def _decode_groups(self, calls: Sequence[SampleCall], results: Sequence[Completion | None]) -> list[list[int]]:
-        """The calls to hand the backend, one `complete` per group. A batching backend (`batch_plan`) plans over
-        every call, cached or not, and a group with any missing sample is decoded whole: batch composition can
-        change floating-point results, so a resumed run must decode exactly the batches an uninterrupted run
-        decoded. Other backends get the missing calls in one list."""
-        missing = [pos for pos, done in enumerate(results) if done is None]
-        plan = getattr(self.backend, "batch_plan", None)
-        if plan is None or not missing:
-            return [missing] if missing else []
-        groups = [group for group in plan(calls) if any(results[pos] is None for pos in group)]
-        self.stats.recomputed_samples += sum(results[pos] is not None for group in groups for pos in group)
-        return groups
 
     def _account(self, completion: Completion) -> None:
         self.stats.model_calls += 1

@@ -1,24 +1,33 @@
 """Batched decoding on llama.cpp's low-level API: many sequences advance one token per `llama_decode`.
 
 On a CPU, decoding one sequence is bound by memory bandwidth: every token reads every weight once. Decoding B
-sequences in one batch reads each weight once for all of them, so tokens/s grows almost B-fold until the cores,
-not the memory bus, are the limit (issue 22 measured 3.5x at 16 sequences on 2 cores for the 1.5B student).
+sequences in one batch reads each weight once for all of them, so tokens/s grows with B until the cores, not the
+memory bus, are the limit.
 
-How a group of calls is decoded (`BatchDecoder.run`):
-- Calls with the same prompt (the K samples of one request) share one prompt evaluation. The prompt minus its
-  last token is decoded once into a *prompt sequence*; each sample copies that KV (`llama_memory_seq_cp`, which
-  in a unified KV cache shares the cells instead of copying them) and feeds the last prompt token itself, so its
-  first token is sampled from logits of its own batch row.
-- Continuous batching: up to `parallel` samples are live; a finished one is replaced by the next waiting sample
-  in call order. Admission reserves KV cells for the whole sample (prompt + max_tokens), so a decode never runs
-  out of cells mid-way.
+Batch-invariant: a sample's text depends on its own call alone, never on which other samples share its batches,
+how many run at once (`parallel`), or in which order calls arrive. So the engine can hand the decoder every missing
+call at once, requests are packed together (continuous batching), and a resumed run or a Ray worker decodes the
+same texts as one uninterrupted process. Three choices make the floating-point results independent of the batch
+(measured bitwise on the 0.5B and 1.5B students, `tests/engines/test_batched.py`):
+- weights as stored, not repacked into llama.cpp's interleaved CPU layouts, whose kernels sum a row's products in
+  an order that depends on how many rows the batch holds;
+- one KV stream per sequence (`kv_unified = False`): a sequence attends over its own cells only, laid out the same
+  whatever its neighbours hold;
+- at most `ROWS_PER_DECODE` (7) rows per `llama_decode`: at 8 rows and more, llama.cpp's CPU matrix kernels take
+  another path with other rounding. More live samples decode as several calls per step.
+
+How calls are decoded (`BatchDecoder.run`):
+- Up to `parallel` samples are live, one per KV stream; a finished one is replaced by the next waiting call
+  (waiting calls are grouped by prompt, in order of first appearance).
+- A request's K samples share one prompt evaluation: the prompt minus its last token is evaluated into the first
+  sample's stream, and each sibling copies that stream (`llama_memory_seq_cp`) and cuts it back to the prompt; a
+  sibling taking over a finished sibling's stream only cuts it back. Each sample feeds the last prompt token
+  itself, so its first token is sampled from its own batch row.
+- Live streams are decoded in ascending, consecutive runs (lowest free stream first), which llama.cpp takes as
+  one micro-batch; a gap splits a call into several.
 - Sampling is llama.cpp's own sampler chain, one chain per sample, seeded with the call's `sample_seed`, in the
   order llama-cpp-python's `create_completion` uses (top-k 40, top-p, min-p 0.05, temperature, seeded draw;
   greedy at temperature 0). Stop strings are matched on the decoded text; an end-of-generation token stops too.
-
-Everything about a group's schedule follows from its calls alone (no clocks, no thread timing), so the same
-group decodes to the same texts run after run. Floating-point results can depend on which sequences share a
-batch, which is why the engine hands a backend the same groups on every run (`EmbeddedBackend.batch_plan`).
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ if _SET_POLICY:  # read by now; taken back so torch's own OpenMP and child proce
 
 TOP_K = 40  # llama-cpp-python's create_completion defaults, kept so texts keep their character
 MIN_P = 0.05
+# Rows per llama_decode. This llama.cpp CPU build computes batches of 1-7 rows with one set of kernels and 8 or
+# more with another (different rounding); staying below 8 keeps every sample on the same path.
+ROWS_PER_DECODE = 7
 
 
 @dataclass(slots=True)
@@ -67,16 +79,9 @@ class PreparedCall:
 
 
 @dataclass(slots=True)
-class _Prompt:
-    tokens: list[int]
-    seq_id: int = -1  # the prompt sequence holding its KV, -1 when not resident
-    pending: int = 0  # samples of this prompt not yet finished
-
-
-@dataclass(slots=True)
 class _Live:
-    position: int  # index of the call in the group
-    prompt: _Prompt
+    position: int  # index of the call in the list being decoded
+    prompt: tuple[int, ...]
     seq_id: int
     sampler: Any
     max_tokens: int
@@ -90,7 +95,8 @@ class _Live:
 
 @dataclass(frozen=True, slots=True)
 class DecodeTimes:
-    """Where a group's time went, in seconds: prompt evaluation, batched decode steps, sampling + detokenizing."""
+    """Where decoding time went, in seconds: prompt evaluation, batched decode calls, sampling + detokenizing;
+    `steps` counts the decode calls that sampled tokens, `tokens` the tokens they sampled."""
 
     prompt_s: float = 0.0
     decode_s: float = 0.0
@@ -102,117 +108,140 @@ class DecodeTimes:
 class BatchDecoder:
     """A llama.cpp context of its own over a loaded model, decoding groups of calls in batches."""
 
-    def __init__(self, model: Any, *, parallel: int, n_ctx: int, n_threads: int, n_batch: int = 512) -> None:
+    def __init__(self, model_path: str, *, parallel: int, n_ctx: int, n_threads: int, n_batch: int = 512) -> None:
         self.parallel = parallel
         self.n_ctx_seq = n_ctx  # the context window one sequence may use, as configured
-        # Shared KV cells: room for `parallel` samples of ~512 tokens besides one full window; admission keeps
-        # within them, so longer samples just run fewer at a time.
-        self.n_cells = n_ctx + parallel * 512
+        model_params = ll.llama_model_default_params()
+        # Weights as stored (no repacking into interleaved CPU layouts): the repacked matrix kernels sum a row's
+        # products in an order that depends on how many rows the batch holds; the plain ones do not.
+        model_params.use_extra_bufts = False
+        self._model = ll.llama_model_load_from_file(model_path.encode("utf-8"), model_params)
+        if not self._model:
+            raise RuntimeError(f"llama.cpp could not load {model_path}")
         params = ll.llama_context_default_params()
-        params.n_ctx = self.n_cells
+        n_streams = parallel  # one KV stream per live sample
+        params.n_ctx = n_streams * n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
-        params.n_seq_max = 2 * parallel  # sample sequences + prompt sequences
+        params.n_seq_max = n_streams
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
-        params.kv_unified = True  # prompt cells are shared by every sample of a request, not copied
-        self._model = model
-        self._ctx = ll.llama_init_from_model(model, params)
+        # One KV stream per sequence: a sequence attends over its own cells, laid out the same whatever else is
+        # decoding, instead of over a shared buffer whose layout depends on its neighbours.
+        params.kv_unified = False
+        self._ctx = ll.llama_init_from_model(self._model, params)
         if not self._ctx:
-            raise RuntimeError(f"llama.cpp could not create a context of {self.n_cells} cells")
+            ll.llama_model_free(self._model)
+            raise RuntimeError(f"llama.cpp could not create a context of {n_streams} x {n_ctx} cells")
         self._memory = ll.llama_get_memory(self._ctx)
-        self._vocab = ll.llama_model_get_vocab(model)
+        self._vocab = ll.llama_model_get_vocab(self._model)
         self._n_batch = n_batch
-        self._batch = ll.llama_batch_init(max(n_batch, parallel), 0, 1)
+        self._batch = ll.llama_batch_init(n_batch, 0, 1)
         self._piece = ctypes.create_string_buffer(256)
         self.times = DecodeTimes()
 
     def reset(self) -> None:
-        """Forget every sequence (after a failed decode, before the next group)."""
+        """Forget every sequence (after a failed decode)."""
         ll.llama_memory_clear(self._memory, True)
 
     def close(self) -> None:
         if self._ctx:
             ll.llama_batch_free(self._batch)
             ll.llama_free(self._ctx)
+            ll.llama_model_free(self._model)
             self._ctx = None
 
     def run(self, calls: Sequence[PreparedCall]) -> Iterator[tuple[int, Completion]]:
-        """Decode `calls` together; yield `(position, completion)` as each sample finishes."""
-        ll.llama_memory_clear(self._memory, True)  # a group starts from an empty cache: same cells every run
-        prompts: dict[tuple[int, ...], _Prompt] = {}
+        """Decode `calls`; yield `(position, completion)` as each sample finishes."""
+        ll.llama_memory_clear(self._memory, True)
         order: dict[tuple[int, ...], list[int]] = {}
         for position, call in enumerate(calls):
             if call.error is not None:
                 yield position, Completion(text="", finish_reason="error", error=call.error)
-                continue
-            prompt = prompts.setdefault(tuple(call.prompt), _Prompt(call.prompt))
-            prompt.pending += 1
-            order.setdefault(tuple(call.prompt), []).append(position)
-        # Samples of one prompt wait together, so a resident prompt always has a live or the next waiting sample.
+            else:
+                order.setdefault(tuple(call.prompt), []).append(position)
         waiting = deque(position for positions in order.values() for position in positions)
-        live: list[_Live] = []
-        free_samples = list(range(self.parallel - 1, -1, -1))
-        free_prompts = list(range(2 * self.parallel - 1, self.parallel - 1, -1))
-        while waiting or live:
-            while waiting and free_samples:
-                call = calls[waiting[0]]
-                prompt = prompts[tuple(call.prompt)]
-                if not self._fits(call, prompt, live, prompts) or (prompt.seq_id < 0 and not free_prompts):
-                    if live:
-                        break  # wait for a live sample to finish and free its cells
-                    raise RuntimeError("a single sample does not fit the KV cache")  # _fits guards this
-                if prompt.seq_id < 0:
-                    prompt.seq_id = free_prompts.pop()
-                    self._eval_prompt(prompt)
-                live.append(self._admit(waiting.popleft(), call, prompt, free_samples.pop()))
-            yield from self._step(live, free_samples, free_prompts)
+        holders: dict[int, tuple[int, ...]] = {}  # stream -> the prompt whose head its cells [0, n-1) hold
+        free = set(range(self.parallel))
+        live: dict[int, _Live] = {}
+        try:
+            while waiting or live:
+                while waiting and free:
+                    call = calls[waiting[0]]
+                    key = tuple(call.prompt)
+                    # A stream already holding the prompt, else the lowest free one (keeps live streams consecutive).
+                    stream = min((s for s in free if holders.get(s) == key), default=min(free))
+                    free.discard(stream)
+                    self._load_prompt(key, stream, holders)
+                    live[stream] = self._admit(waiting.popleft(), call, key, stream)
+                for stream, completion in self._step(live):
+                    free.add(stream)
+                    yield completion
+        finally:  # a failed decode or an abandoned generator leaves live samplers behind
+            for seq in live.values():
+                ll.llama_sampler_free(seq.sampler)
 
-    def _fits(self, call: PreparedCall, prompt: _Prompt, live: list[_Live], prompts: dict[Any, _Prompt]) -> bool:
-        resident = sum(len(p.tokens) for p in prompts.values() if p.seq_id >= 0)
-        reserved = resident + sum(s.max_tokens + 1 for s in live)
-        extra = (0 if prompt.seq_id >= 0 else len(prompt.tokens)) + self._max_tokens(call) + 1
-        return reserved + extra <= self.n_cells or not live
+    def _load_prompt(self, key: tuple[int, ...], stream: int, holders: dict[int, tuple[int, ...]]) -> None:
+        """Make `stream` hold the prompt head of `key` and nothing else."""
+        head = len(key) - 1
+        if holders.get(stream) == key:
+            ll.llama_memory_seq_rm(self._memory, stream, head, -1)
+            return
+        source = min((s for s, held in holders.items() if held == key), default=None)
+        if source is not None:  # a sibling's stream holds the prompt: copy it, then drop what the sibling added
+            ll.llama_memory_seq_cp(self._memory, source, stream, -1, -1)
+            ll.llama_memory_seq_rm(self._memory, stream, head, -1)
+        else:
+            ll.llama_memory_seq_rm(self._memory, stream, -1, -1)
+            self._eval_prompt(list(key[:-1]), stream)
+        holders[stream] = key
 
     def _max_tokens(self, call: PreparedCall) -> int:
         return max(1, min(call.sampling.max_tokens, self.n_ctx_seq - len(call.prompt)))
 
-    def _eval_prompt(self, prompt: _Prompt) -> None:
+    def _eval_prompt(self, head: list[int], stream: int) -> None:
         started = time.perf_counter()
-        head = prompt.tokens[:-1]
         for start in range(0, len(head), self._n_batch):
             chunk = head[start : start + self._n_batch]
             self._batch.n_tokens = len(chunk)
             for i, token in enumerate(chunk):
-                self._put(i, token, start + i, prompt.seq_id, logits=False)
+                self._put(i, token, start + i, stream, logits=False)
             self._decode()
-        self.times = _add(self.times, prompt_s=time.perf_counter() - started, tokens=0)
+        self.times = _add(self.times, prompt_s=time.perf_counter() - started)
 
-    def _admit(self, position: int, call: PreparedCall, prompt: _Prompt, seq_id: int) -> _Live:
-        ll.llama_memory_seq_cp(self._memory, prompt.seq_id, seq_id, -1, -1)
+    def _admit(self, position: int, call: PreparedCall, key: tuple[int, ...], stream: int) -> _Live:
         return _Live(
             position=position,
-            prompt=prompt,
-            seq_id=seq_id,
+            prompt=key,
+            seq_id=stream,
             sampler=_sampler_chain(call.sampling, call.seed),
             max_tokens=self._max_tokens(call),
             stop=call.stop,
-            next_token=prompt.tokens[-1],
-            n_past=len(prompt.tokens) - 1,
+            next_token=key[-1],
+            n_past=len(key) - 1,
             started=time.perf_counter(),
         )
 
-    def _step(
-        self, live: list[_Live], free_samples: list[int], free_prompts: list[int]
-    ) -> Iterator[tuple[int, Completion]]:
+    def _step(self, live: dict[int, _Live]) -> Iterator[tuple[int, tuple[int, Completion]]]:
+        """Advance every live sample one token, `ROWS_PER_DECODE` rows per decode; yield `(stream, (position,
+        completion))` for each sample that finished."""
+        streams = sorted(live)
+        for start in range(0, len(streams), ROWS_PER_DECODE):
+            rows = [live[stream] for stream in streams[start : start + ROWS_PER_DECODE]]
+            for seq, text, reason in self._decode_rows(rows):
+                del live[seq.seq_id]
+                ll.llama_sampler_free(seq.sampler)
+                yield seq.seq_id, (seq.position, self._completion(seq, text, reason))
+
+    def _decode_rows(self, rows: list[_Live]) -> list[tuple[_Live, str, str]]:
         started = time.perf_counter()
-        self._batch.n_tokens = len(live)
-        for row, seq in enumerate(live):
+        self._batch.n_tokens = len(rows)
+        for row, seq in enumerate(rows):
             self._put(row, seq.next_token, seq.n_past, seq.seq_id, logits=True)
         self._decode()
         decoded = time.perf_counter()
         finished: list[tuple[_Live, str, str]] = []
-        for row, seq in enumerate(live):
+        for row, seq in enumerate(rows):
             token = ll.llama_sampler_sample(seq.sampler, self._ctx, row)
             seq.n_past += 1
             if ll.llama_vocab_is_eog(self._vocab, token):
@@ -232,27 +261,15 @@ class BatchDecoder:
             decode_s=decoded - started,
             sample_s=time.perf_counter() - decoded,
             steps=1,
-            tokens=len(live),
+            tokens=len(rows),
         )
-        for seq, text, reason in finished:
-            live.remove(seq)
-            yield seq.position, self._finish(seq, text, reason, free_samples, free_prompts)
+        return finished
 
-    def _finish(
-        self, seq: _Live, text: str, reason: str, free_samples: list[int], free_prompts: list[int]
-    ) -> Completion:
-        ll.llama_memory_seq_rm(self._memory, seq.seq_id, -1, -1)
-        ll.llama_sampler_free(seq.sampler)
-        free_samples.append(seq.seq_id)
-        seq.prompt.pending -= 1
-        if seq.prompt.pending == 0:  # no sample of this prompt is left: its cells go back to the pool
-            ll.llama_memory_seq_rm(self._memory, seq.prompt.seq_id, -1, -1)
-            free_prompts.append(seq.prompt.seq_id)
-            seq.prompt.seq_id = -1
+    def _completion(self, seq: _Live, text: str, reason: str) -> Completion:
         return Completion(
             text=text,
             finish_reason="length" if reason == "length" else "stop",
-            prompt_tokens=len(seq.prompt.tokens),
+            prompt_tokens=len(seq.prompt),
             completion_tokens=seq.generated,
             latency_s=time.perf_counter() - seq.started,
         )

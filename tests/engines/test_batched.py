@@ -1,6 +1,7 @@
 """Batched decoding in the embedded backend (issue 22) on the real 0.5B CPU model: the same calls give the same
-texts run after run, a killed-and-resumed run gives the texts of one that never stopped, the batch plan is a
-pure function of the calls, and a cache written by the one-at-a-time backend is still hit."""
+texts run after run and whatever else shares their batches (other requests, another `parallel`, another order),
+a killed-and-resumed run gives the texts of one that never stopped, and a cache written by the one-at-a-time
+backend is still hit."""
 
 from __future__ import annotations
 
@@ -56,23 +57,27 @@ def test_the_same_calls_give_the_same_texts_in_a_fresh_backend(session_root: Pat
     assert all(flat) and len(set(flat)) > len(QUESTIONS), "temperature 1.0: a request's samples differ"
 
 
-def test_batch_plan_is_one_group_per_request_whatever_else_the_call_list_holds(session_root: Path) -> None:
-    backend = _backend(session_root, parallel=2)
-    calls = [SampleCall(r.messages, r.sampling, i) for r in _requests(3) for i in range(3)]
-    plan = backend.batch_plan(calls)
-    assert plan == backend.batch_plan(list(calls)) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]]
-    # The same request inside another call list (a Ray batch, an adaptive round) is the same group.
-    assert backend.batch_plan(calls[3:9]) == [[0, 1, 2], [3, 4, 5]]
-    # A request larger than `parallel` is still one group, never split (its samples share one prompt).
-    big = [SampleCall(calls[0].messages, calls[0].sampling, i) for i in range(11)]
-    assert backend.batch_plan(big) == [list(range(11))]
-    backend.close()
+def test_a_samples_text_does_not_depend_on_what_shares_its_batches(session_root: Path) -> None:
+    """Batch invariance: each request decoded on its own two at a time, all four packed sixteen at a time (three
+    decode calls per step: 7 + 7 + 2 rows), and in reverse order give the same texts, bit for bit."""
+    requests = _requests()
+    narrow = _backend(session_root, parallel=2)
+    alone = [_texts(Engine(narrow, cache=None), [request])[0] for request in requests]
+    narrow.close()
+    wide = _backend(session_root, parallel=16)
+    packed = _texts(Engine(wide, cache=None), requests)
+    steps_before = wide.decode_times.steps
+    reversed_order = _texts(Engine(wide, cache=None), requests[::-1])[::-1]
+    rows_per_call = wide.decode_times.tokens / max(1, wide.decode_times.steps)
+    wide.close()
+    assert packed == alone == reversed_order
+    assert steps_before > 0 and rows_per_call > 4, "sixteen live samples share their decode calls"
 
 
-def test_a_partly_cached_group_is_decoded_whole_and_gives_the_uninterrupted_texts(
+def test_a_partly_cached_request_decodes_only_its_missing_samples_and_gives_the_uninterrupted_texts(
     session_root: Path, tmp_path: Path
 ) -> None:
-    """What a kill leaves behind — some samples of a group cached, the rest not — resumes to the same texts."""
+    """What a kill leaves behind (some samples of a request cached, the rest not) resumes to the same texts."""
     requests = _requests()
     backend = _backend(session_root, parallel=4)
     whole = Engine(backend, CompletionCache(tmp_path / "whole.sqlite"))
@@ -85,9 +90,8 @@ def test_a_partly_cached_group_is_decoded_whole_and_gives_the_uninterrupted_text
         con.executemany("delete from completions where key = ?", [(k,) for k in keys[::3]])
     resumed = Engine(backend, CompletionCache(cut))
     assert _texts(resumed, requests) == reference
-    assert resumed.stats.model_calls == len(keys[::3])
-    # Groups are requests: every request that lost a sample is decoded whole again, its cached samples discarded.
-    assert resumed.stats.recomputed_samples > 0
+    assert resumed.stats.model_calls == len(keys[::3]) and resumed.stats.cache_hits == len(keys) - len(keys[::3])
+    assert resumed.stats.completion_tokens < whole.stats.completion_tokens, "only the missing samples decode"
     resumed.close()
 
 
