@@ -8,8 +8,11 @@ Rows per model (each row in a fresh child process, so the OpenMP settings and th
 row's own; the model load is not timed):
 - `library loop`: `Llama.create_chat_completion` once per sample, one sample at a time — the baseline;
 - `gradus, parallel 1`: the batch decoder one sample at a time (its own overhead, no batching);
-- `gradus, 1 prompt x K` for each K: the K samples of one prompt decoded together (one prompt evaluation);
-- `gradus, P prompts x K`: continuous batching over several requests, `parallel` 16;
+- `gradus, 1 prompt x K` for each K: the K samples of one prompt decoded together (one prompt evaluation), at the
+  default `parallel` (7: one decode call of 7 rows per step, continuous batching for K > 7);
+- `gradus, 1 prompt x 16, parallel 16`: all 16 live at once, so three decode calls per step (7 + 7 + 2 rows);
+- `gradus, P prompts x 8` and `gradus, 8 prompts x 1`: continuous batching over several requests (a request of
+  one sample packs with others too);
 - `one core busy`: the same with another process spinning on one of the cores (`python -c "while True: pass"`),
   under libgomp's default wait policy (threads spin ~300k iterations before sleeping) and under the backend's
   default (`OMP_WAIT_POLICY=PASSIVE`, set by `engines.embedded` unless the user set a policy).
@@ -45,7 +48,7 @@ def child(spec: dict) -> dict:
     from scoring.rollouts import RolloutConfig, solve_request
     from synthesis.families import FAMILIES
 
-    problems = FAMILIES.get("arithmetic")().sample(seed=0, difficulties=[2, 3, 4], per_level=2)[: spec["prompts"]]
+    problems = FAMILIES.get("arithmetic")().sample(seed=0, difficulties=[2, 3, 4], per_level=3)[: spec["prompts"]]
     rollouts = RolloutConfig(k=spec["k"], max_tokens=spec["max_tokens"], seed=0)
     requests = [solve_request(p, rollouts) for p in problems]
     calls = [SampleCall(r.messages, r.sampling, i) for r in requests for i in range(r.sampling.n)]
@@ -109,15 +112,19 @@ def model_rows(args: argparse.Namespace, name: str) -> list[tuple[str, dict]]:
         add("library loop, one at a time", {"mode": "loop", "k": args.loop_samples})
         add("gradus, parallel 1", {"mode": "batched", "k": args.loop_samples, "parallel": 1})
         for k in args.ks:
-            add(f"gradus, 1 prompt x {k}", {"mode": "batched", "k": k, "parallel": k})
-        many = {"mode": "batched", "k": 8, "parallel": 16, "prompts": args.prompts}
-        add(f"gradus, {args.prompts} prompts x 8, parallel 16", many)
+            add(f"gradus, 1 prompt x {k}", {"mode": "batched", "k": k, "parallel": None})
+        add("gradus, 1 prompt x 16, parallel 16", {"mode": "batched", "k": 16, "parallel": 16})
+        add(
+            f"gradus, {args.prompts} prompts x 8",
+            {"mode": "batched", "k": 8, "parallel": None, "prompts": args.prompts},
+        )
+        add("gradus, 8 prompts x 1", {"mode": "batched", "k": 1, "parallel": None, "prompts": 8})
     busy_k = max(args.ks)
     add("one core busy: library loop", {"mode": "loop", "k": args.loop_samples // 2}, busy=True)
     for policy, env in (("libgomp default wait", LIBGOMP_DEFAULT), ("passive wait (default)", None)):
         add(
             f"one core busy: gradus, 1 prompt x {busy_k}, {policy}",
-            {"mode": "batched", "k": busy_k, "parallel": busy_k},
+            {"mode": "batched", "k": busy_k, "parallel": None},
             busy=True,
             env=env,
         )

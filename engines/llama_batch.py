@@ -4,17 +4,20 @@ On a CPU, decoding one sequence is bound by memory bandwidth: every token reads 
 sequences in one batch reads each weight once for all of them, so tokens/s grows with B until the cores, not the
 memory bus, are the limit.
 
-Batch-invariant: a sample's text depends on its own call alone, never on which other samples share its batches,
-how many run at once (`parallel`), or in which order calls arrive. So the engine can hand the decoder every missing
-call at once, requests are packed together (continuous batching), and a resumed run or a Ray worker decodes the
-same texts as one uninterrupted process. Three choices make the floating-point results independent of the batch
-(measured bitwise on the 0.5B and 1.5B students, `tests/engines/test_batched.py`):
+Batch-invariant: a sample's text depends on its own call (and on whether `parallel` is below 8, below), never on
+which other samples share its batches, how many run at once, or in which order calls arrive. So the engine can
+hand the decoder every missing call at once, requests are packed together (continuous batching), and a resumed run
+or a Ray worker decodes the same texts as one uninterrupted process. Three choices make the floating-point results
+independent of the batch (measured bitwise on the 0.5B and 1.5B students, `tests/engines/test_batched.py`):
 - weights as stored, not repacked into llama.cpp's interleaved CPU layouts, whose kernels sum a row's products in
   an order that depends on how many rows the batch holds;
 - one KV stream per sequence (`kv_unified = False`): a sequence attends over its own cells only, laid out the same
   whatever its neighbours hold;
-- at most `ROWS_PER_DECODE` (7) rows per `llama_decode`: at 8 rows and more, llama.cpp's CPU matrix kernels take
-  another path with other rounding. More live samples decode as several calls per step.
+- every `llama_decode` on one side of llama.cpp's kernel switch at 8 rows (other kernels, other rounding): with
+  `parallel` < 8 at most 7 rows per call (more live samples would take several calls per step); with `parallel`
+  >= 8 ("wide") at least 8, idle streams filled with a throw-away token. Wide calls cost as much for 8 rows as
+  for 16, so they pay from about 12 live samples on. Texts therefore depend on which side `parallel` is on,
+  never on anything else.
 
 How calls are decoded (`BatchDecoder.run`):
 - Up to `parallel` samples are live, one per KV stream; a finished one is replaced by the next waiting call
@@ -23,8 +26,8 @@ How calls are decoded (`BatchDecoder.run`):
   sample's stream, and each sibling copies that stream (`llama_memory_seq_cp`) and cuts it back to the prompt; a
   sibling taking over a finished sibling's stream only cuts it back. Each sample feeds the last prompt token
   itself, so its first token is sampled from its own batch row.
-- Live streams are decoded in ascending, consecutive runs (lowest free stream first), which llama.cpp takes as
-  one micro-batch; a gap splits a call into several.
+- Live streams are decoded in ascending order and taken lowest free first, so a call's streams are consecutive,
+  which llama.cpp needs to run them as one micro-batch (a gap would split the call).
 - Sampling is llama.cpp's own sampler chain, one chain per sample, seeded with the call's `sample_seed`, in the
   order llama-cpp-python's `create_completion` uses (top-k 40, top-p, min-p 0.05, temperature, seeded draw;
   greedy at temperature 0). Stop strings are matched on the decoded text; an end-of-generation token stops too.
@@ -62,9 +65,12 @@ if _SET_POLICY:  # read by now; taken back so torch's own OpenMP and child proce
 
 TOP_K = 40  # llama-cpp-python's create_completion defaults, kept so texts keep their character
 MIN_P = 0.05
-# Rows per llama_decode. This llama.cpp CPU build computes batches of 1-7 rows with one set of kernels and 8 or
-# more with another (different rounding); staying below 8 keeps every sample on the same path.
+# This llama.cpp CPU build computes a decode call of 1-7 rows with one set of kernels and of 8 or more rows with
+# another (other rounding, ~330 ms a call for the 1.5B on 2 cores whether 8 or 16 rows, against 63 ms for one
+# row and 200 ms for 7). Every call of a decoder stays on one side: at most 7 rows, or (wide, parallel >= 8) at
+# least 8.
 ROWS_PER_DECODE = 7
+WIDE_ROWS = ROWS_PER_DECODE + 1
 
 
 @dataclass(slots=True)
@@ -110,6 +116,7 @@ class BatchDecoder:
 
     def __init__(self, model_path: str, *, parallel: int, n_ctx: int, n_threads: int, n_batch: int = 512) -> None:
         self.parallel = parallel
+        self.wide = parallel >= WIDE_ROWS
         self.n_ctx_seq = n_ctx  # the context window one sequence may use, as configured
         model_params = ll.llama_model_default_params()
         # Weights as stored (no repacking into interleaved CPU layouts): the repacked matrix kernels sum a row's
@@ -223,25 +230,43 @@ class BatchDecoder:
         )
 
     def _step(self, live: dict[int, _Live]) -> Iterator[tuple[int, tuple[int, Completion]]]:
-        """Advance every live sample one token, `ROWS_PER_DECODE` rows per decode; yield `(stream, (position,
-        completion))` for each sample that finished."""
+        """Advance every live sample one token; yield `(stream, (position, completion))` for each that finished.
+
+        Narrow (`parallel` < 8): live streams in calls of at most 7 rows. Wide: one call over streams 0 .. the
+        highest live one, at least 8 rows, idle streams filled with a throw-away token, so every call takes the
+        8-row kernels."""
         streams = sorted(live)
-        for start in range(0, len(streams), ROWS_PER_DECODE):
-            rows = [live[stream] for stream in streams[start : start + ROWS_PER_DECODE]]
-            for seq, text, reason in self._decode_rows(rows):
+        if self.wide:
+            chunks = [range(max(WIDE_ROWS, streams[-1] + 1))]
+        else:
+            chunks = [streams[start : start + ROWS_PER_DECODE] for start in range(0, len(streams), ROWS_PER_DECODE)]
+        for chunk in chunks:
+            for seq, text, reason in self._decode_rows([live.get(stream) for stream in chunk], list(chunk)):
                 del live[seq.seq_id]
                 ll.llama_sampler_free(seq.sampler)
                 yield seq.seq_id, (seq.position, self._completion(seq, text, reason))
 
-    def _decode_rows(self, rows: list[_Live]) -> list[tuple[_Live, str, str]]:
+    def _decode_rows(self, rows: list[_Live | None], streams: list[int]) -> list[tuple[_Live, str, str]]:
         started = time.perf_counter()
         self._batch.n_tokens = len(rows)
-        for row, seq in enumerate(rows):
-            self._put(row, seq.next_token, seq.n_past, seq.seq_id, logits=True)
-        self._decode()
+        fillers: list[tuple[int, int]] = []  # (stream, position) of the throw-away tokens, removed after the call
+        for row, (seq, stream) in enumerate(zip(rows, streams, strict=True)):
+            if seq is None:
+                position = ll.llama_memory_seq_pos_max(self._memory, stream) + 1
+                fillers.append((stream, position))
+                self._put(row, 0, position, stream, logits=True)  # an output row: the head's kernels count rows too
+            else:
+                self._put(row, seq.next_token, seq.n_past, seq.seq_id, logits=True)
+        try:
+            self._decode()
+        finally:
+            for stream, position in fillers:
+                ll.llama_memory_seq_rm(self._memory, stream, position, -1)
         decoded = time.perf_counter()
         finished: list[tuple[_Live, str, str]] = []
         for row, seq in enumerate(rows):
+            if seq is None:
+                continue
             token = ll.llama_sampler_sample(seq.sampler, self._ctx, row)
             seq.n_past += 1
             if ll.llama_vocab_is_eog(self._vocab, token):
@@ -261,7 +286,7 @@ class BatchDecoder:
             decode_s=decoded - started,
             sample_s=time.perf_counter() - decoded,
             steps=1,
-            tokens=len(rows),
+            tokens=len(rows) - len(fillers),
         )
         return finished
 

@@ -57,21 +57,26 @@ def test_the_same_calls_give_the_same_texts_in_a_fresh_backend(session_root: Pat
     assert all(flat) and len(set(flat)) > len(QUESTIONS), "temperature 1.0: a request's samples differ"
 
 
-def test_a_samples_text_does_not_depend_on_what_shares_its_batches(session_root: Path) -> None:
-    """Batch invariance: each request decoded on its own two at a time, all four packed sixteen at a time (three
-    decode calls per step: 7 + 7 + 2 rows), and in reverse order give the same texts, bit for bit."""
+@pytest.mark.parametrize(("alone_parallel", "packed_parallel", "reversed_parallel"), [(2, 7, 5), (8, 16, 12)])
+def test_a_samples_text_does_not_depend_on_what_shares_its_batches(
+    session_root: Path, alone_parallel: int, packed_parallel: int, reversed_parallel: int
+) -> None:
+    """Batch invariance, bit for bit, on each side of llama.cpp's 8-row kernel switch: each request decoded on
+    its own, all four packed (16 samples: calls of 7 rows, or wide calls of 8-16 rows), and all four in reverse
+    order with another `parallel` give the same texts."""
     requests = _requests()
-    narrow = _backend(session_root, parallel=2)
-    alone = [_texts(Engine(narrow, cache=None), [request])[0] for request in requests]
-    narrow.close()
-    wide = _backend(session_root, parallel=16)
-    packed = _texts(Engine(wide, cache=None), requests)
-    steps_before = wide.decode_times.steps
-    reversed_order = _texts(Engine(wide, cache=None), requests[::-1])[::-1]
-    rows_per_call = wide.decode_times.tokens / max(1, wide.decode_times.steps)
-    wide.close()
+    backend = _backend(session_root, parallel=alone_parallel)
+    alone = [_texts(Engine(backend, cache=None), [request])[0] for request in requests]
+    backend.close()
+    backend = _backend(session_root, parallel=packed_parallel)
+    packed = _texts(Engine(backend, cache=None), requests)
+    rows_per_call = backend.decode_times.tokens / max(1, backend.decode_times.steps)
+    backend.close()
+    backend = _backend(session_root, parallel=reversed_parallel)
+    reversed_order = _texts(Engine(backend, cache=None), requests[::-1])[::-1]
+    backend.close()
     assert packed == alone == reversed_order
-    assert steps_before > 0 and rows_per_call > 4, "sixteen live samples share their decode calls"
+    assert rows_per_call > 4, "samples of several requests share their decode calls"
 
 
 def test_a_partly_cached_request_decodes_only_its_missing_samples_and_gives_the_uninterrupted_texts(
