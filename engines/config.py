@@ -35,10 +35,10 @@ class EngineConfig(BaseModel):
     parallel: int | None = Field(
         None,
         ge=1,
-        le=128,
-        description="embedded: samples decoded together, from one or several requests (default 7: one llama.cpp "
-        "decode call of 7 rows; each sample holds a KV stream of n_ctx cells); a request's samples share one prompt "
-        "evaluation, and texts do not depend on this number",
+        le=32,
+        description="embedded: samples decoded together, from one or several requests (default 7). Below 8, decode "
+        "calls of at most 7 rows; from 8 on, wide calls of at least 8 rows (llama.cpp's other kernels: faster from "
+        "about 12 live samples, slower below, other texts). Each sample holds a KV stream of n_ctx cells",
     )
     max_concurrency: int = Field(
         32,

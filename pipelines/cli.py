@@ -19,10 +19,10 @@ from pipelines.resources import default_config_path
 from scoring.config import load_config, resolve_data_root
 from synthesis.families import FAMILIES
 
-SAMPLE_QUERY = """select p.family, p.difficulty_knob, count(*) as problems,
+SAMPLE_QUERY = """select d.student_id, p.family, p.difficulty_knob, count(*) as problems,
        round(avg(d.pass_rate), 3) as mean_pass_rate, sum(d.n) as rollouts
 from difficulty d join problems p using (problem_id)
-group by all order by p.family, p.difficulty_knob"""
+group by all order by d.student_id, p.family, p.difficulty_knob"""
 
 
 def _instance(config_path: Path) -> dg.DagsterInstance:
