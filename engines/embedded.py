@@ -20,9 +20,10 @@ from engines.llama_batch import ROWS_PER_DECODE, BatchDecoder, DecodeTimes, Prep
 
 
 def default_parallel() -> int:
-    """Samples decoded together by default: one full narrow decode call (`ROWS_PER_DECODE`, 7), which suits
-    few samples in flight. From 8 on, decoding is wide (calls of at least 8 rows), which pays only with many
-    samples in flight, e.g. `parallel: 16` for K = 16 or a large pool (`bench/results/engine_throughput.md`)."""
+    """Samples decoded together by default: one full narrow decode call (`ROWS_PER_DECODE`, 7), the fastest
+    setting for one or two samples in flight (one row costs 64 ms, a wide call 208). From 8 on, decoding is wide
+    (calls of at least 8 rows, repacked weights), several times faster with many samples in flight, e.g.
+    `parallel: 16` for K = 16 or a large pool (`bench/results/engine_throughput.md`)."""
     return ROWS_PER_DECODE
 
 

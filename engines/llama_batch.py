@@ -9,15 +9,17 @@ which other samples share its batches, how many run at once, or in which order c
 hand the decoder every missing call at once, requests are packed together (continuous batching), and a resumed run
 or a Ray worker decodes the same texts as one uninterrupted process. Three choices make the floating-point results
 independent of the batch (measured bitwise on the 0.5B and 1.5B students, `tests/engines/test_batched.py`):
-- weights as stored, not repacked into llama.cpp's interleaved CPU layouts, whose kernels sum a row's products in
-  an order that depends on how many rows the batch holds;
 - one KV stream per sequence (`kv_unified = False`): a sequence attends over its own cells only, laid out the same
   whatever its neighbours hold;
 - every `llama_decode` on one side of llama.cpp's kernel switch at 8 rows (other kernels, other rounding): with
-  `parallel` < 8 at most 7 rows per call (more live samples would take several calls per step); with `parallel`
-  >= 8 ("wide") at least 8, idle streams filled with a throw-away token. Wide calls cost as much for 8 rows as
-  for 16, so they pay from about 12 live samples on. Texts therefore depend on which side `parallel` is on,
-  never on anything else.
+  `parallel` < 8 ("narrow") at most 7 rows per call (more live samples take several calls per step); with
+  `parallel` >= 8 ("wide") at least 8, idle streams filled with a throw-away token;
+- the weights in the layout that side's kernels sum the same way for every row count. Narrow decoders use them as
+  stored: llama.cpp's repacked (interleaved) CPU layouts change their summation order between 3 and 4 rows. Wide
+  decoders use the repacked layouts, which agree bit for bit from 8 to 32 rows and are faster there (1.5B on 2
+  cores: 250 against 340 ms a call of 16 rows).
+Texts therefore depend on which side `parallel` is on, never on anything else. A wide call of 8 rows costs about
+what a narrow call of 7 costs, and three one-row calls: wide decoding pays when many samples are in flight.
 
 How calls are decoded (`BatchDecoder.run`):
 - Up to `parallel` samples are live, one per KV stream; a finished one is replaced by the next waiting call
@@ -66,9 +68,8 @@ if _SET_POLICY:  # read by now; taken back so torch's own OpenMP and child proce
 TOP_K = 40  # llama-cpp-python's create_completion defaults, kept so texts keep their character
 MIN_P = 0.05
 # This llama.cpp CPU build computes a decode call of 1-7 rows with one set of kernels and of 8 or more rows with
-# another (other rounding, ~330 ms a call for the 1.5B on 2 cores whether 8 or 16 rows, against 63 ms for one
-# row and 200 ms for 7). Every call of a decoder stays on one side: at most 7 rows, or (wide, parallel >= 8) at
-# least 8.
+# another (other rounding). Every call of a decoder stays on one side: at most 7 rows, or (wide, parallel >= 8)
+# at least 8. 1.5B on 2 cores, ms a call: narrow 64 for one row, 203 for 7; wide 208 for 8, 251 for 16, 454 for 32.
 ROWS_PER_DECODE = 7
 WIDE_ROWS = ROWS_PER_DECODE + 1
 
@@ -119,9 +120,9 @@ class BatchDecoder:
         self.wide = parallel >= WIDE_ROWS
         self.n_ctx_seq = n_ctx  # the context window one sequence may use, as configured
         model_params = ll.llama_model_default_params()
-        # Weights as stored (no repacking into interleaved CPU layouts): the repacked matrix kernels sum a row's
-        # products in an order that depends on how many rows the batch holds; the plain ones do not.
-        model_params.use_extra_bufts = False
+        # Repacked (interleaved) weights only for wide calls: their kernels sum a row's products in one order from 8
+        # rows on, but in another below 4 rows than from 4 to 7; the weights as stored sum alike for 1-7 rows.
+        model_params.use_extra_bufts = self.wide
         self._model = ll.llama_model_load_from_file(model_path.encode("utf-8"), model_params)
         if not self._model:
             raise RuntimeError(f"llama.cpp could not load {model_path}")
