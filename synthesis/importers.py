@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engines.errors import ConfigError, did_you_mean
-from synthesis.answers import last_boxed
+from synthesis.import_mapping import OPTIONAL_ROLES, PRESETS, FieldMapping, map_row, mapping_for
 from synthesis.problem import Problem, Reject, SourceResult
 
 if TYPE_CHECKING:
@@ -33,63 +31,13 @@ if TYPE_CHECKING:
 
     from datasets import Dataset
 
+__all__ = ["PRESETS", "FieldMapping", "import_dataset", "mapping_for"]  # the mapping lives in import_mapping
+
 log = logging.getLogger(__name__)
 
 _MAX_LINE_BYTES = 1_000_000  # a larger JSONL line is rejected, not parsed
 _BATCH_ROWS = 1_000
 BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-
-
-@dataclass(frozen=True, slots=True)
-class FieldMapping:
-    """Which columns hold the question and answer, and how to get the final answer out of the answer column."""
-
-    question: str = "question"
-    answer: str = "answer"
-    answer_rule: str = "after_hash"  # "after_hash" (GSM8K `#### 42`), "boxed" (last \boxed{}), "column"
-    id_field: str | None = None
-    solution: str | None = None  # a column with the worked solution, when it is not the answer column itself
-
-    def columns(self) -> dict[str, str]:
-        """Mapped role -> column name, for every role that names a column."""
-        roles = {"question": self.question, "answer": self.answer, "id_field": self.id_field, "solution": self.solution}
-        return {role: column for role, column in roles.items() if column}
-
-
-PRESETS: dict[str, FieldMapping] = {
-    "gsm8k": FieldMapping(question="question", answer="answer", answer_rule="after_hash"),
-    # MATH-500: problem / solution / answer / subject / level / unique_id
-    "math": FieldMapping(
-        question="problem", answer="answer", answer_rule="column", id_field="unique_id", solution="solution"
-    ),
-    # MATH test 5000: problem / level / type / solution / idx — no answer column; the answer is the last \boxed{}
-    "math_solution": FieldMapping(question="problem", answer="solution", answer_rule="boxed", id_field="idx"),
-}
-ANSWER_RULES = ("after_hash", "boxed", "column")
-_OPTIONAL_ROLES = ("id_field", "solution")  # an override of "" switches these off
-_HASH_ANSWER = re.compile(r"####\s*(.+?)\s*$", re.DOTALL)
-
-
-def mapping_for(preset: str | None, overrides: dict[str, str] | None = None) -> FieldMapping:
-    base = FieldMapping()
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"unknown import preset {preset!r};" + did_you_mean(preset, PRESETS))
-        base = PRESETS[preset]
-    overrides = dict(overrides or {})
-    known = [f.name for f in fields(FieldMapping)]
-    for key in overrides:
-        if key not in known:
-            raise ConfigError(f"unknown field-mapping key {key!r};" + did_you_mean(key, known))
-    for role in _OPTIONAL_ROLES:
-        if overrides.get(role) == "":
-            overrides[role] = None  # type: ignore[assignment]
-    mapping = replace(base, **overrides)
-    if mapping.answer_rule not in ANSWER_RULES:
-        raise ConfigError(
-            f"unknown answer_rule {mapping.answer_rule!r};" + did_you_mean(mapping.answer_rule, ANSWER_RULES)
-        )
-    return mapping
 
 
 def import_dataset(path: Path, *, source: str, mapping: FieldMapping, limit: int | None = None) -> SourceResult:
@@ -188,9 +136,9 @@ def _load_saved(path: Path) -> Dataset:
 
 
 def _check_columns(path: Path, mapping: FieldMapping, columns: list[str]) -> None:
-    for role, column in mapping.columns().items():
+    for role, column in mapping.columns():
         if column not in columns:
-            hint = f" (or set {role} to '' to import without it)" if role in _OPTIONAL_ROLES else ""
+            hint = f" (or set {role} to '' to import without it)" if role in OPTIONAL_ROLES else ""
             raise ConfigError(
                 f"{str(path)!r} has no column {column!r} for the mapped field {role!r}{hint};"
                 + did_you_mean(column, columns)
@@ -203,7 +151,7 @@ def _import_rows(
     """Problems from a loaded dataset; `refs` names each row (JSONL line numbers), else `file:row` from 1."""
     _check_columns(path, mapping, dataset.column_names)
     result = SourceResult()
-    needed = sorted(set(mapping.columns().values()))
+    needed = sorted({column for _, column in mapping.columns()})
     index = 0
     for batch in dataset.select_columns(needed).iter(batch_size=_BATCH_ROWS):
         for values in zip(*(batch[c] for c in needed), strict=True):
@@ -212,7 +160,7 @@ def _import_rows(
             ref = refs[index] if refs is not None else f"{path.name}:{index + 1}"
             index += 1
             row = dict(zip(needed, values, strict=True))
-            _append(result, _row_to_problem(row, ref, source, mapping))
+            _append(result, map_row(row, ref, source, mapping))
     return result
 
 
@@ -273,7 +221,7 @@ def _import_jsonl_lines(path: Path, source: str, mapping: FieldMapping, limit: i
     for ref, row, text in parsed:
         if limit is not None and len(result.problems) >= limit:
             break
-        _append(result, row if isinstance(row, Reject) else _row_to_problem(row, ref, source, mapping, text))
+        _append(result, row if isinstance(row, Reject) else map_row(row, ref, source, mapping, text))
     return result
 
 
@@ -295,57 +243,3 @@ def _append(result: SourceResult, item: Problem | Reject) -> None:
         result.rejects.append(item)
     else:
         result.problems.append(item)
-
-
-def _as_text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _final_answer(raw: str, rule: str) -> tuple[str, str | None] | None:
-    """(final answer, solution text) or None when the rule finds no answer."""
-    if rule == "column":
-        return (raw.strip(), None) if raw.strip() else None
-    if rule == "after_hash":
-        match = _HASH_ANSWER.search(raw)
-        if not match:
-            return None
-        return match.group(1).replace(",", "").strip(), raw[: match.start()].strip()
-    boxed = last_boxed(raw)
-    return (boxed, raw.strip()) if boxed else None
-
-
-def _row_to_problem(
-    row: dict[str, Any], ref: str, source: str, mapping: FieldMapping, raw_text: str | None = None
-) -> Problem | Reject:
-    def reject(reason: str) -> Reject:
-        text = raw_text if raw_text is not None else json.dumps(row, ensure_ascii=False, default=str)
-        return Reject.create("import", ref, reason, text)
-
-    for field in (mapping.question, mapping.answer):
-        if field not in row:
-            return reject(f"missing field {field!r}; the row has columns {sorted(row)}")
-        if row[field] is None:
-            return reject(f"field {field!r} is null")
-    question = row[mapping.question]
-    if not isinstance(question, str) or not question.strip():
-        return reject(f"field {mapping.question!r} is not a non-empty string")
-    extracted = _final_answer(_as_text(row[mapping.answer]), mapping.answer_rule)
-    if extracted is None:
-        return reject(f"no final answer found in {mapping.answer!r} by rule {mapping.answer_rule!r}")
-    answer, solution = extracted
-    if mapping.solution and isinstance(row.get(mapping.solution), str) and row[mapping.solution].strip():
-        solution = row[mapping.solution].strip()
-    original_id = row.get(mapping.id_field) if mapping.id_field else None
-    return Problem.create(
-        source=source,
-        family=source,
-        question=question,
-        answer=answer,
-        source_ref=ref,
-        solution=solution,
-        metadata={"original_id": _as_text(original_id)} if original_id is not None else None,
-    )

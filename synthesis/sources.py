@@ -33,7 +33,9 @@ class ImportSource(BaseModel):
     source: str | None = Field(None, description="the source name written on each problem (default: preset)")
     limit: int | None = Field(None, ge=0, description="import at most this many problems")
     mapping: dict[str, str] | None = Field(
-        None, description="overrides: question, answer, answer_rule, id_field, solution ('' switches an optional off)"
+        None,
+        description="overrides: question, answer (a column or a '{column} {column}' template), answer_rule, "
+        "id_field, solution ('' switches an optional off), list_answer (only/first/join), answer_unit (strip/keep)",
     )
 
 
