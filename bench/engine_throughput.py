@@ -9,10 +9,11 @@ row's own; the model load is not timed):
 - `library loop`: `Llama.create_chat_completion` once per sample, one sample at a time — the baseline;
 - `gradus, parallel 1`: the batch decoder one sample at a time (its own overhead, no batching);
 - `gradus, 1 prompt x K` for each K: the K samples of one prompt decoded together (one prompt evaluation), at the
-  default `parallel` (7: one decode call of 7 rows per step, continuous batching for K > 7);
-- `gradus, 1 prompt x 16, parallel 16`: all 16 live at once, so three decode calls per step (7 + 7 + 2 rows);
-- `gradus, P prompts x 8` and `gradus, 8 prompts x 1`: continuous batching over several requests (a request of
-  one sample packs with others too);
+  default `parallel` (7, narrow: one decode call of at most 7 rows, weights as stored; K > 7 takes two calls
+  per step while more than 7 are live) and at `parallel 16` (wide: one call of max(8, live) rows per step,
+  llama.cpp's repacked weights; the setting of the default `gradus.yaml`);
+- `gradus, P prompts x 8` and `gradus, 8 prompts x 1`, narrow and wide: continuous batching over several
+  requests (a request of one sample packs with others too);
 - `one core busy`: the same with another process spinning on one of the cores (`python -c "while True: pass"`),
   under libgomp's default wait policy (threads spin ~300k iterations before sleeping) and under the backend's
   default (`OMP_WAIT_POLICY=PASSIVE`, set by `engines.embedded` unless the user set a policy).
@@ -111,23 +112,28 @@ def model_rows(args: argparse.Namespace, name: str) -> list[tuple[str, dict]]:
     if not args.busy_only:
         add("library loop, one at a time", {"mode": "loop", "k": args.loop_samples})
         add("gradus, parallel 1", {"mode": "batched", "k": args.loop_samples, "parallel": 1})
-        for k in args.ks:
-            add(f"gradus, 1 prompt x {k}", {"mode": "batched", "k": k, "parallel": None})
-        add("gradus, 1 prompt x 16, parallel 16", {"mode": "batched", "k": 16, "parallel": 16})
-        add(
-            f"gradus, {args.prompts} prompts x 8",
-            {"mode": "batched", "k": 8, "parallel": None, "prompts": args.prompts},
-        )
-        add("gradus, 8 prompts x 1", {"mode": "batched", "k": 1, "parallel": None, "prompts": 8})
+        for parallel, side in ((None, "narrow"), (16, "wide")):
+            for k in args.ks:
+                add(f"gradus, 1 prompt x {k}, {side}", {"mode": "batched", "k": k, "parallel": parallel})
+            add(
+                f"gradus, {args.prompts} prompts x 8, {side}",
+                {"mode": "batched", "k": 8, "parallel": parallel, "prompts": args.prompts},
+            )
+            add(f"gradus, 8 prompts x 1, {side}", {"mode": "batched", "k": 1, "parallel": parallel, "prompts": 8})
     busy_k = max(args.ks)
     add("one core busy: library loop", {"mode": "loop", "k": args.loop_samples // 2}, busy=True)
     for policy, env in (("libgomp default wait", LIBGOMP_DEFAULT), ("passive wait (default)", None)):
         add(
-            f"one core busy: gradus, 1 prompt x {busy_k}, {policy}",
+            f"one core busy: gradus, 1 prompt x {busy_k}, narrow, {policy}",
             {"mode": "batched", "k": busy_k, "parallel": None},
             busy=True,
             env=env,
         )
+    add(
+        f"one core busy: gradus, 1 prompt x {busy_k}, wide, passive wait (default)",
+        {"mode": "batched", "k": busy_k, "parallel": 16},
+        busy=True,
+    )
     return rows
 
 
@@ -135,14 +141,18 @@ def table(name: str, rows: list[tuple[str, dict]]) -> list[str]:
     lines = [
         f"**{MODELS[name]}**",
         "",
-        "| row | samples | tokens | seconds | tokens/s | vs library loop | prompt eval | decode | sampling | python |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| row | samples | tokens | seconds | tokens/s | vs library loop | busy / idle | prompt eval | decode"
+        " | sampling | python |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rates = {label: r["tokens"] / r["seconds"] for label, r in rows}
     loops = {busy: r for label, r in rows for busy in (label.startswith("one core busy"),) if "library loop" in label}
     for label, r in rows:
         rate = r["tokens"] / r["seconds"]
         base = loops.get(label.startswith("one core busy"))
         ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x" if base else "-"
+        idle = rates.get(_idle_label(label)) if label.startswith("one core busy") else None
+        of_idle = f"{rate / idle:.0%}" if idle else "-"
         split = ["-"] * 4
         if "decode_s" in r:
             rest = r["seconds"] - r["prompt_s"] - r["decode_s"] - r["sample_s"]
@@ -150,11 +160,17 @@ def table(name: str, rows: list[tuple[str, dict]]) -> list[str]:
                 f"{rest / r['seconds']:.0%}"
             ]
         lines.append(
-            f"| {label} | {r['samples']} | {r['tokens']} | {r['seconds']:.1f} | {rate:.1f} | {ratio} | "
+            f"| {label} | {r['samples']} | {r['tokens']} | {r['seconds']:.1f} | {rate:.1f} | {ratio} | {of_idle} | "
             + " | ".join(split)
             + " |"
         )
     return lines
+
+
+def _idle_label(busy_label: str) -> str:
+    """The idle row a one-core-busy row is measured against (same decoding, no other process)."""
+    row = busy_label.removeprefix("one core busy: ")
+    return "library loop, one at a time" if row == "library loop" else row.rsplit(", ", 1)[0]
 
 
 def main() -> None:
