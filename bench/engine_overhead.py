@@ -136,7 +136,8 @@ def ray_rows(args: argparse.Namespace, problems: list[Problem], rollouts: Rollou
     import ray
 
     from scoring.config import ProjectConfig, StudentConfig
-    from scoring.distributed import DistributedConfig, RayConfig, run_rollouts_on_ray, start_local_ray
+    from scoring.distributed import run_rollouts_on_ray, start_local_ray
+    from scoring.distributed_config import DistributedConfig, RayConfig
     from scoring.storage import DataRoot
     from scoring.verify import Verifier
 

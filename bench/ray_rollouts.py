@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engines import EngineConfig, build_engine  # noqa: E402
 from engines.models import is_model_path, resolve_model_file  # noqa: E402
 from scoring.config import ProjectConfig, StudentConfig  # noqa: E402
-from scoring.distributed import DistributedConfig, RayConfig, run_rollouts_on_ray, start_local_ray  # noqa: E402
+from scoring.distributed import run_rollouts_on_ray, start_local_ray  # noqa: E402
+from scoring.distributed_config import DistributedConfig, RayConfig  # noqa: E402
 from scoring.rollouts import RolloutConfig, RolloutResult, run_rollouts  # noqa: E402
 from scoring.storage import DataRoot  # noqa: E402
 from scoring.verify import Verifier  # noqa: E402

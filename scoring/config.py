@@ -19,7 +19,7 @@ from engines.errors import ConfigError
 from scoring.checkpoints import RegenerationConfig
 from scoring.curriculum import CurriculumConfig
 from scoring.dedup import DedupConfig
-from scoring.distributed import DistributedConfig
+from scoring.distributed_config import DistributedConfig
 from scoring.exports import ExportsConfig
 from scoring.grading import GradingConfig
 from scoring.pool import DecontaminationConfig

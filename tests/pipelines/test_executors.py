@@ -14,7 +14,7 @@ import yaml
 from assets import contamination, curriculum_shards, difficulty, duplicates, problems, rollouts
 from engines.config import EngineConfig, build_engine
 from pipelines.definitions import build_definitions
-from pipelines.executors import execute_project_job
+from pipelines.execution import execute_project_job
 from pipelines.materialize import materialize_project
 from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL

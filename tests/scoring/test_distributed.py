@@ -20,7 +20,7 @@ from engines.cache import CompletionCache
 from engines.cache_shards import ShardedCache, merge_shards, shard_path, shards_dir
 from scoring.adaptive import AdaptiveConfig
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.distributed import DistributedConfig, RayConfig
+from scoring.distributed_config import DistributedConfig, RayConfig
 from scoring.grading import GradingConfig
 from scoring.rollouts import RolloutConfig
 from scoring.stages import build_difficulty, build_problems, build_rollouts, student_partition
