@@ -66,3 +66,14 @@ def smollm2_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     link = tmp_path_factory.mktemp("smollm2") / source.name
     link.symlink_to(source)
     return link
+
+
+# Fixtures that load or assemble a real model: a test using one is in the slow tier (`pytest -m "not slow"` skips
+# it). Tests that start a model another way carry `@pytest.mark.slow` themselves.
+REAL_MODEL_FIXTURES = frozenset({"session_root", "small_engine", "smollm2_gguf"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

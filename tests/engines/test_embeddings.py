@@ -22,6 +22,7 @@ TOWER_REWORDED = "What is the height of the Eiffel tower, measured in meters?"
 UNRELATED = "Find the remainder when 2^100 is divided by 7."
 
 
+@pytest.mark.slow  # loads the real embedding model
 def test_vectors_are_unit_rows_and_meaning_outranks_wording() -> None:
     embed = load_embedder()
     vectors = embed([TOWER, TOWER_REWORDED, UNRELATED])
@@ -31,6 +32,7 @@ def test_vectors_are_unit_rows_and_meaning_outranks_wording() -> None:
     assert same > 0.8 > other, (same, other)
 
 
+@pytest.mark.slow  # loads the real embedding model
 def test_cache_serves_stored_vectors_and_stores_new_ones(tmp_path: Path) -> None:
     path = tmp_path / "embeddings.sqlite"
     embed = load_embedder(cache_path=path)
@@ -52,6 +54,7 @@ def _problem(problem_id: str, question: str, source: str = "import") -> dict[str
     return {"problem_id": problem_id, "source": source, "family": "gsm8k", "question": question, "answer": "1"}
 
 
+@pytest.mark.slow  # loads the real embedding model
 def test_embedding_stages_catch_a_reworded_duplicate_and_a_reworded_leak(shared_dir: Path, tmp_path: Path) -> None:
     item = json.loads((shared_dir / "data/gsm8k/test.jsonl").read_text().splitlines()[0])["question"]
     # "Janet's ducks lay 16 eggs per day. ..." rewritten by hand, sharing almost no 8-gram with the original
