@@ -98,9 +98,13 @@ def mapping_for(preset: str | None, overrides: dict[str, str] | None = None) -> 
     return mapping
 
 
+def _is_template(text: str) -> bool:
+    return "{" in text or "}" in text
+
+
 def _template_columns(text: str, *, role: str = "question") -> list[str]:
     """The columns a mapped value reads: itself when it has no `{`, else the fields of its template."""
-    if "{" not in text and "}" not in text:
+    if not _is_template(text):
         return [text]
     return [column for literal, column in _template_parts(text, role) if column is not None]
 
@@ -130,12 +134,12 @@ def map_row(
         text = raw_text if raw_text is not None else json.dumps(row, ensure_ascii=False, default=str)
         return Reject.create("import", ref, reason, text)
 
-    question = _render(row, mapping.question, "question")
-    if isinstance(question, str) and not question.strip():
-        return reject(f"field {mapping.question!r} is not a non-empty string")
-    if not isinstance(question, str):
+    question = _mapped(row, mapping.question, "question")
+    if isinstance(question, _Missing):
         return reject(question.reason)
-    raw_answer = _value(row, mapping.answer)
+    if not isinstance(question, str) or not question.strip():
+        return reject(f"field {mapping.question!r} is not a non-empty string")
+    raw_answer = _mapped(row, mapping.answer, "answer")
     if isinstance(raw_answer, _Missing):
         return reject(raw_answer.reason)
     answer_text = _list_answer(raw_answer, mapping)
@@ -174,25 +178,25 @@ class _Missing:
     reason: str
 
 
-def _value(row: dict[str, Any], column_or_template: str) -> Any:
-    """The mapped value: a column's own value (a list stays a list), or a template rendered to text."""
-    if "{" in column_or_template or "}" in column_or_template:
-        return _render(row, column_or_template, "answer")
-    if column_or_template not in row:
-        return _Missing(f"missing field {column_or_template!r}; the row has columns {sorted(row)}")
-    value = row[column_or_template]
-    return _Missing(f"field {column_or_template!r} is null") if value is None else value
+def _mapped(row: dict[str, Any], column_or_template: str, role: str) -> Any:
+    """A role's value: a column's own value (a list stays a list), or its template rendered to text."""
+    return (
+        _render(row, column_or_template, role) if _is_template(column_or_template) else _value(row, column_or_template)
+    )
 
 
-def _render(row: dict[str, Any], column_or_template: str, role: str) -> str | _Missing:
-    """A column's text, or a template filled from the row; a missing, null or empty column is named."""
-    if "{" not in column_or_template and "}" not in column_or_template:
-        value = _value(row, column_or_template)
-        if isinstance(value, _Missing) or not isinstance(value, str):
-            return value if isinstance(value, _Missing) else ""
-        return value
+def _value(row: dict[str, Any], column: str) -> Any:
+    """One column's value, or why the row has none."""
+    if column not in row:
+        return _Missing(f"missing field {column!r}; the row has columns {sorted(row)}")
+    value = row[column]
+    return _Missing(f"field {column!r} is null") if value is None else value
+
+
+def _render(row: dict[str, Any], template: str, role: str) -> str | _Missing:
+    """A template filled from the row; a missing, null or empty column is named."""
     pieces = []
-    for literal, column in _template_parts(column_or_template, role):
+    for literal, column in _template_parts(template, role):
         pieces.append(literal)
         if column is None:
             continue
