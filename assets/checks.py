@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, run_settings
 from scoring.checks import CheckOutcome, answers_present, difficulty_coverage, schema_conformance, shard_conformance
+from scoring.grading.skills import skill_balance
 from scoring.schemas import SHARD
-from scoring.skills import skill_balance
-from scoring.stages import current_grades, curriculum_dir
+from scoring.stages.pipeline import current_grades, curriculum_dir
 
 
 def _result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:

@@ -13,9 +13,9 @@ from assets.resources import (
     run_settings,
 )
 from assets.run_config import CurriculumRun
-from scoring.curriculum import CurriculumReader
-from scoring.pool import contaminated_in_shards
-from scoring.stages import build_curriculum, curriculum_dir
+from scoring.curation.pool import contaminated_in_shards
+from scoring.curriculum.strategies import CurriculumReader
+from scoring.stages.pipeline import build_curriculum, curriculum_dir
 
 
 @dg.asset(

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.metadata import counts_metadata, preview_markdown
 from assets.partitions import STUDENTS
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
-from scoring.train_stages import build_exports
+from scoring.stages.training import build_exports
 
 
 @dg.asset(

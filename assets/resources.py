@@ -19,7 +19,7 @@ from engines.config import build_engine
 from engines.errors import ConfigError
 from scoring.checkpoints import REGISTRY, registered_model
 from scoring.config import ProjectConfig, StudentConfig, load_config, resolve_data_root
-from scoring.roles import EngineRoles
+from scoring.stages.roles import EngineRoles
 from scoring.storage import DataRoot
 
 

@@ -15,7 +15,7 @@ from assets.resources import (
     with_role_engines,
 )
 from assets.synthesis_metadata import disabled_metadata, stage_metadata
-from scoring.skill_stages import build_problem_skills, build_skill_profile, build_skill_vocabulary, build_stat_syn
+from scoring.stages.skills import build_problem_skills, build_skill_profile, build_skill_vocabulary, build_stat_syn
 
 WEAKEST_SKILLS_QUERY = """select skill_id, n_problems, round(pass_rate, 3) as pass_rate,
        n_fail_attributed, round(fail_share, 3) as fail_share

@@ -20,10 +20,10 @@ from assets.resources import (
     with_role_engines,
 )
 from assets.synthesis_metadata import disabled_metadata, stage_metadata
-from scoring.glan_stage import build_glan_problems, build_glan_syllabus, build_glan_taxonomy
-from scoring.restructure_stage import build_restructure
-from scoring.scalequest_stage import build_scalequest
-from scoring.socratic_stage import build_socratic_round
+from scoring.stages.glan import build_glan_problems, build_glan_syllabus, build_glan_taxonomy
+from scoring.stages.restructure import build_restructure
+from scoring.stages.scalequest import build_scalequest
+from scoring.stages.socratic import build_socratic_round
 
 SOCRATIC_ROUNDS = dg.DynamicPartitionsDefinition(name="socratic_rounds")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.metadata import counts_metadata
-from scoring.stages import StageSummary
+from scoring.stages.pipeline import StageSummary
 
 _MARKDOWN_FIGURES = {"funnel_md": "funnel", "reject_reasons_md": "reject_reasons", "preview_md": "preview"}
 

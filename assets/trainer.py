@@ -6,7 +6,7 @@ import dagster as dg
 from assets.metadata import counts_metadata, preview_markdown
 from assets.partitions import STUDENTS
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, run_settings
-from scoring.train_stages import build_trainer
+from scoring.stages.training import build_trainer
 
 
 @dg.asset(

@@ -7,8 +7,9 @@
 Planted problems are benchmark questions (GSM8K test, MATH-500) edited the way `tests/scoring/test_decontam.py`
 edits them (verbatim, numbers changed, whitespace/LaTeX, lightly reworded — the same functions) or paraphrased
 by the embedded model (through the Gradus engine and its persistent cache under `.gradus-bench/`). A planted
-problem counts as found only when a detector names the item it was made from. Every pool is checked with
-`scoring.decontam.decontaminate` against GSM8K test and MATH-500, the benchmarks `gradus.yaml` checks by default.
+problem counts as found only when a detector names the item it was made from. Every pool is checked
+with `scoring.curation.decontam.decontaminate` against GSM8K test and MATH-500,
+the benchmarks `gradus.yaml` checks by default.
 
 Splits (all data read from `--shared`, nothing copied into the repository):
 - tuning: the items the shipped defaults were measured on — the 100 items per benchmark the test plants, the
@@ -46,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engines import ChatRequest, Message, SamplingParams  # noqa: E402
 from engines.config import EngineConfig, build_engine  # noqa: E402
-from scoring.decontam import Benchmark, BenchmarkSpec, DecontamConfig, NgramRule, decontaminate, load_benchmark  # noqa: E402
+from scoring.curation.decontam import Benchmark, BenchmarkSpec, DecontamConfig, NgramRule, decontaminate, load_benchmark  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 from tests.scoring.test_decontam import CLEAN_PER_LEVEL, EDITS, PLANTED_PER_BENCHMARK, _clean_pool  # noqa: E402
 

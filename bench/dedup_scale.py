@@ -28,8 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scoring.decontam import BenchmarkSpec, DecontamConfig, NgramIndex, decontaminate, load_benchmark  # noqa: E402
-from scoring.dedup import DedupConfig, deduplicate  # noqa: E402
+from scoring.curation.decontam import BenchmarkSpec, DecontamConfig, NgramIndex, decontaminate, load_benchmark  # noqa: E402
+from scoring.curation.dedup import DedupConfig, deduplicate  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 
 PLANTED_SHARE = 0.05

@@ -5,8 +5,8 @@ for the embedded llama.cpp backend and for the openai backend against llama-cpp-
     nice python bench/engine_overhead.py [--backend embedded|openai|both|none] [--model NAME_OR_GGUF]
         [--problems 6] [--samples 2] [--max-tokens 128] [--concurrency 32] [--ray-workers 2]
 
-Every row samples the same requests: the student's rollout requests (`scoring.rollouts.solve_request`) for
-procedural arithmetic, so the Ray rows — `scoring.distributed.run_rollouts_on_ray`, Ray Data `map_batches` over
+Every row samples the same requests: the student's rollout requests (`scoring.grading.rollouts.solve_request`) for
+procedural arithmetic, so the Ray rows — `scoring.grading.ray_rollouts.run_rollouts_on_ray`, Ray Data `map_batches` over
 actors that each hold one embedded engine with one llama.cpp thread — draw the very samples (same cache keys) the
 other rows draw. The Ray rows also verify each sample (the rollout stage's work) and their seconds include starting
 the actors (model load + verifier); Ray itself is started once before them (`ray.init(num_cpus=workers)`), its
@@ -34,7 +34,7 @@ from engines.base import Backend, SampleCall  # noqa: E402
 from engines.cache import CompletionCache  # noqa: E402
 from engines.config import EngineConfig, build_backend, build_engine  # noqa: E402
 from engines.models import resolve_model_file  # noqa: E402
-from scoring.rollouts import RolloutConfig, solve_request  # noqa: E402
+from scoring.grading.rollouts import RolloutConfig, solve_request  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 from synthesis.problem import Problem  # noqa: E402
 
@@ -135,11 +135,11 @@ def ray_rows(args: argparse.Namespace, problems: list[Problem], rollouts: Rollou
     driver. Returns (`ray.init` seconds, rows); each row's tokens are those of the rollout rows produced."""
     import ray
 
-    from scoring.config import ProjectConfig, StudentConfig
-    from scoring.distributed import run_rollouts_on_ray, start_local_ray
-    from scoring.distributed_config import DistributedConfig, RayConfig
+    from scoring.config import DistributedConfig, ProjectConfig, StudentConfig
+    from scoring.grading.ray_config import RayConfig
+    from scoring.grading.ray_rollouts import run_rollouts_on_ray, start_local_ray
+    from scoring.grading.verify import Verifier
     from scoring.storage import DataRoot
-    from scoring.verify import Verifier
 
     models = Path(args.models_dir)
     samples = len(problems) * rollouts.k
@@ -161,7 +161,9 @@ def ray_rows(args: argparse.Namespace, problems: list[Problem], rollouts: Rollou
             )
             name = f"gradus on Ray, {args.ray_workers} workers"
             for label in ("cold cache", "warm cache, via Ray"):
-                run = run_rollouts_on_ray(problems, config=config, root=root, verifier=verifier, progress=False)
+                run = run_rollouts_on_ray(
+                    problems, student=config.ray_student(), root=root, verifier=verifier, progress=False
+                )
                 tokens = sum(run.result.rollouts.column("completion_tokens").to_pylist())
                 # Workers write only what their model generated to their cache shards: rows seen = model calls.
                 made = run.merge.rows_seen
@@ -170,7 +172,7 @@ def ray_rows(args: argparse.Namespace, problems: list[Problem], rollouts: Rollou
                 )
             with build_engine(engine_config, root.models_dir, root.cache_path) as engine:
                 run = run_rollouts_on_ray(
-                    problems, config=config, root=root, engine=engine, verifier=verifier, progress=False
+                    problems, student=config.ray_student(), root=root, engine=engine, verifier=verifier, progress=False
                 )
                 tokens = sum(run.result.rollouts.column("completion_tokens").to_pylist())
                 rows.append((f"{name}: warm, driver only", samples, tokens, run.seconds, engine.stats.model_calls))

@@ -18,7 +18,7 @@ row's own; the model load is not timed):
   under libgomp's default wait policy (threads spin ~300k iterations before sleeping) and under the backend's
   default (`OMP_WAIT_POLICY=PASSIVE`, set by `engines.embedded` unless the user set a policy).
 
-The prompts are the student's rollout requests (`scoring.rollouts.solve_request`, temperature 0.8, top_p 0.95)
+The prompts are the student's rollout requests (`scoring.grading.rollouts.solve_request`, temperature 0.8, top_p 0.95)
 for procedural arithmetic at knobs 2-4. Texts differ between the loop and the batched rows (another sampler
 implementation and batch arithmetic), so tokens differ; tokens/s is completion tokens over wall seconds of
 generation. The time split comes from the decoder's counters: prompt evaluation, batched `llama_decode`
@@ -46,7 +46,7 @@ def child(spec: dict) -> dict:
     from engines.base import SampleCall
     from engines.config import EngineConfig, build_backend
     from engines.models import resolve_model_file
-    from scoring.rollouts import RolloutConfig, solve_request
+    from scoring.grading.rollouts import RolloutConfig, solve_request
     from synthesis.families import FAMILIES
 
     problems = FAMILIES.get("arithmetic")().sample(seed=0, difficulties=[2, 3, 4], per_level=3)[: spec["prompts"]]

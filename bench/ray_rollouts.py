@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engines import EngineConfig, build_engine  # noqa: E402
 from engines.models import is_model_path, resolve_model_file  # noqa: E402
-from scoring.config import ProjectConfig, StudentConfig  # noqa: E402
-from scoring.distributed import run_rollouts_on_ray, start_local_ray  # noqa: E402
-from scoring.distributed_config import DistributedConfig, RayConfig  # noqa: E402
-from scoring.rollouts import RolloutConfig, RolloutResult, run_rollouts  # noqa: E402
+from scoring.config import DistributedConfig, ProjectConfig, StudentConfig  # noqa: E402
+from scoring.grading.ray_config import RayConfig  # noqa: E402
+from scoring.grading.ray_rollouts import run_rollouts_on_ray, start_local_ray  # noqa: E402
+from scoring.grading.rollouts import RolloutConfig, RolloutResult, run_rollouts  # noqa: E402
+from scoring.grading.verify import Verifier  # noqa: E402
 from scoring.storage import DataRoot  # noqa: E402
-from scoring.verify import Verifier  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 
 # path, samples, model calls, completion tokens generated or served, seconds, actor start seconds (Ray only)
@@ -98,7 +98,12 @@ def main() -> None:
                 for label in (f"Ray, {args.workers} workers: cold", "Ray path: warm (all cached: no Ray job)"):
                     calls = engine.stats.model_calls
                     run = run_rollouts_on_ray(
-                        problems, config=config, root=ray_root, engine=engine, verifier=verifier, progress=False
+                        problems,
+                        student=config.ray_student(),
+                        root=ray_root,
+                        engine=engine,
+                        verifier=verifier,
+                        progress=False,
                     )
                     row = (label, samples, engine.stats.model_calls - calls, _tokens(run.result), run.seconds)
                     rows.append((*row, run.worker_init_seconds))

@@ -6,7 +6,7 @@
 
 This is a REPLAY. `bench/record_rollouts.py` drew K=16 rollouts per problem from the real 0.5B student once,
 through the pipeline and its cache (config: `bench/rollout_savings.yaml`). Each policy here is run by the same
-code the pipeline uses (`scoring.adaptive.run_sequential`), fed the recorded outcomes in their sampled order
+code the pipeline uses (`scoring.grading.adaptive.run_sequential`), fed the recorded outcomes in their sampled order
 (sample index 0, 1, 2, …), so a policy that stops after n rollouts sees exactly the first n samples the
 pipeline would have drawn. The reference band of a problem is the band of its K=16 pass rate.
 
@@ -49,15 +49,15 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from scoring.adaptive import (  # noqa: E402
+from scoring.grading.adaptive import (  # noqa: E402
     AdaptiveConfig,
     BandsConfig,
     credible_interval,
     fit_pool_prior,
     run_sequential,
 )
-from scoring.estimators import fresh_group_interval  # noqa: E402
-from scoring.predictor import PassRatePredictor, Prediction, screen  # noqa: E402
+from scoring.grading.estimators import fresh_group_interval  # noqa: E402
+from scoring.grading.predictor import PassRatePredictor, Prediction, screen  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RECORDING = HERE / "recordings" / "rollout_savings_k16.parquet"
@@ -612,8 +612,9 @@ def main() -> None:
     )
     out("")
     out(
-        "The predictor (logistic regression, `scoring.predictor`) is trained only on the tuning half's K=16 grades "
-        "and predicts the report half; for tuning, its predictions on the tuning half are cross-fitted inside it. "
+        "The predictor (logistic regression, `scoring.grading.predictor`) is trained only on the tuning half's "
+        "K=16 grades and predicts the report half; for tuning, its predictions on the tuning half are "
+        "cross-fitted inside it. "
         "`random folds`: random problems held out. `family folds`: each problem is predicted by a model that "
         "never saw its family. 'rollouts' is the marginal cost; 'incl. predictor training' adds the K=16 "
         f"rollouts of the tuning half that trained it ({K_REF} × {n // 2} per report half, {K_REF} per predicted "

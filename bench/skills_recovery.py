@@ -17,7 +17,7 @@ on every problem (`label_known`) → failure attributions → profile. It prints
     skill, and the main skill's profile `fail_share`; then the Spearman rank correlation between "weakest by
     profile" (fail_share, high = weak) and "weakest by family pass rate" (1 − pass rate), over the families, and
     the same over every skill tag of the families (a skill's family weakness against its fail_share);
-(c) a chance baseline for both rank correlations: the same profile (`scoring.skills.profile_rows`, so the same
+(c) a chance baseline for both rank correlations: the same profile (`scoring.grading.skills.profile_rows`, so the same
     weighting by each problem's failed rollouts) with every attribution the teacher made replaced by as many skills
     drawn at random among the skills it was offered for that failure (`synthesis.skills.offered_skills`; with
     `attribute_from: problem` the problem's own skills), `--draws` seeded draws: the median and 95th percentile of
@@ -54,15 +54,8 @@ from scipy.stats import spearmanr  # noqa: E402
 from engines.config import EngineConfig  # noqa: E402
 from engines.models import EMBEDDED_MODELS, ensure_model  # noqa: E402
 from scoring.config import ProjectConfig, StudentConfig  # noqa: E402
-from scoring.roles import EngineRoles  # noqa: E402
-from scoring.rollouts import RolloutConfig  # noqa: E402
-from scoring.skill_stages import (  # noqa: E402
-    build_problem_skills,
-    build_skill_profile,
-    build_skill_vocabulary,
-    read_vocabulary,
-)
-from scoring.skills import (  # noqa: E402
+from scoring.grading.rollouts import RolloutConfig  # noqa: E402
+from scoring.grading.skills import (  # noqa: E402
     Attribution,
     SkillsConfig,
     effective_labels,
@@ -70,7 +63,14 @@ from scoring.skills import (  # noqa: E402
     labels_by_labeler,
     profile_rows,
 )
-from scoring.stages import build_difficulty, build_problems, build_rollouts, current_grades  # noqa: E402
+from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, current_grades  # noqa: E402
+from scoring.stages.roles import EngineRoles  # noqa: E402
+from scoring.stages.skills import (  # noqa: E402
+    build_problem_skills,
+    build_skill_profile,
+    build_skill_vocabulary,
+    read_vocabulary,
+)
 from scoring.storage import DataRoot  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 from synthesis.skills import Vocabulary, offered_skills  # noqa: E402
@@ -288,7 +288,8 @@ def chance_baseline(
 def profile_shares(
     config: ProjectConfig, labels: Mapping[str, list[str]], grades: Sequence[Mapping[str, object]]
 ) -> Callable[[Sequence[Attribution]], dict[str, float]]:
-    """attributions → skill id → fail_share, by `scoring.skills.profile_rows` (what `build_skill_profile` writes)."""
+    """attributions → skill id → fail_share, by `scoring.grading.skills.profile_rows` (what
+    `build_skill_profile` writes)."""
 
     def shares(attributions: Sequence[Attribution]) -> dict[str, float]:
         rows = profile_rows(
@@ -423,8 +424,8 @@ def chance_section(config, root, args, planted, grades, attribution_rows, stored
         f"{args.draws} seeded draws (seed {args.seed}): each of the teacher's {len(attributions)} accepted "
         f"attributions replaced by as many skills drawn at random among the skills it was offered "
         f"(`attribute_from: {config.skills.attribute_from}`); {open_choices} of them named fewer skills than offered "
-        "(the others are the same in every draw). Each draw's profile is `scoring.skills.profile_rows` on the stored "
-        "labels and grades, so failures weigh by their problem's failed rollouts as in `fail_share` (on the "
+        "(the others are the same in every draw). Each draw's profile is `scoring.grading.skills.profile_rows` on "
+        "the stored labels and grades, so failures weigh by their problem's failed rollouts as in `fail_share` (on the "
         "teacher's own attributions it gives the stored profile: largest fail_share difference "
         f"{drift:.1e}). p = share of draws with rho ≥ measured; undefined = draws with a constant fail_share, "
         "left out.\n",

@@ -15,7 +15,7 @@ else the pass rate the method itself recorded (ScaleQuest's difficulty step); "g
 rate was known. Tokens are all prompt + completion tokens the method's log rows record (cached calls included,
 so the figure is what producing the data costs, not what this run paid).
 
-`--run scalequest` first runs `scoring.scalequest_stage.build_scalequest` with the embedded model as generator,
+`--run scalequest` first runs `scoring.stages.scalequest.build_scalequest` with the embedded model as generator,
 teacher and student (small token caps; see `run_scalequest`), then reports.
 """
 
@@ -154,8 +154,8 @@ def run_scalequest(args: argparse.Namespace, root: DataRoot) -> dict[str, object
     answer-only student rollouts of 48 tokens for the pass rate."""
     from engines.config import EngineConfig, build_engine
     from scoring.config import ProjectConfig
-    from scoring.roles import EngineRoles
-    from scoring.scalequest_stage import build_scalequest
+    from scoring.stages.roles import EngineRoles
+    from scoring.stages.scalequest import build_scalequest
 
     engine_config = EngineConfig(model=args.model, n_ctx=1024)
     project = ProjectConfig.model_validate(

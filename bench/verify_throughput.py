@@ -13,7 +13,7 @@ Three sides check the same pairs, each timed the same way — processes started,
 - `pool`: the same parse+verify calls in a `multiprocessing` pool of `--workers` spawned processes, in chunks
   of the Gradus verifier's `chunk_size` (math-verify's own signal timers work there: each task runs in the
   worker's main thread);
-- `gradus`: `scoring.verify.Verifier.check` with `--workers` worker processes.
+- `gradus`: `scoring.grading.verify.Verifier.check` with `--workers` worker processes.
 All three use a `--timeout` limit per answer. Gradus decides some pairs without math-verify: normalized text
 equality (rule `exact`) and plain-number comparison (rule `numeric`). The bench prints how many pairs each
 rule decided and times the three sides again on the pairs *not* decided by the `exact` shortcut, and on the
@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoring.verify import CheckItem, Verifier, VerifyConfig  # noqa: E402
+from scoring.grading.verify import CheckItem, Verifier, VerifyConfig  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

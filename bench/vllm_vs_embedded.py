@@ -109,7 +109,7 @@ def _imports_vllm(python: Path) -> bool:
 
 def bench_requests(problems: int, samples: int, max_tokens: int) -> tuple[list[ChatRequest], list[str]]:
     """Procedural arithmetic at levels 1-3 (level 1 is a + b), asking for the answer only, and the gold answers."""
-    from scoring.rollouts import RolloutConfig, solve_request
+    from scoring.grading.rollouts import RolloutConfig, solve_request
     from synthesis.families import FAMILIES
 
     family = FAMILIES.get("arithmetic")()

@@ -17,7 +17,7 @@ from assets.resources import (
     TeacherEngineResource,
 )
 from scoring.config import load_config, resolve_data_root
-from scoring.roles import role_engine_config
+from scoring.stages.roles import role_engine_config
 
 CONFIG_ENV = "GRADUS_CONFIG"
 API_KEY_ENV = "GRADUS_STUDENT_API_KEY"

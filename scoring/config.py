@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import reprlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,21 +17,37 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from engines.config import EngineConfig
 from engines.errors import ConfigError
 from scoring.checkpoints import RegenerationConfig
-from scoring.curriculum import CurriculumConfig
-from scoring.dedup import DedupConfig
-from scoring.distributed_config import DistributedConfig
-from scoring.exports import ExportsConfig
-from scoring.grading import GradingConfig
-from scoring.pool import DecontaminationConfig
-from scoring.rollouts import RolloutConfig
-from scoring.skills import SkillsConfig
+from scoring.curation.dedup import DedupConfig
+from scoring.curation.pool import DecontaminationConfig
+from scoring.curriculum.strategies import CurriculumConfig
+from scoring.grading.policy import GradingConfig
+from scoring.grading.ray_config import RayConfig
+from scoring.grading.rollouts import RolloutConfig
+from scoring.grading.skills import SkillsConfig
+from scoring.grading.verify import VerifyConfig
 from scoring.storage import DataRoot, safe_name
-from scoring.trainer import TrainerConfig
-from scoring.verify import VerifyConfig
+from scoring.training.exports import ExportsConfig
+from scoring.training.grpo import TrainerConfig
+
+if TYPE_CHECKING:
+    from scoring.grading.ray_rollouts import RayStudent
 from synthesis.config import SynthesisConfig
 from synthesis.sources import SourcesConfig
 
 DEFAULT_DATA_ROOT = ".gradus"
+
+
+class DistributedConfig(BaseModel):
+    """How the work is spread: rollouts on this process or a Ray cluster; Dagster steps in one process or many."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rollouts: Literal["local", "ray"] = Field("local", description="local: this process | ray: Ray actors")
+    ray: RayConfig = Field(default_factory=RayConfig)
+    executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process", description="Dagster executor for launched runs: one process, or one process per step"
+    )
+    max_concurrent: int = Field(2, ge=1, description="multiprocess executor: steps running at once")
 
 
 class StudentConfig(BaseModel):
@@ -74,6 +90,12 @@ class ProjectConfig(BaseModel):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
+
+    def ray_student(self) -> RayStudent:
+        """The student as a Ray rollout job needs it (`scoring.grading.ray_rollouts.run_rollouts_on_ray`)."""
+        from scoring.grading.ray_rollouts import RayStudent
+
+        return RayStudent(self.student.id, self.student.engine, self.rollouts, self.verify, self.distributed.ray)
 
 
 # The bad value is shown cut short: a YAML alias bomb (`a1: &a1 [*a0, *a0, …]` nine levels deep) is a few

@@ -243,7 +243,7 @@ CONTAMINATION = pa.schema(
     ]
 )
 
-# The trainer (`scoring/trainer.py`): per optimizer step, which curriculum positions each step consumed, and every
+# The trainer (`scoring/training/grpo.py`): per optimizer step, which curriculum positions each step consumed, and every
 # sampled completion. The stored tables add the student and the run id (partitioned by both).
 TRAINER_STEPS = pa.schema(
     [

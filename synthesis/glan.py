@@ -2,7 +2,7 @@
 → syllabus → homework questions → answers.
 
 Pure parts only — the config, prompts, reply parsers and the concept-combination sampler; the stages that call
-the teacher live in `scoring/glan_stage.py`, taxonomy files and their loader in `synthesis/taxonomies/`.
+the teacher live in `scoring/stages/glan.py`, taxonomy files and their loader in `synthesis/taxonomies/`.
 
 Format: the paper asks for free text and converts it to JSON in a second call, because asking for the format
 in the same call lowered quality (§2.2). We ask for JSON at once (one call per item instead of two, and small

@@ -6,7 +6,7 @@ medium (0.3 < p ≤ 0.7) are *diversified* into a semantically equivalent paraph
 (arXiv 2507.10628) rebuilds an always-failed prompt (p = 0) by appending a sentence saying the following is the
 beginning of the answer, then the first 25%, 50% or 75% (characters) of a reference solution.
 
-Pure functions only; the stage is `scoring.restructure_stage.build_restructure`. Each variant becomes a problem
+Pure functions only; the stage is `scoring.stages.restructure.build_restructure`. Each variant becomes a problem
 with family `restructure_<kind>` (kind = simplified, diversified, hint_25, hint_50, hint_75), so the per-family
 difficulty tables show each kind on its own, and metadata `kind` says the same.
 """

@@ -14,7 +14,7 @@ a line is rejected, since its question may be unfinished. With a QFT generator, 
 paper's "You are a helpful assistant." instead of the default math-teacher line. The paper's code keeps a
 solvability reply that contains "yes" anywhere; `parse_verdict` reads the verdict where the prompt asks for it.
 
-Pure functions only; the stage is `scoring.scalequest_stage.build_scalequest`.
+Pure functions only; the stage is `scoring.stages.scalequest.build_scalequest`.
 """
 
 from __future__ import annotations

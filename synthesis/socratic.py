@@ -1,7 +1,7 @@
 """Socratic-Zero (methods §10; Wang et al., arXiv 2509.24726): the teacher turns the student's failures into new
 problems, kept when the student's pass rate on them lands near 0.5.
 
-Pure functions only (the round itself is `scoring.socratic_stage.build_socratic_round`): the refiner prompt
+Pure functions only (the round itself is `scoring.stages.socratic.build_socratic_round`): the refiner prompt
 (problem + the student's failed attempt), the parser of the teacher's reply into a new problem, reference solution
 and final answer, the utility `U = exp(-(s-µ)²/(2σ²))` and the keep rule, the README's zones, and the seeded
 choices (which failures are refined, which earlier items are replayed).

@@ -11,9 +11,9 @@ import pytest
 
 from engines.embeddings import EmbeddingCache, load_embedder
 from engines.errors import ConfigError
-from scoring.decontam import BenchmarkSpec, DecontamConfig
-from scoring.dedup import DedupConfig
-from scoring.pool import DecontaminationConfig, build_contamination, build_duplicates
+from scoring.curation.decontam import BenchmarkSpec, DecontamConfig
+from scoring.curation.dedup import DedupConfig
+from scoring.curation.pool import DecontaminationConfig, build_contamination, build_duplicates
 from scoring.schemas import PROBLEMS, to_table
 from scoring.storage import DataRoot
 

@@ -21,8 +21,8 @@ import pytest
 from bench.vllm_vs_embedded import run_vllm_worker
 from engines import ChatRequest, Message, SamplingParams
 from engines.gguf_convert import ensure_hf_model
-from scoring.rollouts import PROMPTS
-from scoring.verify import Verifier
+from scoring.grading.rollouts import PROMPTS
+from scoring.grading.verify import Verifier
 from tests.conftest import SMALL_MODEL
 from tests.engines.conftest import VLLM_CPU_ENGINE, vllm_models_dir
 

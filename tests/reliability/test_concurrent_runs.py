@@ -22,7 +22,7 @@ import duckdb
 import pytest
 
 from engines.models import EMBEDDED_MODELS, ensure_model
-from scoring import exports
+from scoring.training import exports
 from tests.conftest import SMALL_MODEL
 from tests.reliability.killing import (
     REPO,

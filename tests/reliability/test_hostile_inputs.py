@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from scoring.config import ProjectConfig, StudentConfig, load_config
 from scoring.errors import ConfigError
+from scoring.grading.verify import Verifier, parse_answer
 from scoring.storage import DataRoot, safe_name
-from scoring.verify import Verifier, parse_answer
 from synthesis.importers import import_dataset, mapping_for
 from synthesis.structured import ParseError, extract_json
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from transformers import TrainerState
 
-from scoring.agreement import majority_agreement, reference_agreement
-from scoring.trainer import VerifiedReward
-from scoring.verify import CheckItem, Verifier
+from scoring.grading.agreement import majority_agreement, reference_agreement
+from scoring.grading.verify import CheckItem, Verifier
+from scoring.training.grpo import VerifiedReward
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem
 from synthesis.reasoning_gym_source import rg_problems

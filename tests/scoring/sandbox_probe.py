@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from scoring import sandbox, verify
+from scoring.grading import sandbox, verify
 
 
 def _outcome(attempt: Callable[[], object]) -> str:

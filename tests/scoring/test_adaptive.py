@@ -10,15 +10,15 @@ from pydantic import ValidationError
 from scipy.stats import beta as beta_dist
 from scipy.stats import betabinom
 
-import scoring.adaptive as adaptive
-from scoring.adaptive import (
+import scoring.grading.adaptive as adaptive
+from scoring.grading.adaptive import (
     AdaptiveConfig,
     BandsConfig,
     ProblemState,
     fit_pool_prior,
     run_sequential,
 )
-from scoring.difficulty import grade_rollouts
+from scoring.grading.difficulty import grade_rollouts
 from scoring.schemas import ROLLOUTS, to_table
 
 
@@ -116,7 +116,8 @@ def test_stopped_bands_match_the_certified_interval_and_indices_are_never_reused
                 mass = sum(w for extra, w in zip(finals, pmf, strict=True) if _label((k + extra) / 16) == state.band)
                 assert mass >= config.credible_level, (pid, state, mass)
             else:
-                # Equal-tailed, but one-sided when k = 0 or k = n (scoring.estimators.credible_interval's convention).
+                # Equal-tailed, but one-sided when k = 0 or k = n
+                # (scoring.grading.estimators.credible_interval's convention).
                 level = config.credible_level
                 tail = {0: (0.0, level), n: (1 - level, 1.0)}.get(k, ((1 - level) / 2, (1 + level) / 2))
                 lo, hi = beta_dist.ppf(tail, a + k, b + n - k)

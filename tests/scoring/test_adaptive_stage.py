@@ -8,11 +8,11 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from engines import Engine
-from scoring.adaptive import AdaptiveConfig
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.grading import GradingConfig
-from scoring.rollouts import RolloutConfig
-from scoring.stages import build_difficulty, build_problems, build_rollouts, student_partition
+from scoring.grading.adaptive import AdaptiveConfig
+from scoring.grading.policy import GradingConfig
+from scoring.grading.rollouts import RolloutConfig
+from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, student_partition
 from scoring.storage import DataRoot
 from synthesis.sources import ProceduralSource, SourcesConfig
 from tests.conftest import SMALL_MODEL

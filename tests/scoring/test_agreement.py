@@ -1,4 +1,4 @@
-"""`scoring/agreement.py`: synthesized answers are accepted only when independent solutions agree."""
+"""`scoring/grading/agreement.py`: synthesized answers are accepted only when independent solutions agree."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from scoring.agreement import majority_agreement, reference_agreement
-from scoring.verify import Verifier
+from scoring.grading.agreement import majority_agreement, reference_agreement
+from scoring.grading.verify import Verifier
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from engines.errors import IntegrityError
-from scoring.curriculum import CurriculumConfig, CurriculumReader, plan_curriculum, write_shards
+from scoring.curriculum.strategies import CurriculumConfig, CurriculumReader, plan_curriculum, write_shards
 from scoring.schemas import DIFFICULTY, PROBLEMS, to_table
 
 

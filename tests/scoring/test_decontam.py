@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from engines.errors import ConfigError
-from scoring.decontam import (
+from scoring.curation.decontam import (
     CONTAMINATION,
     MATCHED_TEXT_CHARS,
     Benchmark,

@@ -14,7 +14,7 @@ from datasketch import LeanMinHash, MinHash
 from pydantic import ValidationError
 from scipy import sparse
 
-from scoring.dedup import (
+from scoring.curation.dedup import (
     DUPLICATES,
     DedupConfig,
     Pairs,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.adaptive import BandsConfig
-from scoring.difficulty import grade_rollouts
+from scoring.grading.adaptive import BandsConfig
+from scoring.grading.difficulty import grade_rollouts
 from scoring.schemas import DIFFICULTY, ROLLOUTS, to_table
 
 

@@ -18,12 +18,12 @@ import pytest
 from engines import Completion, EngineConfig, build_engine
 from engines.cache import CompletionCache
 from engines.cache_shards import ShardedCache, merge_shards, shard_path, shards_dir
-from scoring.adaptive import AdaptiveConfig
-from scoring.config import ProjectConfig, StudentConfig
-from scoring.distributed_config import DistributedConfig, RayConfig
-from scoring.grading import GradingConfig
-from scoring.rollouts import RolloutConfig
-from scoring.stages import build_difficulty, build_problems, build_rollouts, student_partition
+from scoring.config import DistributedConfig, ProjectConfig, StudentConfig
+from scoring.grading.adaptive import AdaptiveConfig
+from scoring.grading.policy import GradingConfig
+from scoring.grading.ray_config import RayConfig
+from scoring.grading.rollouts import RolloutConfig
+from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, student_partition
 from scoring.storage import DataRoot
 from synthesis.sources import ProceduralSource, SourcesConfig
 from tests.conftest import SMALL_MODEL

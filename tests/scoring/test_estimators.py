@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.estimators import (
+from scoring.grading.estimators import (
     beta_posterior,
     expected_abs_advantage,
     jeffreys_interval,
@@ -52,7 +52,7 @@ def test_learnability_peaks_at_half() -> None:
 
 
 def test_credible_interval_reaches_the_boundary_a_never_or_always_solved_problem_shows() -> None:
-    from scoring.estimators import credible_interval
+    from scoring.grading.estimators import credible_interval
 
     lo, hi = credible_interval(0, 8, (1.0, 1.0), 0.9)
     assert lo == 0.0 and 0.0 < hi < 0.3
@@ -66,7 +66,7 @@ def test_credible_interval_reaches_the_boundary_a_never_or_always_solved_problem
 def test_fresh_group_interval_is_wider_than_the_credible_interval_and_covers_re_rollouts() -> None:
     import numpy as np
 
-    from scoring.estimators import credible_interval, fresh_group_interval
+    from scoring.grading.estimators import credible_interval, fresh_group_interval
 
     lo, hi = credible_interval(5, 10, (1.0, 1.0), 0.9)
     f_lo, f_hi = fresh_group_interval(5, 10, (1.0, 1.0), 10, 0.9)

@@ -13,10 +13,16 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from engines.errors import ConfigError, IntegrityError
-from scoring.curriculum import CurriculumConfig, CurriculumReader, LengthBudget, plan_curriculum, write_shards
-from scoring.exports import EXPORT_MANIFEST, TRL_RESERVED, export, export_hf_dataset, export_trl, export_verl
-from scoring.rollouts import PROMPTS
+from scoring.curriculum.strategies import (
+    CurriculumConfig,
+    CurriculumReader,
+    LengthBudget,
+    plan_curriculum,
+    write_shards,
+)
+from scoring.grading.rollouts import PROMPTS
 from scoring.schemas import DIFFICULTY, PROBLEMS, SHARD, to_table
+from scoring.training.exports import EXPORT_MANIFEST, TRL_RESERVED, export, export_hf_dataset, export_trl, export_verl
 
 # A ChatML template on a real (word-level) fast tokenizer: enough for TRL and verl to render prompts offline.
 CHATML = (

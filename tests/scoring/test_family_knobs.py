@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engines import Engine
-from scoring.rollouts import RolloutConfig, solve_request
-from scoring.verify import CheckItem, Verifier
+from scoring.grading.rollouts import RolloutConfig, solve_request
+from scoring.grading.verify import CheckItem, Verifier
 from synthesis.families import FAMILIES
 
 PER_LEVEL = 3

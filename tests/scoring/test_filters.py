@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from scoring.filters import (
+from scoring.grading.band_filters import (
     FILTER_DECISIONS,
     FILTERS,
     FilterConfig,

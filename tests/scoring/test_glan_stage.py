@@ -12,10 +12,10 @@ import pytest
 
 from engines import Engine
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.glan_stage import build_glan_problems, build_glan_syllabus, build_glan_taxonomy, load_courses
-from scoring.roles import EngineRoles
+from scoring.stages.glan import build_glan_problems, build_glan_syllabus, build_glan_taxonomy, load_courses
+from scoring.stages.roles import EngineRoles
+from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import synth_partition
 from synthesis import glan
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.glan import GlanConfig

@@ -13,7 +13,11 @@ import pytest
 
 from engines.config import EngineConfig, expected_revision
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.grade_stages import (
+from scoring.grading.policy import GradingConfig, PredictorConfig
+from scoring.grading.rollouts import sampling_hash
+from scoring.grading.verify import VERIFIER_VERSION
+from scoring.schemas import PREDICTIONS, PROBLEMS, ROLLOUTS, to_table
+from scoring.stages.difficulty import (
     LEGACY_PREDICTOR_FILE,
     PREDICTOR_ARRAYS_FILE,
     PREDICTOR_FILE,
@@ -21,10 +25,7 @@ from scoring.grade_stages import (
     predictor_guidance,
     predictor_path,
 )
-from scoring.grading import GradingConfig, PredictorConfig
-from scoring.rollouts import sampling_hash
-from scoring.schemas import PREDICTIONS, PROBLEMS, ROLLOUTS, to_table
-from scoring.stages import (
+from scoring.stages.pipeline import (
     build_band_filter,
     build_difficulty,
     build_irt,
@@ -33,7 +34,6 @@ from scoring.stages import (
     student_partition,
 )
 from scoring.storage import DataRoot
-from scoring.verify import VERIFIER_VERSION
 from synthesis.families import FAMILIES
 from tests.conftest import SMALL_MODEL
 
@@ -213,7 +213,7 @@ def test_an_old_pickled_predictor_is_ignored_and_never_loaded(tmp_path: Path, ca
         return predictor_guidance(config, root, problems, {}, revision="r2", sampling="h", verifier_version="v")
 
     # The calls adaptive grading makes (build_rollouts): the old file counts as no predictor, with a note.
-    with caplog.at_level(logging.WARNING, logger="scoring.grade_stages"):
+    with caplog.at_level(logging.WARNING, logger="scoring.stages.difficulty"):
         priors, screened, predictions = guidance()
         note = ignored_legacy_predictor(root, "s")
     assert (priors, screened, predictions.num_rows) == ({}, {}, 0)

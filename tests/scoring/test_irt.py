@@ -8,7 +8,7 @@ import pytest
 from scipy.optimize import check_grad
 from scipy.stats import spearmanr
 
-from scoring.irt import IRT_ITEMS, IRT_STUDENTS, _objective, fit_rasch
+from scoring.grading.irt import IRT_ITEMS, IRT_STUDENTS, _objective, fit_rasch
 from scoring.schemas import DIFFICULTY, to_table
 
 

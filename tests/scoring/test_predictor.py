@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from scoring.predictor import PSEUDO_COUNT_BOUNDS, PassRatePredictor, Prediction, priority, screen
+from scoring.grading.predictor import PSEUDO_COUNT_BOUNDS, PassRatePredictor, Prediction, priority, screen
 
 FAMILIES = {"arith": 2.5, "fractions": 1.0, "logic": -0.5, "geometry": -1.5}  # base logit at knob 3
 SLOPE = 0.9  # logit drop per knob step

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scoring.verify import CheckItem, Verifier
+from scoring.grading.verify import CheckItem, Verifier
 from synthesis.problem import Problem, make_problem_id
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "embedded_completions.jsonl"

@@ -11,12 +11,12 @@ import pytest
 
 from engines import Engine
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.restructure_stage import build_restructure
-from scoring.roles import EngineRoles
-from scoring.rollouts import RolloutConfig
-from scoring.stages import build_difficulty, build_problems, build_rollouts, current_grades, load_problems
+from scoring.grading.rollouts import RolloutConfig
+from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, current_grades, load_problems
+from scoring.stages.restructure import build_restructure
+from scoring.stages.roles import EngineRoles
+from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import synth_partition
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.restructure import RestructureConfig, clpo_class, variant_kinds
 from synthesis.sources import ProceduralSource, SourcesConfig

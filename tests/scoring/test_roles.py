@@ -1,4 +1,5 @@
-"""`scoring/roles.py`: teacher defaults to the student, generator to the teacher; one engine per distinct config."""
+"""`scoring/stages/roles.py`: teacher defaults to the student, generator to the teacher; one engine per distinct
+config."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from engines import EngineConfig
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.roles import EngineRoles, role_engine_config
+from scoring.stages.roles import EngineRoles, role_engine_config
 from scoring.storage import DataRoot
 
 STUDENT = EngineConfig(backend="embedded", model="qwen2.5-coder-0.5b-instruct-q4_k_m", n_ctx=512)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import bench.rollout_savings as bench
-from scoring.predictor import Prediction
+from scoring.grading.predictor import Prediction
 
 FAMILIES = ["arith", "fractions", "logic", "words"]
 

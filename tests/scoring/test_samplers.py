@@ -12,8 +12,7 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from scoring.errors import ConfigError
-from scoring.samplers import (
+from scoring.curriculum.samplers import (
     CategorySampler,
     DUMPConfig,
     DUMPSampler,
@@ -21,6 +20,7 @@ from scoring.samplers import (
     SECSampler,
     grpo_advantages,
 )
+from scoring.errors import ConfigError
 
 PROBLEMS = {
     "algebra": ["alg-0", "alg-1", "alg-2"],

@@ -11,15 +11,15 @@ import pytest
 
 from engines import Engine, EngineConfig
 from engines.errors import ConfigError
-from scoring.agreement import Agreement
 from scoring.config import ProjectConfig
-from scoring.grade_stages import predictor_path
-from scoring.predictor import PREDICTOR_METHOD, PassRatePredictor
-from scoring.roles import EngineRoles
-from scoring.scalequest_stage import CHECKS, Candidate, build_scalequest, difficulty_sampling
+from scoring.grading.agreement import Agreement
+from scoring.grading.predictor import PREDICTOR_METHOD, PassRatePredictor
+from scoring.grading.verify import Verifier
+from scoring.stages.difficulty import predictor_path
+from scoring.stages.roles import EngineRoles
+from scoring.stages.scalequest import CHECKS, Candidate, build_scalequest, difficulty_sampling
+from scoring.stages.synthesis_log import SynthesisRecord, synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import SynthesisRecord, synth_partition
-from scoring.verify import Verifier
 from tests.conftest import SMALL_MODEL
 
 STAGES = ("generate", "language", "solvable", "majority_vote", "difficulty")

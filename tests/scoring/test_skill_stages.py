@@ -1,5 +1,5 @@
 """Skills end to end on the real 0.5B CPU model (vocabulary → labels → profile → STAT-Syn, a DuckDB query of the
-weakest skills, a free rerun), plus the pure profile/weight/balance arithmetic of `scoring/skills.py`."""
+weakest skills, a free rerun), plus the pure profile/weight/balance arithmetic of `scoring/grading/skills.py`."""
 
 from __future__ import annotations
 
@@ -13,20 +13,9 @@ import pytest
 
 from engines import Engine
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.curriculum import plan_curriculum
-from scoring.roles import EngineRoles
-from scoring.rollouts import RolloutConfig
-from scoring.schemas import PROBLEM_SKILLS, to_table
-from scoring.skill_stages import (
-    build_problem_skills,
-    build_skill_profile,
-    build_skill_vocabulary,
-    build_stat_syn,
-    copy_reason,
-    main_skill,
-    problem_skill_weights,
-)
-from scoring.skills import (
+from scoring.curriculum.strategies import plan_curriculum
+from scoring.grading.rollouts import RolloutConfig
+from scoring.grading.skills import (
     Attribution,
     SkillsConfig,
     balance_of,
@@ -37,7 +26,18 @@ from scoring.skills import (
     sel_weights,
     skill_balance,
 )
-from scoring.stages import build_difficulty, build_problems, build_rollouts, current_grades
+from scoring.schemas import PROBLEM_SKILLS, to_table
+from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, current_grades
+from scoring.stages.roles import EngineRoles
+from scoring.stages.skills import (
+    build_problem_skills,
+    build_skill_profile,
+    build_skill_vocabulary,
+    build_stat_syn,
+    copy_reason,
+    main_skill,
+    problem_skill_weights,
+)
 from scoring.storage import DataRoot
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.skills import parse_questions

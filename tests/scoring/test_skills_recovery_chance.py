@@ -1,5 +1,5 @@
 """The chance baseline of bench/skills_recovery.py on a tiny planted table: random attributions among the offered
-skills, scored by the project's own profile arithmetic (`scoring.skills.profile_rows`)."""
+skills, scored by the project's own profile arithmetic (`scoring.grading.skills.profile_rows`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.skills import Attribution, SkillsConfig
+from scoring.grading.skills import Attribution, SkillsConfig
 from synthesis.families import FAMILIES
 from synthesis.skills import Vocabulary, family_skills
 

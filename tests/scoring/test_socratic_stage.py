@@ -13,12 +13,12 @@ import pytest
 
 from engines import Engine
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.roles import EngineRoles
-from scoring.rollouts import RolloutConfig
-from scoring.socratic_stage import build_socratic_round
-from scoring.stages import build_problems, student_partition
+from scoring.grading.rollouts import RolloutConfig
+from scoring.stages.pipeline import build_problems, student_partition
+from scoring.stages.roles import EngineRoles
+from scoring.stages.socratic import build_socratic_round
+from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import synth_partition
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.socratic import SocraticConfig
 from synthesis.sources import ProceduralSource, SourcesConfig

@@ -16,12 +16,12 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-import scoring.trainer as trainer_module
+import scoring.training.grpo as trainer_module
 from engines.errors import ConfigError, IntegrityError
-from scoring.curriculum import CurriculumConfig, CurriculumReader, plan_curriculum, write_shards
+from scoring.curriculum.strategies import CurriculumConfig, CurriculumReader, plan_curriculum, write_shards
+from scoring.grading.verify import CheckItem, Verifier
 from scoring.schemas import DIFFICULTY, PROBLEMS, to_table
-from scoring.trainer import TrainerConfig, VerifiedReward, plan_steps, train_on_curriculum
-from scoring.verify import CheckItem, Verifier
+from scoring.training.grpo import TrainerConfig, VerifiedReward, plan_steps, train_on_curriculum
 from synthesis.problem import Problem
 
 EASY_SUMS = [(3, 4), (2, 5), (6, 1), (4, 4), (7, 2), (5, 3)]

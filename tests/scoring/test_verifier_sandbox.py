@@ -20,8 +20,8 @@ import pytest
 from pebble import ProcessPool
 
 from engines.errors import ConfigError
-from scoring import sandbox
-from scoring.verify import CheckItem, Verifier, VerifyConfig
+from scoring.grading import sandbox
+from scoring.grading.verify import CheckItem, Verifier, VerifyConfig
 from tests.scoring import sandbox_probe
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the sandbox is Linux-only")
@@ -93,7 +93,7 @@ def test_without_seccomp_rlimits_still_stop_file_data(tmp_path: Path) -> None:
 def test_missing_seccomp_is_warned_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(sandbox, "_pyseccomp", lambda: None)
     monkeypatch.setattr(sandbox, "_warned", False)
-    with caplog.at_level(logging.WARNING, logger="scoring.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="scoring.grading.sandbox"):
         sandbox.warn_if_degraded()
         sandbox.warn_if_degraded()
     assert [r.message for r in caplog.records].count(

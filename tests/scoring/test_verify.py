@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from scoring.verify import Verifier, parse_answer, verify
+from scoring.grading.verify import Verifier, parse_answer, verify
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_verify_pure_function() -> None:
 
 
 def test_family_and_reasoning_gym_problems_use_their_own_scorers(verifier: Verifier) -> None:
-    from scoring.verify import CheckItem
+    from scoring.grading.verify import CheckItem
     from synthesis.families import FAMILIES
     from synthesis.reasoning_gym_source import rg_problems
 

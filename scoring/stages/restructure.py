@@ -21,14 +21,14 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from engines import Engine
-from scoring.agreement import check_answers, reference_agreement, solution_requests
 from scoring.config import ProjectConfig
-from scoring.roles import EngineRoles
-from scoring.socratic_stage import distinct_engines, preview_markdown, summary_figures
-from scoring.stages import StageSummary, current_grades, load_pool
+from scoring.grading.agreement import check_answers, reference_agreement, solution_requests
+from scoring.grading.verify import Verifier
+from scoring.stages.pipeline import StageSummary, current_grades, load_pool
+from scoring.stages.roles import EngineRoles
+from scoring.stages.socratic import distinct_engines, preview_markdown, summary_figures
+from scoring.stages.synthesis_log import SynthesisRecord, synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import SynthesisRecord, synth_partition
-from scoring.verify import Verifier
 from synthesis.problem import Problem
 from synthesis.restructure import (
     RestructureConfig,
@@ -245,7 +245,7 @@ def _agree(run: _Run, rewrites: Sequence[Rewrite]) -> None:
 
 def _references(run: _Run, parents: Sequence[Parent]) -> dict[str, Reference]:
     """Each parent's reference solution: its own when it has one, else the first of k teacher solutions that
-    reaches the gold answer (checked by the verifier, `scoring.agreement.reference_agreement`; one suffices)."""
+    reaches the gold answer (checked by the verifier, `scoring.grading.agreement.reference_agreement`; one suffices)."""
     references = {
         p.problem.problem_id: Reference(p.problem.solution, "dataset")
         for p in parents

@@ -1,6 +1,6 @@
 """Rollouts and their verification over Ray: the pool split into batches, each batch run by a stateful actor.
 
-`run_rollouts_on_ray` is `scoring.rollouts.run_rollouts` spread over a Ray cluster (issue 11, item 3). Ray Data
+`run_rollouts_on_ray` is `scoring.grading.rollouts.run_rollouts` spread over a Ray cluster (issue 11, item 3). Ray Data
 `map_batches` hands batches of problems to a fixed pool of actors; each actor starts the student's engine once
 (from its `EngineConfig`, so every worker loads the same model and reports the same revision) and a verifier,
 then calls `run_rollouts` on each batch it gets. Samples are seeded per (problem, sample index), not per worker,
@@ -33,15 +33,27 @@ import pyarrow.compute as pc
 
 from engines.cache_shards import MergeReport
 from engines.errors import ConfigError
-from scoring.distributed_config import RayConfig
+from scoring.grading.ray_config import RayConfig
 
 if TYPE_CHECKING:
     from engines import Engine
-    from scoring.config import ProjectConfig
-    from scoring.rollouts import RolloutResult
+    from engines.config import EngineConfig
+    from scoring.grading.rollouts import RolloutConfig, RolloutResult
+    from scoring.grading.verify import Verifier, VerifyConfig
     from scoring.storage import DataRoot
-    from scoring.verify import Verifier
     from synthesis.problem import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class RayStudent:
+    """What a Ray rollout job needs to know about the student: its id and engine, the rollout and verifier settings,
+    and where the actors run (the project config's `student`, `rollouts`, `verify` and `distributed.ray`)."""
+
+    student_id: str
+    engine: EngineConfig
+    rollouts: RolloutConfig
+    verify: VerifyConfig
+    ray: RayConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +77,8 @@ class _RolloutWorker:
         from engines import Engine, EngineConfig
         from engines.cache_shards import ShardedCache, shard_path
         from engines.config import build_backend
-        from scoring.rollouts import RolloutConfig
-        from scoring.verify import Verifier, VerifyConfig
+        from scoring.grading.rollouts import RolloutConfig
+        from scoring.grading.verify import Verifier, VerifyConfig
 
         engine_config = EngineConfig.model_validate(settings["engine"])
         worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -80,7 +92,7 @@ class _RolloutWorker:
         self.init_seconds = time.perf_counter() - started  # model load + verifier start, reported per batch
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from scoring.rollouts import run_rollouts
+        from scoring.grading.rollouts import run_rollouts
         from synthesis.problem import Problem
 
         problems = [Problem(**json.loads(text)) for text in batch.column("problem").to_pylist()]
@@ -165,38 +177,38 @@ def _ensure_ray(config: RayConfig) -> bool:
 def run_rollouts_on_ray(
     problems: Sequence[Problem],
     *,
-    config: ProjectConfig,
+    student: RayStudent,
     root: DataRoot,
     engine: Engine | None = None,
     verifier: Verifier | None = None,
     sample_ranges: Sequence[tuple[int, int]] | None = None,
     progress: bool = True,
 ) -> RayRollouts:
-    """`run_rollouts` for `config.student` over Ray actors (`config.distributed.ray`), same rows, same order.
+    """`run_rollouts` for `student` over Ray actors (`student.ray`), same rows, same order.
 
     With `engine` (the driver's engine for the same student), problems whose samples are all in the main cache
     are served here — a rerun starts no Ray at all — and the workers' stats are added to `engine.stats`; the
     workers must report its model revision. `verifier` checks those cached samples (one is started if None).
     The workers' cache shards are merged into `root.cache_path` after the job."""
     from engines.cache_shards import merge_shards, shards_dir
-    from scoring.rollouts import RolloutResult, run_rollouts
+    from scoring.grading.rollouts import RolloutResult, run_rollouts
+    from scoring.grading.verify import Verifier
     from scoring.schemas import ROLLOUTS, VERDICT_AUDIT, to_table
-    from scoring.verify import Verifier
 
-    ranges = list(sample_ranges) if sample_ranges is not None else [(0, config.rollouts.k)] * len(problems)
+    ranges = list(sample_ranges) if sample_ranges is not None else [(0, student.rollouts.k)] * len(problems)
     if len(ranges) != len(problems):
         raise ValueError(f"{len(ranges)} sample ranges for {len(problems)} problems")
     started = time.perf_counter()
-    cached = _fully_cached(problems, ranges, config, engine) if engine is not None else set()
+    cached = _fully_cached(problems, ranges, student.rollouts, engine) if engine is not None else set()
     parts: list[RolloutResult] = [RolloutResult(to_table([], ROLLOUTS), to_table([], VERDICT_AUDIT))]
     if cached and engine is not None:
-        with nullcontext(verifier) if verifier is not None else Verifier(config.verify) as checker:
+        with nullcontext(verifier) if verifier is not None else Verifier(student.verify) as checker:
             parts.append(
                 run_rollouts(
                     [problems[i] for i in sorted(cached)],
                     engine,
-                    student_id=config.student.id,
-                    config=config.rollouts,
+                    student_id=student.student_id,
+                    config=student.rollouts,
                     verifier=checker,
                     progress=False,
                     sample_ranges=[ranges[i] for i in sorted(cached)],
@@ -209,12 +221,12 @@ def run_rollouts_on_ray(
         # Shards a killed job left behind hold samples already paid for. They are merged but kept: another job
         # on this data root may still be writing its own, and a merge is idempotent.
         merge_shards(main_cache, remove=False)
-        settings = _worker_settings(config, root)
+        settings = _worker_settings(student, root)
         rows = [
             {"problem": json.dumps(_as_dict(problems[i])), "first": ranges[i][0], "count": ranges[i][1]} for i in remote
         ]
         try:
-            outputs = _run_on_actors(rows, settings, config.distributed.ray, progress=progress)
+            outputs = _run_on_actors(rows, settings, student.ray, progress=progress)
         finally:
             report = merge_shards(main_cache, shards_dir(main_cache).glob(f"{settings['run_id']}-*.sqlite"))
         _account(outputs, engine)
@@ -234,18 +246,18 @@ def run_rollouts_on_ray(
 
 
 def _fully_cached(
-    problems: Sequence[Problem], ranges: Sequence[tuple[int, int]], config: ProjectConfig, engine: Engine
+    problems: Sequence[Problem], ranges: Sequence[tuple[int, int]], rollouts: RolloutConfig, engine: Engine
 ) -> set[int]:
     """Positions of the problems whose every requested sample is in the driver engine's cache."""
     from engines.base import SampleCall
     from engines.cache import cache_key
-    from scoring.rollouts import solve_request
+    from scoring.grading.rollouts import solve_request
 
     if engine.cache is None:
         return set()
     keys: dict[int, list[str]] = {}
     for i, (problem, (first, count)) in enumerate(zip(problems, ranges, strict=True)):
-        request = solve_request(problem, config.rollouts, first_sample=first, count=max(count, 1))
+        request = solve_request(problem, rollouts, first_sample=first, count=max(count, 1))
         calls = [SampleCall(request.messages, request.sampling, first + j) for j in range(count)]
         keys[i] = [cache_key(engine.backend.name, engine.model_id, engine.model_revision, c) for c in calls]
     found = engine.cache.get_many([k for ks in keys.values() for k in ks])
@@ -256,10 +268,10 @@ def _as_dict(problem: Problem) -> dict[str, object]:
     return {f.name: getattr(problem, f.name) for f in fields(problem)}
 
 
-def _worker_settings(config: ProjectConfig, root: DataRoot) -> dict[str, Any]:
+def _worker_settings(student: RayStudent, root: DataRoot) -> dict[str, Any]:
     """What each actor needs to start its engine and verifier (plain data: it travels to other nodes)."""
-    ray_config = config.distributed.ray
-    engine_config = config.student.engine
+    ray_config = student.ray
+    engine_config = student.engine
     if engine_config.backend == "embedded" and engine_config.n_threads is None:
         # One llama.cpp thread per reserved CPU: N actors with all cores each would fight over them.
         engine_config = engine_config.model_copy(update={"n_threads": max(1, int(ray_config.cpus_per_worker))})
@@ -268,10 +280,10 @@ def _worker_settings(config: ProjectConfig, root: DataRoot) -> dict[str, Any]:
         "models_dir": str(root.models_dir),
         "main_cache": str(root.cache_path),
         "run_id": time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8],
-        "verify": config.verify.model_dump(),
+        "verify": student.verify.model_dump(),
         "verify_workers": max(1, int(ray_config.cpus_per_worker)),
-        "rollouts": config.rollouts.model_dump(),
-        "student_id": config.student.id,
+        "rollouts": student.rollouts.model_dump(),
+        "student_id": student.student_id,
     }
 
 

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines import ChatRequest, Engine, Message, SamplingParams
 from engines.base import canonical_json, sha256_hex
+from scoring.grading.verify import CheckItem, Verifier
 from scoring.schemas import ROLLOUTS, VERDICT_AUDIT, to_table
-from scoring.verify import CheckItem, Verifier
 from synthesis.problem import Problem, Verdict
 
 PROMPT_VERSION = "solve_boxed_v1"  # the default prompt

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import sparse
 
 from engines.errors import ConfigError, did_you_mean
-from scoring.dedup import Embed, embedding_matrix, normalize_text
+from scoring.curation.dedup import Embed, embedding_matrix, normalize_text
 from scoring.schemas import CONTAMINATION
 from synthesis.importers import import_dataset, mapping_for
 from synthesis.problem import Reject

@@ -24,14 +24,14 @@ from pathlib import Path
 import pyarrow as pa
 
 from engines import ChatRequest, Completion, Engine, Message, SamplingParams
-from scoring.agreement import Agreement, check_answers
 from scoring.config import ProjectConfig
-from scoring.roles import EngineRoles
+from scoring.grading.agreement import Agreement, check_answers
+from scoring.grading.verify import Verifier
 from scoring.schemas import GLAN_DISCIPLINES, GLAN_SUBJECTS, GLAN_SYLLABUS, SYNTHESIS_LOG, to_table
-from scoring.stages import StageSummary
+from scoring.stages.pipeline import StageSummary
+from scoring.stages.roles import EngineRoles
+from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import SynthesisRecord, funnel_markdown, synth_partition
-from scoring.verify import Verifier
 from synthesis import glan
 from synthesis.glan import Course, CourseSession, GlanConfig, Parsed, derive_seed
 from synthesis.problem import Problem

@@ -1,6 +1,6 @@
 """Stages around the difficulty table: the pass-rate predictor, band filters, revisions and the IRT fit.
 
-Like `scoring.stages`, each reads from the data root, writes its tables atomically and returns a summary.
+Like `scoring.stages.pipeline`, each reads from the data root, writes its tables atomically and returns a summary.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from scoring.adaptive import ProblemState
 from scoring.config import ProjectConfig
-from scoring.filters import apply_filter
-from scoring.irt import fit_rasch
-from scoring.predictor import PREDICTOR_METHOD, PassRatePredictor, Prediction, screen
+from scoring.grading.adaptive import ProblemState
+from scoring.grading.band_filters import apply_filter
+from scoring.grading.irt import fit_rasch
+from scoring.grading.predictor import PREDICTOR_METHOD, PassRatePredictor, Prediction, screen
 from scoring.schemas import DIFFICULTY, PREDICTIONS, PREDICTOR_RELIABILITY, STUDENT_REVISIONS, to_table
 from scoring.storage import DataRoot
 from synthesis.problem import Problem
 
-# A saved predictor is a JSON manifest plus its arrays beside it; neither can run code when read (scoring.predictor).
+# A saved predictor is a JSON manifest plus its arrays beside it; neither can run code when read
+# (scoring.grading.predictor).
 PREDICTOR_FILE = "predictor.json"
 PREDICTOR_ARRAYS_FILE = "predictor.npz"
 # What earlier versions wrote: a joblib pickle. Never opened: loading a pickle can run code, and the data root may

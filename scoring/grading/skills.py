@@ -1,7 +1,7 @@
 """Skills (methods §7, STAT; He et al., arXiv 2510.10023): the config, the missing-skill profile's arithmetic,
 STAT-Sel weights, and the readers the curriculum uses (`problem_skill_weights`, `main_skill`, `skill_balance`).
 
-The stages that call the teacher live in `scoring/skill_stages.py`; the prompts and parsers in `synthesis/skills.py`.
+The stages that call the teacher live in `scoring/stages/skills.py`; the prompts and parsers in `synthesis/skills.py`.
 
 Which labels count. A problem can carry labels from several labelers: its procedural family ("family"), its GLAN
 key concepts ("glan"), a STAT-Syn target skill ("stat_syn") and the teacher (labeler = the teacher's model id).
@@ -36,11 +36,11 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engines.engine import EngineStats
-from scoring.estimators import wilson_interval
+from scoring.grading.estimators import wilson_interval
 from scoring.storage import DataRoot
 from synthesis.skills import KNOWN_LABELERS
 
-INTERVAL_LEVEL = 0.90  # the pipeline's interval level for pass rates (scoring/difficulty.py)
+INTERVAL_LEVEL = 0.90  # the pipeline's interval level for pass rates (scoring/grading/difficulty.py)
 
 
 class SkillsConfig(BaseModel):

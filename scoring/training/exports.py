@@ -3,7 +3,7 @@ prompt-only layout, and a Hugging Face `datasets.Dataset` saved with `save_to_di
 
 Shards are read with `CurriculumReader`, which checks each one against the curriculum manifest (sha256, rows,
 positions), so a corrupted shard stops the export before anything is written. The prompt is the chat prompt
-the student was graded with (`scoring.rollouts.solve_request`), so training sees what grading saw.
+the student was graded with (`scoring.grading.rollouts.solve_request`), so training sees what grading saw.
 
 Layout under `out_dir` (one directory per format, each with an `export.json` listing files, rows and sha256
 plus the source manifest's sha256):
@@ -37,8 +37,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.errors import ConfigError, IntegrityError, did_you_mean
-from scoring.curriculum import MANIFEST, CurriculumReader
-from scoring.rollouts import PROMPT_VERSION, PROMPTS, RolloutConfig, solve_request
+from scoring.curriculum.strategies import MANIFEST, CurriculumReader
+from scoring.grading.rollouts import PROMPT_VERSION, PROMPTS, RolloutConfig, solve_request
 from scoring.schemas import SHARD
 from scoring.storage import write_parquet_atomic, write_text_atomic
 from synthesis.problem import Problem

@@ -1,6 +1,6 @@
 """How the pool is graded on the student: a fixed K, or adaptive K with an optional pass-rate predictor.
 
-`grade_adaptively` runs `scoring.adaptive.run_sequential` with the engine as the source of rollouts. Each
+`grade_adaptively` runs `scoring.grading.adaptive.run_sequential` with the engine as the source of rollouts. Each
 round's rollouts are stored before the next round starts, and a rerun starts from the stored evidence, so a
 killed run resumes where it stopped; the completion cache covers a round that was cut off mid-way.
 """
@@ -15,10 +15,17 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines import Engine
-from scoring.adaptive import AdaptiveConfig, BandsConfig, Outcome, ProblemState, SequentialResult, run_sequential
-from scoring.filters import FILTERS, FilterConfig
-from scoring.rollouts import RolloutConfig, RolloutResult, run_rollouts
-from scoring.verify import Verifier
+from scoring.grading.adaptive import (
+    AdaptiveConfig,
+    BandsConfig,
+    Outcome,
+    ProblemState,
+    SequentialResult,
+    run_sequential,
+)
+from scoring.grading.band_filters import FILTERS, FilterConfig
+from scoring.grading.rollouts import RolloutConfig, RolloutResult, run_rollouts
+from scoring.grading.verify import Verifier
 from synthesis.problem import Problem
 
 EVIDENCE_FREE = frozenset({"timeout", "error"})  # verdicts that say nothing about the student

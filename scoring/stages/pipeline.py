@@ -17,22 +17,14 @@ import pyarrow.compute as pc
 from engines import Engine
 from engines.config import expected_revision
 from scoring.config import ProjectConfig
-from scoring.curriculum import CurriculumPlan, plan_curriculum, write_shards
-from scoring.difficulty import grade_rollouts
-from scoring.distributed import run_rollouts_on_ray
-from scoring.grade_stages import (
-    band_filter_decisions,
-    ignored_legacy_predictor,
-    irt_fit,
-    predicted_grades,
-    predictor_guidance,
-    predictor_path,
-    register_revisions,
-    train_predictor,
-)
-from scoring.grading import grade_adaptively, stored_states
-from scoring.pool import build_contamination, build_duplicates, excluded_from_pool
-from scoring.rollouts import RolloutResult, run_rollouts, sampling_hash
+from scoring.curation.pool import build_contamination, build_duplicates, excluded_from_pool
+from scoring.curriculum.strategies import CurriculumPlan, plan_curriculum, write_shards
+from scoring.grading.difficulty import grade_rollouts
+from scoring.grading.policy import grade_adaptively, stored_states
+from scoring.grading.ray_rollouts import run_rollouts_on_ray
+from scoring.grading.rollouts import RolloutResult, run_rollouts, sampling_hash
+from scoring.grading.skills import main_skill, problem_skill_weights
+from scoring.grading.verify import VERIFIER_VERSION, Verifier
 from scoring.schemas import (
     AUDIT_KEY,
     CURRICULUM_EXCLUDED,
@@ -45,9 +37,17 @@ from scoring.schemas import (
     VERDICT_AUDIT,
     to_table,
 )
-from scoring.skills import main_skill, problem_skill_weights
+from scoring.stages.difficulty import (
+    band_filter_decisions,
+    ignored_legacy_predictor,
+    irt_fit,
+    predicted_grades,
+    predictor_guidance,
+    predictor_path,
+    register_revisions,
+    train_predictor,
+)
 from scoring.storage import DataRoot
-from scoring.verify import VERIFIER_VERSION, Verifier
 from synthesis.problem import Problem
 from synthesis.sources import build_pool
 
@@ -153,7 +153,13 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
 
     def ray_round(batch: Sequence[Problem], ranges: Sequence[tuple[int, int]] | None = None) -> RolloutResult:
         ray_run = run_rollouts_on_ray(
-            batch, config=config, root=root, engine=engine, verifier=verifier, sample_ranges=ranges, progress=progress
+            batch,
+            student=config.ray_student(),
+            root=root,
+            engine=engine,
+            verifier=verifier,
+            sample_ranges=ranges,
+            progress=progress,
         )
         ray_totals["ray_batches"] += ray_run.batches
         ray_totals["ray_workers"] = max(ray_totals["ray_workers"], ray_run.workers)

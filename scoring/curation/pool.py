@@ -14,8 +14,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.embeddings import load_embedder
-from scoring.decontam import BenchmarkSpec, DecontamConfig, decontaminate
-from scoring.dedup import DedupConfig, deduplicate
+from scoring.curation.decontam import BenchmarkSpec, DecontamConfig, decontaminate
+from scoring.curation.dedup import DedupConfig, deduplicate
 from scoring.schemas import REJECTS, to_table
 from scoring.storage import DataRoot
 

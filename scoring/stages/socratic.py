@@ -24,15 +24,15 @@ import pyarrow.compute as pc
 from engines import Engine
 from engines.engine import EngineStats
 from engines.errors import ConfigError
-from scoring.agreement import check_answers
 from scoring.config import ProjectConfig
-from scoring.roles import EngineRoles
-from scoring.rollouts import RolloutConfig, run_rollouts, sampling_hash
+from scoring.grading.agreement import check_answers
+from scoring.grading.rollouts import RolloutConfig, run_rollouts, sampling_hash
+from scoring.grading.verify import Verifier
 from scoring.schemas import AUDIT_KEY, ROLLOUT_KEY
-from scoring.stages import StageSummary, load_pool, load_problems, student_partition
+from scoring.stages.pipeline import StageSummary, load_pool, load_problems, student_partition
+from scoring.stages.roles import EngineRoles
+from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import SynthesisRecord, funnel_markdown, synth_partition
-from scoring.verify import Verifier
 from synthesis.problem import Problem, make_problem_id, normalize_text
 from synthesis.socratic import (
     FailedAttempt,
@@ -427,7 +427,7 @@ def _pid(problem: Problem) -> str:
     return problem.problem_id
 
 
-# --- summary (shared with scoring.restructure_stage) --------------------------------------------------------------
+# --- summary (shared with scoring.stages.restructure) --------------------------------------------------------------
 
 
 def distinct_engines(engines: Iterable[Engine]) -> list[Engine]:

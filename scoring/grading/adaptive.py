@@ -29,7 +29,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln
 from scipy.stats import betabinom
 
-from scoring.estimators import credible_interval
+from scoring.grading.estimators import credible_interval
 
 ADAPTIVE_METHOD = "adaptive_v1"
 

@@ -43,10 +43,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.errors import ConfigError, did_you_mean
 from engines.models import EMBEDDED_MODELS, is_model_path, resolve_model_file
-from scoring.curriculum import CurriculumReader
-from scoring.rollouts import PROMPTS
+from scoring.curriculum.strategies import CurriculumReader
+from scoring.grading.rollouts import PROMPTS
+from scoring.grading.verify import CheckItem, Verifier, VerifyConfig
 from scoring.schemas import TRAINER_CONSUMPTION, TRAINER_ROLLOUTS, TRAINER_STEPS, to_table
-from scoring.verify import CheckItem, Verifier, VerifyConfig
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem
 

@@ -76,7 +76,7 @@ class CurriculumConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: StrategyName = Field("easy_to_hard", description="offline schedule (see scoring/curriculum.py)")
+    strategy: StrategyName = Field("easy_to_hard", description="offline schedule (see strategies.py)")
     shard_size: int = Field(16, ge=1, description="problems per shard")
     stage_bounds: tuple[float, ...] = Field(
         (0.75, 0.5, 0.25), description="posterior-mean cut points, descending: stage 0 is ≥ the first"

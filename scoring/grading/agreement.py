@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from engines import ChatRequest, Engine, Message, SamplingParams
-from scoring.rollouts import PROMPT_VERSION, PROMPTS
-from scoring.verify import Verifier, parse_answer
+from scoring.grading.rollouts import PROMPT_VERSION, PROMPTS
+from scoring.grading.verify import Verifier, parse_answer
 from synthesis.config import AnswerCheckConfig
 
 

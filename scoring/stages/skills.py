@@ -22,11 +22,9 @@ import pyarrow as pa
 
 from engines import ChatRequest, Engine, SamplingParams
 from engines.config import expected_revision
-from scoring.agreement import Agreement, check_answers, solution_requests
 from scoring.config import ProjectConfig
-from scoring.roles import EngineRoles
-from scoring.schemas import PROBLEM_SKILLS, REJECTS, SKILL_ATTRIBUTIONS, SKILL_PROFILE, SKILLS, to_table
-from scoring.skills import (
+from scoring.grading.agreement import Agreement, check_answers, solution_requests
+from scoring.grading.skills import (
     Attribution,
     choose_failures,
     effective_labels,
@@ -38,10 +36,19 @@ from scoring.skills import (
     reasons_markdown,
     stats_delta,
 )
-from scoring.stages import StageSummary, current_grades, load_pool, load_problems, student_partition, student_rollouts
+from scoring.grading.verify import Verifier
+from scoring.schemas import PROBLEM_SKILLS, REJECTS, SKILL_ATTRIBUTIONS, SKILL_PROFILE, SKILLS, to_table
+from scoring.stages.pipeline import (
+    StageSummary,
+    current_grades,
+    load_pool,
+    load_problems,
+    student_partition,
+    student_rollouts,
+)
+from scoring.stages.roles import EngineRoles
+from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import SynthesisRecord, funnel_markdown, synth_partition
-from scoring.verify import Verifier
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem, make_problem_id, normalize_text
 from synthesis.skills import (
@@ -312,7 +319,7 @@ def build_skill_profile(
     """The student's `skill_attributions` and `skill_profile` (partition `student=<id>`): per skill the pass rate
     over its graded problems, and — STAT's Missing-Skill-Profile (methods §7 stage 2) — the share of failed
     rollouts (up to `failures_attributed`, seeded) whose attempt the teacher says shows the skill missing, with
-    Wilson intervals and the STAT-Sel weight (`scoring.skills`)."""
+    Wilson intervals and the STAT-Sel weight (`scoring.grading.skills`)."""
     sk = config.skills
     started = time.perf_counter()
     part = student_partition(config)

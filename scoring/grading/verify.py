@@ -4,7 +4,8 @@ Two pure functions — `parse_answer(text, config)` and `verify(gold, pred, conf
 checks batches in a pool of worker processes (both cores busy) with a per-answer time limit. math-verify's
 own limits use `signal.alarm` in the caller, which breaks in threads; here each worker arms its own timer per
 answer, and a hung worker is killed and its batch re-checked one answer at a time. Nothing is ever `eval`ed,
-and each worker is locked down after its imports (`scoring.sandbox`): it can neither write files nor start processes.
+and each worker is locked down after its imports (`scoring.grading.sandbox`): it can neither write files nor
+start processes.
 Conventions follow `../shared/methods.md` §15 (Qwen2.5-Math extraction order, Math-Verify equivalence).
 
 Which checker decides (`Verdict.rule`): a procedural family's own exact scorer when the problem comes from a
@@ -31,7 +32,7 @@ from fractions import Fraction
 from pebble import ProcessExpired, ProcessPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from scoring import sandbox
+from scoring.grading import sandbox
 from synthesis.answers import MAX_ANSWER_CHARS, ExtractedAnswer, extract_final_answer
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem, Verdict
@@ -141,7 +142,7 @@ class CheckItem:
 
 def _warm_up() -> None:
     """Import and exercise math-verify once per worker, so the first answer's timer does not pay for it; then
-    lock the worker down (no file writes, no new processes: `scoring.sandbox`) before it sees model text."""
+    lock the worker down (no file writes, no new processes: `scoring.grading.sandbox`) before it sees model text."""
     _math_verify("\\sqrt{2}", "2^{1/2}")
     sandbox.lock_down()
 
@@ -261,7 +262,7 @@ class Verifier:
         )
 
     def protections(self) -> dict[str, bool]:
-        """The protections in force in a worker (`scoring.sandbox.active_protections`), for tests and audits."""
+        """The protections in force in a worker (`scoring.grading.sandbox.active_protections`), for tests and audits."""
         return self._pool.schedule(sandbox.active_protections, timeout=60).result()
 
     def check(self, items: Sequence[CheckItem]) -> list[Verdict]:

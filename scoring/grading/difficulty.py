@@ -14,8 +14,8 @@ from collections import defaultdict
 
 import pyarrow as pa
 
-from scoring.adaptive import ADAPTIVE_METHOD, AdaptiveConfig, BandsConfig, ProblemState, decide, fit_pool_prior
-from scoring.estimators import (
+from scoring.grading.adaptive import ADAPTIVE_METHOD, AdaptiveConfig, BandsConfig, ProblemState, decide, fit_pool_prior
+from scoring.grading.estimators import (
     beta_posterior,
     expected_abs_advantage,
     fresh_group_interval,

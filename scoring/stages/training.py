@@ -14,15 +14,15 @@ from pathlib import Path
 import pyarrow as pa
 
 from scoring.config import ProjectConfig
-from scoring.curriculum import MANIFEST, CurriculumReader
-from scoring.difficulty import grade_rollouts
-from scoring.exports import export
-from scoring.grade_stages import register_revisions
+from scoring.curriculum.strategies import MANIFEST, CurriculumReader
+from scoring.grading.difficulty import grade_rollouts
 from scoring.schemas import ROLLOUT_KEY, ROLLOUTS, TRAINING_CONSUMPTION, TRAINING_STEPS, to_table
-from scoring.stages import StageSummary, curriculum_dir
+from scoring.stages.difficulty import register_revisions
+from scoring.stages.pipeline import StageSummary, curriculum_dir
 from scoring.storage import DataRoot
-from scoring.trainer import METHOD as TRAIN_METHOD
-from scoring.trainer import TrainingRun, train_on_curriculum
+from scoring.training.exports import export
+from scoring.training.grpo import METHOD as TRAIN_METHOD
+from scoring.training.grpo import TrainingRun, train_on_curriculum
 
 
 def exports_dir(config: ProjectConfig, root: DataRoot) -> Path:
@@ -99,7 +99,7 @@ def training_evidence(run: TrainingRun, student_id: str, run_id: str, config: Pr
 
 
 def build_trainer(config: ProjectConfig, root: DataRoot, *, progress: bool = True) -> StageSummary:
-    """Train on the current curriculum in order (GRPO + LoRA, `scoring/trainer.py`) and write back what happened:
+    """Train on the current curriculum in order (GRPO + LoRA, `scoring/training/grpo.py`) and write back what happened:
     `training_steps` and `training_consumption` per run, and the training rollouts as evidence — `rollouts` and
     `difficulty` rows of the student `<id>-train`, revision = run id. A run is addressed by its config and the
     curriculum's manifest, so a rerun with both unchanged reuses the stored run instead of training again."""

@@ -6,10 +6,10 @@
    solution, asks something) and exact duplicates of an earlier candidate.
 3. `solvable`: the teacher's greedy Yes/No check.
 4. `majority_vote`: `responses` solutions from the teacher (the shared solve prompt); the majority answer, when
-   `scoring.agreement.majority_agreement` accepts it, becomes the gold answer and the best agreeing response
+   `scoring.grading.agreement.majority_agreement` accepts it, becomes the gold answer and the best agreeing response
    (`pick_response`) the solution. The paper picks a response with a reward model instead; we have none.
 5. `difficulty`: our difficulty, not the paper's regression head — the student's saved pass-rate predictor when
-   one exists (`scoring.grade_stages.predictor_path`), else a few student rollouts (`difficulty_rollouts`,
+   one exists (`scoring.stages.difficulty.predictor_path`), else a few student rollouts (`difficulty_rollouts`,
    default `rollouts.k`, with the grading stage's sampling, so grading reuses them from the cache). Questions with
    pass rate ≥ `grading.bands.too_easy` are dropped with probability `drop_easy_share` (a seeded draw per item).
 
@@ -26,16 +26,16 @@ from dataclasses import dataclass, field, fields
 
 from engines import Completion, Engine, EngineStats
 from engines.errors import ConfigError
-from scoring.agreement import Agreement, majority_agreement, solution_requests
 from scoring.config import ProjectConfig
-from scoring.grade_stages import ignored_legacy_predictor, predictor_path
-from scoring.predictor import PREDICTOR_METHOD, PassRatePredictor
-from scoring.roles import EngineRoles
-from scoring.rollouts import PROMPT_VERSION, run_rollouts
-from scoring.stages import StageSummary
+from scoring.grading.agreement import Agreement, majority_agreement, solution_requests
+from scoring.grading.predictor import PREDICTOR_METHOD, PassRatePredictor
+from scoring.grading.rollouts import PROMPT_VERSION, run_rollouts
+from scoring.grading.verify import Verifier, parse_answer
+from scoring.stages.difficulty import ignored_legacy_predictor, predictor_path
+from scoring.stages.pipeline import StageSummary
+from scoring.stages.roles import EngineRoles
+from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
 from scoring.storage import DataRoot
-from scoring.synth_tables import SynthesisRecord, funnel_markdown, synth_partition
-from scoring.verify import Verifier, parse_answer
 from synthesis.config import AnswerCheckConfig
 from synthesis.problem import Problem, normalize_text
 from synthesis.prompting import prompt_version

@@ -1,0 +1,1 @@
+"""L1 curation: near-duplicate removal, benchmark decontamination and the clean pool."""

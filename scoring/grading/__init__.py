@@ -1,0 +1,1 @@
+"""L1 grading: verify answers, run rollouts, estimate difficulty (pass rates, posteriors, IRT, predictor)."""
