@@ -1,12 +1,13 @@
 """Thin Dagster assets: each loads its inputs, calls one stage function from `scoring/`, returns metadata."""
 
+from assets.ablation import ablation_report, ablation_run
 from assets.band_filter import band_filter
 from assets.checks import DATA_CHECKS
+from assets.curation import contamination, duplicates
 from assets.curriculum import curriculum_shards, no_contaminated_problems_in_shards
 from assets.difficulty import difficulty
 from assets.exports import trainer_exports
 from assets.irt import irt
-from assets.pool import contamination, duplicates
 from assets.predictor import predictor
 from assets.problems import problems
 from assets.rollouts import rollouts
@@ -45,7 +46,9 @@ MAIN_ASSETS = [
     stat_syn_problems,
 ]
 # Socratic-Zero rounds are partitioned by round, so they run in their own job.
-ALL_ASSETS = [*MAIN_ASSETS, socratic_problems]
+# The curriculum ablation trains many runs: only its own jobs materialize it.
+ABLATION_ASSETS = [ablation_run, ablation_report]
+ALL_ASSETS = [*MAIN_ASSETS, socratic_problems, *ABLATION_ASSETS]
 
 ALL_CHECKS = [no_contaminated_problems_in_shards, *DATA_CHECKS]
 

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.metadata import counts_metadata, table_metadata
 from assets.partitions import STUDENTS
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
-from scoring.stages.pipeline import build_band_filter
+from scoring.stages.difficulty import build_band_filter
 
 
 @dg.asset(

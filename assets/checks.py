@@ -8,7 +8,8 @@ from assets.resources import DataRootResource, ProjectResource, StudentEngineRes
 from scoring.checks import CheckOutcome, answers_present, difficulty_coverage, schema_conformance, shard_conformance
 from scoring.grading.skills import skill_balance
 from scoring.schemas import SHARD
-from scoring.stages.pipeline import current_grades, curriculum_dir
+from scoring.stages.curriculum import curriculum_dir
+from scoring.stages.difficulty import current_grades
 
 
 def _result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:

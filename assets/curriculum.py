@@ -14,8 +14,8 @@ from assets.resources import (
 )
 from assets.run_config import CurriculumRun
 from scoring.curation.pool import contaminated_in_shards
-from scoring.curriculum.strategies import CurriculumReader
-from scoring.stages.pipeline import build_curriculum, curriculum_dir
+from scoring.curriculum.shards import CurriculumReader
+from scoring.stages.curriculum import build_curriculum, curriculum_dir
 
 
 @dg.asset(

@@ -6,7 +6,7 @@ from assets.metadata import counts_metadata, histogram_markdown, per_group_markd
 from assets.partitions import STUDENTS
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from assets.run_config import DifficultyRun
-from scoring.stages.pipeline import build_difficulty
+from scoring.stages.difficulty import build_difficulty
 
 
 @dg.asset(

@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.metadata import counts_metadata, preview_markdown
 from assets.resources import CatalogResource, DataRootResource
-from scoring.stages.pipeline import build_irt
+from scoring.stages.difficulty import build_irt
 
 
 @dg.asset(

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.metadata import counts_metadata, table_metadata
 from assets.resources import DataRootResource, ProjectResource
 from assets.run_config import ProblemsRun
-from scoring.stages.pipeline import build_problems
+from scoring.stages.problems import build_problems
 
 
 @dg.asset(

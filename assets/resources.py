@@ -17,9 +17,9 @@ from assets.partitions import partition_of
 from engines import Engine, EngineConfig
 from engines.config import build_engine
 from engines.errors import ConfigError
+from scoring.catalog import connect_catalog, refresh_catalog
 from scoring.checkpoints import REGISTRY, registered_model
 from scoring.config import ProjectConfig, StudentConfig, load_config, resolve_data_root
-from scoring.stages.roles import EngineRoles
 from scoring.storage import DataRoot
 
 
@@ -125,11 +125,11 @@ class CatalogResource(dg.ConfigurableResource):
     data_root: DataRootResource
 
     def refresh(self) -> list[str]:
-        return self.data_root.root().refresh_catalog()
+        return refresh_catalog(self.data_root.root())
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self.data_root.root().connect_catalog()
+        con = connect_catalog(self.data_root.root())
         try:
             yield con
         finally:
@@ -159,20 +159,3 @@ def run_settings(
     """The data root and the effective project config of this run (the partition's student)."""
     root = data_root.root()
     return root, effective_config(project, student, context, root)
-
-
-def with_role_engines(
-    config: ProjectConfig, teacher: TeacherEngineResource, generator: GeneratorEngineResource
-) -> ProjectConfig:
-    """`config` whose teacher and generator are the (possibly launchpad-overridden) role resources'."""
-    return config.model_copy(update={"teacher": teacher.engine_config(), "generator": generator.engine_config()})
-
-
-@contextmanager
-def open_roles(config: ProjectConfig, root: DataRoot) -> Iterator[EngineRoles]:
-    """The run's engines by role, started on first use and stopped after (roles with one config share a model)."""
-    roles = EngineRoles(config, root)
-    try:
-        yield roles
-    finally:
-        roles.close()

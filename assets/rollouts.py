@@ -6,7 +6,7 @@ from assets.metadata import counts_metadata, table_metadata
 from assets.partitions import STUDENTS
 from assets.resources import DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from assets.run_config import RolloutsRun
-from scoring.stages.pipeline import build_rollouts
+from scoring.stages.rollouts import build_rollouts
 
 
 @dg.asset(

@@ -10,12 +10,11 @@ from assets.resources import (
     ProjectResource,
     StudentEngineResource,
     TeacherEngineResource,
-    open_roles,
-    run_settings,
-    with_role_engines,
 )
-from assets.synthesis_metadata import disabled_metadata, stage_metadata
-from scoring.stages.skills import build_problem_skills, build_skill_profile, build_skill_vocabulary, build_stat_syn
+from assets.roles import RoleResources, run_role_stage
+from scoring.config import ProjectConfig
+from scoring.stages.skills import build_problem_skills, build_skill_profile, build_skill_vocabulary
+from scoring.stages.stat_syn import build_stat_syn
 
 WEAKEST_SKILLS_QUERY = """select skill_id, n_problems, round(pass_rate, 3) as pass_rate,
        n_fail_attributed, round(fail_share, 3) as fail_share
@@ -36,14 +35,9 @@ def skill_vocabulary(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root)
-    if not config.skills.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("skills"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_skill_vocabulary(config, root, roles)
-    return dg.MaterializeResult(
-        metadata=stage_metadata(summary, query="select source, count(*) from skills group by all order by all")
-    )
+    resources = RoleResources(project, data_root, student, teacher, generator)
+    query = "select source, count(*) from skills group by all order by all"
+    return run_role_stage(build_skill_vocabulary, resources, section="skills", query=query)
 
 
 @dg.asset(
@@ -60,13 +54,9 @@ def problem_skills(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root)
-    if not config.skills.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("skills"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_problem_skills(config, root, roles)
+    resources = RoleResources(project, data_root, student, teacher, generator)
     query = "select skill_id, labeler, count(*) from problem_skills group by all order by 3 desc"
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=query))
+    return run_role_stage(build_problem_skills, resources, section="skills", query=query)
 
 
 @dg.asset(
@@ -85,12 +75,12 @@ def skill_profile(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root, context)
-    if not config.skills.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("skills"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_skill_profile(config, root, roles)
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=WEAKEST_SKILLS_QUERY))
+    resources = RoleResources(project, data_root, student, teacher, generator)
+    return run_role_stage(build_skill_profile, resources, section="skills", query=WEAKEST_SKILLS_QUERY, context=context)
+
+
+def _stat_syn_enabled(config: ProjectConfig) -> bool:
+    return config.skills.enabled and config.skills.syn_per_skill != 0
 
 
 @dg.asset(
@@ -109,10 +99,8 @@ def stat_syn_problems(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root, context)
-    if not config.skills.enabled or config.skills.syn_per_skill == 0:
-        return dg.MaterializeResult(metadata=disabled_metadata("skills"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_stat_syn(config, root, roles)
+    resources = RoleResources(project, data_root, student, teacher, generator)
     query = "select stage, kept, reason, count(*) from synthesis_log where method = 'stat_syn' group by all"
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=query))
+    return run_role_stage(
+        build_stat_syn, resources, section="skills", query=query, context=context, enabled=_stat_syn_enabled
+    )

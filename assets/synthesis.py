@@ -15,15 +15,17 @@ from assets.resources import (
     ProjectResource,
     StudentEngineResource,
     TeacherEngineResource,
-    open_roles,
-    run_settings,
-    with_role_engines,
 )
-from assets.synthesis_metadata import disabled_metadata, stage_metadata
-from scoring.stages.glan import build_glan_problems, build_glan_syllabus, build_glan_taxonomy
+from assets.roles import RoleResources, run_role_stage
+from scoring.config import ProjectConfig
+from scoring.stages.glan import build_glan_syllabus, build_glan_taxonomy
+from scoring.stages.glan_problems import build_glan_problems
+from scoring.stages.report import StageSummary
 from scoring.stages.restructure import build_restructure
+from scoring.stages.roles import EngineRoles
 from scoring.stages.scalequest import build_scalequest
 from scoring.stages.socratic import build_socratic_round
+from scoring.storage import DataRoot
 
 SOCRATIC_ROUNDS = dg.DynamicPartitionsDefinition(name="socratic_rounds")
 
@@ -49,12 +51,8 @@ def scalequest_problems(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root)
-    if not config.synthesis.scalequest.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("synthesis.scalequest"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_scalequest(config, root, roles)
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=_query("scalequest")))
+    resources = RoleResources(project, data_root, student, teacher, generator)
+    return run_role_stage(build_scalequest, resources, section="synthesis.scalequest", query=_query("scalequest"))
 
 
 @dg.asset(
@@ -70,13 +68,9 @@ def glan_taxonomy(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root)
-    if not config.synthesis.glan.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("synthesis.glan"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_glan_taxonomy(config, root, roles)
+    resources = RoleResources(project, data_root, student, teacher, generator)
     query = "select discipline, subject, level, subtopics from glan_subjects order by all"
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=query))
+    return run_role_stage(build_glan_taxonomy, resources, section="synthesis.glan", query=query)
 
 
 @dg.asset(
@@ -93,13 +87,9 @@ def glan_syllabus(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root)
-    if not config.synthesis.glan.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("synthesis.glan"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_glan_syllabus(config, root, roles)
+    resources = RoleResources(project, data_root, student, teacher, generator)
     query = "select subject, session_idx, session_title, key_concepts from glan_syllabus order by all"
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=query))
+    return run_role_stage(build_glan_syllabus, resources, section="synthesis.glan", query=query)
 
 
 @dg.asset(
@@ -116,12 +106,8 @@ def glan_problems(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root)
-    if not config.synthesis.glan.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("synthesis.glan"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_glan_problems(config, root, roles)
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=_query("glan")))
+    resources = RoleResources(project, data_root, student, teacher, generator)
+    return run_role_stage(build_glan_problems, resources, section="synthesis.glan", query=_query("glan"))
 
 
 @dg.asset(
@@ -139,14 +125,14 @@ def socratic_problems(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root)
-    if not config.synthesis.socratic.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("synthesis.socratic"))
-    round_no = int(context.partition_key)
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_socratic_round(config, root, roles, round_no)
+    round_no = int(context.partition_key)  # the partition is the round, not a student: no context for the stage
+
+    def one_round(config: ProjectConfig, root: DataRoot, roles: EngineRoles) -> StageSummary:
+        return build_socratic_round(config, root, roles, round_no)
+
+    resources = RoleResources(project, data_root, student, teacher, generator)
     query = _query("socratic") + f" -- and round = {round_no}"
-    return dg.MaterializeResult(metadata={**stage_metadata(summary, query=query), "round": round_no})
+    return run_role_stage(one_round, resources, section="synthesis.socratic", query=query, extra={"round": round_no})
 
 
 @dg.asset(
@@ -165,12 +151,9 @@ def restructured_problems(
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
 ) -> dg.MaterializeResult:
-    root, config = run_settings(project, student, data_root, context)
-    if not config.synthesis.restructure.enabled:
-        return dg.MaterializeResult(metadata=disabled_metadata("synthesis.restructure"))
-    with open_roles(with_role_engines(config, teacher, generator), root) as roles:
-        summary = build_restructure(config, root, roles)
-    return dg.MaterializeResult(metadata=stage_metadata(summary, query=_query("restructure")))
+    resources = RoleResources(project, data_root, student, teacher, generator)
+    query = _query("restructure")
+    return run_role_stage(build_restructure, resources, section="synthesis.restructure", query=query, context=context)
 
 
 def socratic_round_keys(rounds: int) -> list[str]:

@@ -27,6 +27,9 @@ def trainer(
     summary = build_trainer(config, root)
     catalog.refresh()
     metadata = {**counts_metadata(summary.counts), **counts_metadata(summary.figures)}
+    if summary.markdown.get("heldout"):
+        # accuracy on problems the policy never trained on, before (step 0), during and after training
+        metadata["heldout_accuracy"] = dg.MetadataValue.md(summary.markdown["heldout"])
     run_id = summary.figures.get("run_id")
     if run_id:
         consumption = root.read_table("training_consumption", {"student": config.student.id, "run": str(run_id)})

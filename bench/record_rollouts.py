@@ -22,7 +22,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from engines.config import build_engine  # noqa: E402
 from scoring.config import load_config, resolve_data_root  # noqa: E402
-from scoring.stages.pipeline import build_problems, build_rollouts  # noqa: E402
+from scoring.stages.problems import build_problems  # noqa: E402
+from scoring.stages.rollouts import build_rollouts  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "recordings" / "rollout_savings_k16.parquet"

@@ -63,8 +63,10 @@ from scoring.grading.skills import (  # noqa: E402
     labels_by_labeler,
     profile_rows,
 )
-from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, current_grades  # noqa: E402
+from scoring.stages.difficulty import build_difficulty, current_grades  # noqa: E402
+from scoring.stages.problems import build_problems  # noqa: E402
 from scoring.stages.roles import EngineRoles  # noqa: E402
+from scoring.stages.rollouts import build_rollouts  # noqa: E402
 from scoring.stages.skills import (  # noqa: E402
     build_problem_skills,
     build_skill_profile,
@@ -73,7 +75,8 @@ from scoring.stages.skills import (  # noqa: E402
 )
 from scoring.storage import DataRoot  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
-from synthesis.skills import Vocabulary, offered_skills  # noqa: E402
+from synthesis.skill_vocabulary import Vocabulary  # noqa: E402
+from synthesis.skills import offered_skills  # noqa: E402
 from synthesis.sources import ProceduralSource, SourcesConfig  # noqa: E402
 
 DEFAULT_FAMILIES = ["arithmetic", "linear_equations", "modular_arithmetic", "knights_knaves", "sequences"]

@@ -148,7 +148,8 @@ def _n(value: int | None) -> str:
 
 
 def run_scalequest(args: argparse.Namespace, root: DataRoot) -> dict[str, object]:
-    """Run the ScaleQuest stage with one embedded model in all three roles; returns its counts and figures.
+    """Run the ScaleQuest stage with one embedded model in all three roles; returns its counts, figures and
+    markdown blocks.
 
     Token caps are small for a CPU: questions 64, solvability replies 96, 3 responses of 160, and `--rollouts`
     answer-only student rollouts of 48 tokens for the pass rate."""
@@ -182,7 +183,7 @@ def run_scalequest(args: argparse.Namespace, root: DataRoot) -> dict[str, object
         started = time.perf_counter()
         summary = build_scalequest(project, root, roles, progress=True)
         seconds = time.perf_counter() - started
-    return {"seconds": round(seconds, 1), **summary.counts, **summary.figures}
+    return {"seconds": round(seconds, 1), **summary.counts, **summary.figures, **summary.markdown}
 
 
 def main() -> None:
@@ -209,7 +210,7 @@ def main() -> None:
             "tokens_per_kept_problem",
         ):
             print(f"{key}: {figures.get(key)}")
-        print(f"\n{figures['funnel_md']}\n\n{figures['reject_reasons_md']}\n\n{figures['preview_md']}\n")
+        print(f"\n{figures['funnel']}\n\n{figures['reject_reasons']}\n\n{figures['preview']}\n")
     yields = method_yields(root, student=args.student)
     print(yield_table(yields) if yields else f"no synthesis_log in {root.path}")
 

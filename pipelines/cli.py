@@ -16,6 +16,7 @@ from engines.config import expected_revision
 from engines.errors import GradusError
 from pipelines.materialize import materialize_project, materialize_socratic_round
 from pipelines.resources import default_config_path
+from scoring.catalog import connect_catalog
 from scoring.config import load_config, resolve_data_root
 from synthesis.families import FAMILIES
 
@@ -71,7 +72,7 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
     else:
         print(f"  trainer:  {trained.get('note', 'did not train')}")
     print(f"  catalog:  {root.catalog_path}   (duckdb {root.catalog_path} -c 'select * from difficulty')")
-    with root.connect_catalog() as con:  # waits while a concurrent run refreshes the views
+    with connect_catalog(root) as con:  # waits while a concurrent run refreshes the views
         print("\n" + SAMPLE_QUERY + ";")
         print(con.sql(SAMPLE_QUERY))
     return 0

@@ -9,9 +9,12 @@ ROUND_PARTITIONED = ("socratic_problems",)
 # Methods that learn from the student's grades: their problems are graded by the next build.
 FROM_GRADES = ("restructured_problems", "stat_syn_problems")
 
+# The curriculum ablation: many training runs, partitioned by (arm, seed); never part of a build.
+ABLATION = ("ablation_run", "ablation_report")
+
 build_all = dg.define_asset_job(
     "build_all",
-    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*ROUND_PARTITIONED),
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*ROUND_PARTITIONED, *ABLATION),
     description="Sources (with ScaleQuest and GLAN when on) → problems → rollouts on the student → difficulty → "
     "skills → curriculum shards → exports → trainer, end to end.",
     tags={"gradus/job": "build_all"},
@@ -46,4 +49,19 @@ export = dg.define_asset_job(
     description="Rebuild the student's curriculum from its current grades and export it for verl, TRL and HF.",
 )
 
-JOBS = [build_all, regrade, export, synthesize_more, socratic]
+curriculum_ablation = dg.define_asset_job(
+    "curriculum_ablation",
+    selection=dg.AssetSelection.assets("ablation_run"),
+    description="One curriculum-ablation run per (arm, seed) partition: the configured student trained on that arm "
+    "for the same step budget (materialize the missing partitions to resume an interrupted comparison).",
+    tags={"gradus/job": "curriculum_ablation"},
+)
+
+ablation_summary = dg.define_asset_job(
+    "ablation_summary",
+    selection=dg.AssetSelection.assets("ablation_report"),
+    description="Aggregate every stored ablation run: per-arm table and held-out accuracy plot.",
+    tags={"gradus/job": "ablation_summary"},
+)
+
+JOBS = [build_all, regrade, export, synthesize_more, socratic, curriculum_ablation, ablation_summary]

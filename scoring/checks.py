@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from scoring.curriculum.strategies import CurriculumReader
+from scoring.curriculum.shards import CurriculumReader
 from scoring.schemas import SHARD, schema_for
 from scoring.storage import DataRoot
 

@@ -26,6 +26,7 @@ from scoring.grading.rollouts import RolloutConfig
 from scoring.grading.skills import SkillsConfig
 from scoring.grading.verify import VerifyConfig
 from scoring.storage import DataRoot, safe_name
+from scoring.training.ablation import AblationConfig
 from scoring.training.exports import ExportsConfig
 from scoring.training.grpo import TrainerConfig
 
@@ -88,6 +89,7 @@ class ProjectConfig(BaseModel):
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
     regeneration: RegenerationConfig = Field(default_factory=RegenerationConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    ablation: AblationConfig = Field(default_factory=AblationConfig, description="the curriculum ablation job")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
 

@@ -1,10 +1,21 @@
-"""Every table's schema, declared once. Data is cast to these before Parquet is written."""
+"""Every table's schema, declared once (the synthesis and skills tables in `synthesis_schemas.py`), and the
+registry of tables by name. Data is cast to these before Parquet is written."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
 from engines.errors import ConfigError, did_you_mean
+from scoring.synthesis_schemas import (
+    GLAN_DISCIPLINES,
+    GLAN_SUBJECTS,
+    GLAN_SYLLABUS,
+    PROBLEM_SKILLS,
+    SKILL_ATTRIBUTIONS,
+    SKILL_PROFILE,
+    SKILLS,
+    SYNTHESIS_LOG,
+)
 
 PROBLEMS = pa.schema(
     [
@@ -284,92 +295,40 @@ TRAINER_ROLLOUTS = pa.schema(
 _RUN_COLUMNS = [("student_id", pa.string()), ("run_id", pa.string())]
 TRAINING_STEPS = pa.schema([*_RUN_COLUMNS, *TRAINER_STEPS])
 TRAINING_CONSUMPTION = pa.schema([*_RUN_COLUMNS, *TRAINER_CONSUMPTION])
-
-# LLM-driven synthesis (issue 7). Every candidate a method produced and every filter's decision on it, kept or
-# not, with the reason: nothing a model wrote is silently dropped.
-SYNTHESIS_LOG_KEY = ("method", "round", "stage", "item_id")
-SYNTHESIS_LOG = pa.schema(
+# Held-out accuracy of a training run's policy: step 0 is before any update (scoring/training/evaluation.py).
+TRAINER_EVAL = pa.schema(
     [
-        ("method", pa.string()),  # scalequest | glan | socratic | restructure | stat_syn
-        ("round", pa.int32()),  # 0 for one-shot methods; the Socratic round otherwise
-        ("stage", pa.string()),  # the step or filter that decided, e.g. "parse", "language", "solvable"
-        ("item_id", pa.string()),  # the candidate's id (a problem_id once it has question+answer)
-        ("parent_id", pa.string()),
-        ("kept", pa.bool_()),
-        ("reason", pa.string()),
-        ("text", pa.string()),  # the candidate (or raw completion), truncated to 2,000 characters
-        ("model", pa.string()),  # the model that wrote the text this decision is about
-        ("prompt_version", pa.string()),
-        ("prompt_tokens", pa.int32()),
-        ("completion_tokens", pa.int32()),
-        ("detail", pa.string()),  # JSON object: votes, scores, pass rates
+        ("step", pa.int32()),
+        ("split", pa.string()),
+        ("n", pa.int32()),
+        ("correct", pa.int32()),
+        ("accuracy", pa.float64()),
+        ("tokens", pa.float64()),
+        ("seconds", pa.float64()),
     ]
 )
+TRAINING_EVAL = pa.schema([*_RUN_COLUMNS, *TRAINER_EVAL])
+# One row per step per curriculum-ablation run (scoring/training/ablation.py); step 0 is before training.
+ABLATION_RUNS = pa.schema(
+    [
+        ("method", pa.string()),
+        ("arm", pa.string()),
+        ("seed", pa.int64()),
+        ("step", pa.int32()),
+        ("reward_mean", pa.float64()),
+        ("groups", pa.int32()),
+        ("zero_variance_groups", pa.int32()),
+        ("training_rollouts", pa.int64()),
+        ("grading_rollouts", pa.int64()),
+        ("total_rollouts", pa.int64()),
+        ("heldout_accuracy", pa.float64()),
+        ("hard_accuracy", pa.float64()),
+        ("seconds", pa.float64()),
+    ]
+)
+
 # Accepted synthesized problems, one partition per method (`method=<name>`); `problems` unions them in.
 SYNTHESIZED_PROBLEMS = pa.schema([*PROBLEMS, ("method", pa.string()), ("round", pa.int32())])
-
-# GLAN (methods §9): each level its own table so a user can inspect and edit it before the next level runs.
-GLAN_DISCIPLINES = pa.schema(
-    [("field", pa.string()), ("sub_field", pa.string()), ("discipline", pa.string()), ("source", pa.string())]
-)
-GLAN_SUBJECTS = pa.schema(
-    [
-        ("discipline", pa.string()),
-        ("subject", pa.string()),
-        ("level", pa.string()),
-        ("subtopics", pa.list_(pa.string())),
-        ("source", pa.string()),
-    ]
-)
-GLAN_SYLLABUS = pa.schema(
-    [
-        ("discipline", pa.string()),
-        ("subject", pa.string()),
-        ("level", pa.string()),
-        ("session_idx", pa.int32()),
-        ("session_title", pa.string()),
-        ("key_concepts", pa.list_(pa.string())),
-        ("source", pa.string()),
-    ]
-)
-
-# Skills (issue 8, methods §7 STAT).
-SKILLS = pa.schema(
-    [("skill_id", pa.string()), ("name", pa.string()), ("definition", pa.string()), ("source", pa.string())]
-)
-PROBLEM_SKILLS_KEY = ("problem_id", "skill_id")
-PROBLEM_SKILLS = pa.schema(
-    [("problem_id", pa.string()), ("skill_id", pa.string()), ("labeler", pa.string()), ("version", pa.string())]
-)
-# Per failed rollout, the skills the teacher says the attempt shows missing (STAT's Missing-Skill-Profile input).
-SKILL_ATTRIBUTIONS = pa.schema(
-    [
-        ("problem_id", pa.string()),
-        ("student_id", pa.string()),
-        ("student_revision", pa.string()),
-        ("sample_index", pa.int32()),
-        ("skill_id", pa.string()),
-        ("labeler", pa.string()),
-        ("version", pa.string()),
-    ]
-)
-SKILL_PROFILE = pa.schema(
-    [
-        ("student_id", pa.string()),
-        ("student_revision", pa.string()),
-        ("skill_id", pa.string()),
-        ("n_problems", pa.int32()),
-        ("pass_rate", pa.float64()),
-        ("pass_lo", pa.float64()),
-        ("pass_hi", pa.float64()),
-        ("n_failures", pa.int32()),
-        ("n_fail_attributed", pa.int32()),
-        ("fail_share", pa.float64()),
-        ("fail_share_lo", pa.float64()),
-        ("fail_share_hi", pa.float64()),
-        ("weight", pa.float64()),  # STAT-Sel: the sampling weight the curriculum gives this skill's problems
-    ]
-)
 
 TABLES: dict[str, pa.Schema] = {
     "problems": PROBLEMS,
@@ -389,6 +348,8 @@ TABLES: dict[str, pa.Schema] = {
     "contamination": CONTAMINATION,
     "training_steps": TRAINING_STEPS,
     "training_consumption": TRAINING_CONSUMPTION,
+    "training_eval": TRAINING_EVAL,
+    "ablation_runs": ABLATION_RUNS,
     "synthesis_log": SYNTHESIS_LOG,
     "synthesized_problems": SYNTHESIZED_PROBLEMS,
     "glan_disciplines": GLAN_DISCIPLINES,

@@ -1,8 +1,9 @@
 """GLAN (methods §9; Li et al., "Synthetic Data (Almost) from Scratch", arXiv 2402.13064): taxonomy → subjects
 → syllabus → homework questions → answers.
 
-Pure parts only — the config, prompts, reply parsers and the concept-combination sampler; the stages that call
-the teacher live in `scoring/stages/glan.py`, taxonomy files and their loader in `synthesis/taxonomies/`.
+Pure parts only — the config, prompts and reply parsers here, the concept-combination sampler in
+`synthesis/glan_combinations.py`; the stages that call the teacher live in `scoring/stages/glan.py`, taxonomy
+files and their loader in `synthesis/taxonomies/`.
 
 Format: the paper asks for free text and converts it to JSON in a second call, because asking for the format
 in the same call lowered quality (§2.2). We ask for JSON at once (one call per item instead of two, and small
@@ -20,16 +21,15 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from math import comb
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthesis.answers import extract_final_answer
 from synthesis.prompting import render
-from synthesis.structured import ParseError, extract_json, heading_section
+from synthesis.structured import ParseError, close_truncated, complete_objects, extract_json, heading_section
 from synthesis.taxonomies import DEFAULT_TAXONOMY, Discipline
 
 TEACHER_TAXONOMY = "teacher"  # `taxonomy: teacher` asks the teacher to decompose `teacher_fields`
@@ -211,61 +211,6 @@ def _first(entry: dict, keys: Sequence[str]) -> object:
     return next((entry[k] for k in keys if k in entry), None)
 
 
-def _complete_objects(text: str, max_starts: int = 256) -> list[dict]:
-    """Every complete JSON object in `text`, outermost first, skipping the unclosed ones (a truncated list)."""
-    decoder, found, pos, starts = json.JSONDecoder(), [], text.find("{"), 0
-    while pos >= 0 and starts < max_starts:
-        starts += 1
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            pos = text.find("{", pos + 1)
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-        pos = text.find("{", end)
-    return found
-
-
-_CLOSER = {"{": "}", "[": "]"}
-
-
-def _close_truncated(text: str) -> object | None:
-    """A JSON value cut off by the token cap, closed at its last complete element: small models often run a
-    list away (`"subtopics": ["a", "b", "b", "b", ...`) until the cap. None when the text is not an unclosed
-    JSON value or the closed text does not parse."""
-    starts = [p for p in (text.find("{"), text.find("[")) if p >= 0]
-    if not starts:
-        return None
-    start = min(starts)
-    stack: list[str] = []
-    cut: tuple[int, str] | None = None  # (end position, closers) of the last point the value could end
-    in_string = escaped = False
-    for pos in range(start, len(text)):
-        char = text[pos]
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
-            continue
-        if char == '"':
-            in_string = True
-        elif char in _CLOSER:
-            stack.append(_CLOSER[char])
-        elif char in "}]":
-            if not stack or stack.pop() != char:
-                return None
-            if not stack:
-                return None  # the value closed by itself: not truncated (and not valid JSON, or it had parsed)
-            cut = (pos + 1, "".join(reversed(stack)))
-        elif char == "," and stack:
-            cut = (pos, "".join(reversed(stack)))
-    if not stack or cut is None:
-        return None
-    try:
-        return json.loads(text[start : cut[0]] + cut[1])
-    except json.JSONDecodeError:
-        return None
-
-
 def _entry_dicts(value: object, list_key: str) -> list[dict]:
     if isinstance(value, dict) and isinstance(value.get(list_key), list):
         value = value[list_key]
@@ -291,9 +236,9 @@ def _entries(text: str, list_key: str, entry_key: Sequence[str]) -> tuple[list[d
             return entries, "json"
     except ParseError:
         pass
-    if entries := _entry_dicts(_close_truncated(text), list_key):
+    if entries := _entry_dicts(close_truncated(text), list_key):
         return entries, "repaired"
-    salvaged = [o for o in _complete_objects(text) if any(k in o for k in entry_key)]
+    salvaged = [o for o in complete_objects(text) if any(k in o for k in entry_key)]
     if salvaged:
         return salvaged[:MAX_ENTRIES], "salvaged"
     if outer is not None:
@@ -424,116 +369,3 @@ def parse_reference_answer(text: str) -> str:
     if found is None or found.method not in ("boxed", "answer_is") or not found.text:
         raise ParseError("no boxed or stated final answer")
     return found.text
-
-
-# ---- concept combinations (§2.4) -----------------------------------------------------------------------------------
-
-
-def single_session_count(m: int, max_size: int = MAX_CONCEPTS) -> int:
-    """Concept combinations of one session with `m` key concepts: Σ_{i=1..5} C(m, i) (31 for m = 5)."""
-    return sum(comb(m, i) for i in range(1, max_size + 1))
-
-
-def two_session_count(m1: int, m2: int, max_size: int = MAX_CONCEPTS) -> int:
-    """Combinations of 2–5 concepts from two sessions that touch both:
-    Σ_{i=2..5} C(m1+m2, i) − Σ_{i=2..5} C(m1, i) − Σ_{i=2..5} C(m2, i)."""
-    return sum(comb(m1 + m2, i) - comb(m1, i) - comb(m2, i) for i in range(2, max_size + 1))
-
-
-def single_session_combinations(m: int, max_size: int = MAX_CONCEPTS) -> Iterator[tuple[int, ...]]:
-    """Every combination counted by `single_session_count`, as sorted concept indexes."""
-    from itertools import combinations
-
-    for size in range(1, max_size + 1):
-        yield from combinations(range(m), size)
-
-
-def two_session_combinations(
-    m1: int, m2: int, max_size: int = MAX_CONCEPTS
-) -> Iterator[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Every combination counted by `two_session_count`, as (indexes in session 1, indexes in session 2)."""
-    from itertools import combinations
-
-    for size in range(2, max_size + 1):
-        for picked in combinations(range(m1 + m2), size):
-            first = tuple(i for i in picked if i < m1)
-            second = tuple(i - m1 for i in picked if i >= m1)
-            if first and second:
-                yield first, second
-
-
-@dataclass(frozen=True, slots=True)
-class ConceptCombo:
-    """Key concepts picked for one homework question: `picks` are (session position in the course, concept
-    index in that session)."""
-
-    course: int  # index into the course list the combos were sampled from
-    picks: tuple[tuple[int, int], ...]
-
-    @property
-    def positions(self) -> tuple[int, ...]:
-        return tuple(sorted({p for p, _ in self.picks}))
-
-    def concepts(self, course: Course) -> list[str]:
-        return [course.sessions[p].key_concepts[c] for p, c in self.picks]
-
-    def session_numbers(self, course: Course) -> list[int]:
-        return [course.sessions[p].idx for p in self.positions]
-
-
-def _weighted_index(rng: random.Random, weights: Sequence[int]) -> int:
-    return rng.choices(range(len(weights)), weights=weights, k=1)[0]
-
-
-def _draw(
-    rng: random.Random, course: int, positions: tuple[int, ...], sizes: Sequence[int], max_size: int
-) -> ConceptCombo:
-    """One combination, uniform over all combinations of these sessions (size first, by its count)."""
-    if len(positions) == 1:
-        (m,) = sizes
-        size = 1 + _weighted_index(rng, [comb(m, i) for i in range(1, max_size + 1)])
-        return ConceptCombo(course, tuple((positions[0], c) for c in sorted(rng.sample(range(m), size))))
-    m1, m2 = sizes
-    splits = [(a, i - a) for i in range(2, max_size + 1) for a in range(1, i)]
-    a, b = splits[_weighted_index(rng, [comb(m1, a) * comb(m2, b) for a, b in splits])]
-    picks = [(positions[0], c) for c in sorted(rng.sample(range(m1), a))]
-    picks += [(positions[1], c) for c in sorted(rng.sample(range(m2), b))]
-    return ConceptCombo(course, tuple(picks))
-
-
-def sample_combinations(
-    courses: Sequence[Course], n: int, two_session_share: float, seed: int, max_size: int = MAX_CONCEPTS
-) -> list[ConceptCombo]:
-    """`n` distinct concept combinations (§2.4), `round(n · two_session_share)` of them spanning two sessions.
-
-    A unit (one session, or a pair of sessions of one course) is drawn uniformly, then a combination uniformly
-    among that unit's combinations. Fewer come back when the syllabi hold fewer distinct combinations; the
-    two-session share falls back to one-session questions when no course has two sessions with concepts."""
-    rng = random.Random(derive_seed(seed, "combinations"))
-    singles, pairs = [], []
-    for ci, course in enumerate(courses):
-        usable = [p for p, s in enumerate(course.sessions) if s.key_concepts]
-        singles += [(ci, (p,)) for p in usable]
-        pairs += [(ci, (p, q)) for i, p in enumerate(usable) for q in usable[i + 1 :]]
-
-    def size(ci: int, p: int) -> int:
-        return len(courses[ci].sessions[p].key_concepts)
-
-    plan = []
-    n_two = round(n * two_session_share) if pairs else 0
-    for units, want, count in (
-        (pairs, n_two, lambda ci, ps: two_session_count(size(ci, ps[0]), size(ci, ps[1]), max_size)),
-        (singles, n - n_two, lambda ci, ps: single_session_count(size(ci, ps[0]), max_size)),
-    ):
-        plan.append((units, min(want, sum(count(ci, ps) for ci, ps in units))))
-    chosen: dict[ConceptCombo, None] = {}
-    for units, want in plan:
-        drawn, attempts = 0, 0
-        while drawn < want and attempts < 50 * want + 100:  # bounded: duplicates become rare draws near the cap
-            attempts += 1
-            ci, positions = units[rng.randrange(len(units))]
-            combo = _draw(rng, ci, positions, [size(ci, p) for p in positions], max_size)
-            if combo not in chosen:
-                chosen[combo] = None
-                drawn += 1
-    return list(chosen)

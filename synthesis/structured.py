@@ -2,7 +2,9 @@
 
 Backends that support JSON mode return a bare object, but small local models wrap it in prose or code fences,
 truncate it, or answer in prose. `extract_json` finds the first complete JSON value in the text; anything else
-raises `ParseError` with a reason that becomes a rejected row.
+raises `ParseError` with a reason that becomes a rejected row. When it finds none, two salvage helpers keep what
+a broken reply still holds: `close_truncated` closes a value the token cap cut off at its last complete element,
+and `complete_objects` collects the complete objects of otherwise broken JSON.
 """
 
 from __future__ import annotations
@@ -113,3 +115,73 @@ def heading_section(text: str, heading: str, *, max_chars: int = 4_000) -> str |
     stop = re.search(r"^[#*\s]*[A-Z][A-Z ]{2,}:", rest, re.MULTILINE)
     section = (rest[: stop.start()] if stop else rest).strip()
     return section[:max_chars] or None
+
+
+def complete_objects(
+    text: str, *, after: str | None = None, skip_broken: bool = True, max_objects: int | None = None
+) -> list[dict]:
+    """The complete JSON objects in `text`, outermost first: what a reply with broken or truncated JSON still
+    holds. Scanning starts at the first `{` (after the first `after`, e.g. `"["` for the entries of a list); at
+    an object that does not parse it moves on to the next `{` (`skip_broken`, so the entries inside a broken
+    outer object are found) or stops there (the entry a truncation cut through, and nothing after it). At most
+    `max_objects` objects and 256 starts are tried; a text longer than `MAX_TEXT_CHARS` yields none."""
+    if len(text) > MAX_TEXT_CHARS:
+        return []
+    pos = 0
+    if after is not None:
+        if after not in text:
+            return []
+        pos = text.index(after) + len(after)
+    decoder, found, starts = json.JSONDecoder(), [], 0
+    pos = text.find("{", pos)
+    while pos >= 0 and starts < 256 and (max_objects is None or len(found) < max_objects):
+        starts += 1
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            if not skip_broken:
+                break
+            pos = text.find("{", pos + 1)
+            continue
+        found.append(value)  # decoding from a "{" can only give a dict
+        pos = text.find("{", end)
+    return found
+
+
+_CLOSER = {"{": "}", "[": "]"}
+
+
+def close_truncated(text: str) -> object | None:
+    """A JSON value cut off by the token cap, closed at its last complete element: small models often run a
+    list away (`"subtopics": ["a", "b", "b", "b", ...`) until the cap. None when the text is not an unclosed
+    JSON value or the closed text does not parse."""
+    starts = [p for p in (text.find("{"), text.find("[")) if p >= 0]
+    if not starts:
+        return None
+    start = min(starts)
+    stack: list[str] = []
+    cut: tuple[int, str] | None = None  # (end position, closers) of the last point the value could end
+    in_string = escaped = False
+    for pos in range(start, len(text)):
+        char = text[pos]
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+            continue
+        if char == '"':
+            in_string = True
+        elif char in _CLOSER:
+            stack.append(_CLOSER[char])
+        elif char in "}]":
+            if not stack or stack.pop() != char:
+                return None
+            if not stack:
+                return None  # the value closed by itself: not truncated (and not valid JSON, or it had parsed)
+            cut = (pos + 1, "".join(reversed(stack)))
+        elif char == "," and stack:
+            cut = (pos, "".join(reversed(stack)))
+    if not stack or cut is None:
+        return None
+    try:
+        return json.loads(text[start : cut[0]] + cut[1])
+    except json.JSONDecodeError:
+        return None

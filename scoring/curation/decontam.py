@@ -1,13 +1,15 @@
 """Leak detection: which pool problems match an item of a benchmark (any file + the importer's field mapping).
 
 Three detectors, each reported under its own `method`, on the question text only:
-- `ngram<n>` (open-r1 style): word n-grams of `normalize_text(..., mask_numbers=True)` — words are runs of
+- `ngram<n>` (open-r1 style): word n-grams of `comparable_text(..., mask_numbers=True)` — words are runs of
   letters and digits, every number is `0`, so an item whose numbers were changed keeps its n-grams. A problem
   is flagged when it shares at least one n-gram with an item and that item holds at least the rule's
   `min_overlap` of the problem's distinct n-grams (the score); the best item has the most shared n-grams,
   then comes first in the file. Defaults: 13-grams with no minimum, 8-grams with 30% (see `DecontamConfig`).
 - `exact`: a problem with fewer words than the smallest n has no n-grams, so it is flagged when its masked
-  normalized text equals an item's (score 1).
+  normalized text equals an item's (score 1). A bare expression (`Compute 58 - 23.`: fewer than two words of
+  letters) is different: its numbers are all it says, so only an exact match with the numbers kept counts, and
+  the similarity detectors skip it (masked, `Compute 58 - 23.` is MATH's `Compute $0.8 - 0.07$.`).
 - `tfidf` / `embedding`: cosine of character 3–5-gram TF-IDF vectors of the normalized text, numbers kept
   (fitted on benchmark + pool), or of an injected embedding of the raw text, against the top-1 item, flagged
   at or above the configured threshold. These catch rewordings that break every n-gram.
@@ -35,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import sparse
 
 from engines.errors import ConfigError, did_you_mean
-from scoring.curation.dedup import Embed, embedding_matrix, normalize_text
+from scoring.curation.normalize import comparable_text
+from scoring.curation.similarity import Embed, embedding_matrix
 from scoring.schemas import CONTAMINATION
 from synthesis.importers import import_dataset, mapping_for
 from synthesis.problem import Reject
@@ -50,6 +53,7 @@ BENCHMARK_PRESETS: dict[str, tuple[str, str]] = {
     "math_test": ("data/math/math_test5000.jsonl", "math_solution"),
 }
 
+_LETTER_WORD = re.compile(r"[a-z]{2,}")
 _WORD = re.compile(r"\w+")
 
 
@@ -168,11 +172,17 @@ def load_benchmark(spec: BenchmarkSpec, base_dir: str | Path = ".") -> Benchmark
 
 def words(text: str) -> list[str]:
     """The words n-grams are made of: runs of letters/digits of the number-masked normalized text."""
-    return _WORD.findall(normalize_text(text, mask_numbers=True))
+    return _WORD.findall(comparable_text(text, mask_numbers=True))
+
+
+def is_bare_expression(text: str) -> bool:
+    """Fewer than two words of letters (`Compute 58 - 23.`, `What is 7 * 8?` has three): the numbers are the
+    whole problem, so a copy with other numbers is another problem, not a leak."""
+    return len(_LETTER_WORD.findall(comparable_text(text))) < 2
 
 
 def _masked(text: str) -> tuple[str, list[str]]:
-    masked = normalize_text(text, mask_numbers=True)
+    masked = comparable_text(text, mask_numbers=True)
     return masked, _WORD.findall(masked)
 
 
@@ -209,9 +219,11 @@ class NgramIndex:
         self.shortest = min(rule.n for rule in self.rules)
         self.tables: dict[int, dict[int, int | tuple[int, ...]]] = {rule.n: {} for rule in self.rules}
         self.texts: dict[str, int] = {}
+        self.plain_texts: dict[str, int] = {}  # numbers kept: what a bare expression must equal
         for item, question in enumerate(questions):
             masked, tokens = _masked(question)
             self.texts.setdefault(masked, item)
+            self.plain_texts.setdefault(comparable_text(question), item)
             for n, table in self.tables.items():
                 for key in _ngram_keys(tokens, n):
                     held = table.get(key)
@@ -229,7 +241,10 @@ class NgramIndex:
         """
         masked, tokens = _masked(question)
         if len(tokens) < self.shortest:
-            item = self.texts.get(masked)
+            if is_bare_expression(question):
+                item = self.plain_texts.get(comparable_text(question))
+            else:
+                item = self.texts.get(masked)
             return [] if item is None else [("exact", item, 1.0)]
         found = []
         for rule in self.rules:
@@ -278,7 +293,7 @@ def _tfidf_pair(pool: Sequence[str], bench: Sequence[str]) -> tuple[sparse.csr_m
     # Numbers are kept: masked, every short "Compute 0 + 0." would match MATH's "Compute 0 - 0." at cosine
     # 0.98. Re-numbered copies are the n-gram detectors' job, which mask them.
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), dtype=np.float32, lowercase=False)
-    texts = [normalize_text(t) for t in (*bench, *pool)]
+    texts = [comparable_text(t) for t in (*bench, *pool)]
     matrix = vectorizer.fit_transform(texts).tocsr()
     return matrix[len(bench) :], matrix[: len(bench)]
 
@@ -351,8 +366,11 @@ def _findings(
         # raw text: embedding models were trained on text as people write it, not on our normal form
         bench_rows = embedding_matrix(bench.questions, embed, batch_size=config.embed_batch_size)
         vectors.append(("embedding", config.embedding_threshold, pool_vectors, bench_rows))
+    bare = {i for i, q in enumerate(questions) if is_bare_expression(q)}
     for method, threshold, pool_rows, bench_rows in vectors:
         best, score = top1_cosine(pool_rows, bench_rows, block_cells=config.block_cells)
         for position in np.flatnonzero(score >= threshold).tolist():
+            if position in bare:  # its only content is numbers, which a cosine over text does not weigh
+                continue
             found.append((position, method, int(best[position]), float(score[position])))
     return found

@@ -1,5 +1,5 @@
-"""Curriculum: order graded problems into Parquet shards with a manifest, and read them back in order (the
-trainer stage's input). Strategies are offline schedules, each named and versioned (`<name>_v1`):
+"""Curriculum strategies: the order in which graded problems go into the shards (`shards.py` writes them with a
+manifest and reads them back in order). Strategies are offline schedules, each named and versioned (`<name>_v1`):
 
 - `easy_to_hard`: Beta posterior mean, highest (easiest) first, ties by problem id.
 - `staged`: stages cut at posterior-mean boundaries (`stage_bounds`, easy stage first); within a stage the
@@ -24,29 +24,25 @@ Every strategy first excludes problems with no learning signal: every rollout so
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engines.errors import IntegrityError
-from scoring.schemas import CURRICULUM, CURRICULUM_EXCLUDED, SHARD, to_table
-from scoring.storage import safe_name, write_parquet_atomic, write_text_atomic
+from scoring.schemas import CURRICULUM_EXCLUDED, SHARD, to_table
+from synthesis.registry import Registry
 
-MANIFEST = "manifest.json"
-MANIFEST_VERSION = 2
-STRATEGY_VERSION = "v1"
-HISTOGRAM_BINS = 10
+# Every offline schedule, by name; the versioned name (`easy_to_hard_v1`) is the `strategy` column and the shard
+# directory. Bump a strategy's version whenever its order changes.
+STRATEGIES: Registry[Callable[[list[dict[str, Any]], CurriculumConfig], Ordered]] = Registry("curriculum strategy")
 
-StrategyName = Literal["easy_to_hard", "staged", "balanced_band", "skill_balanced", "mixed_sources", "cures"]
+
+# Strategies that keep graded problems without learning signal (all rollouts right or all wrong): the control arm.
+KEEPS_SIGNAL_FREE = frozenset({"random"})
 
 
 class LengthBudget(BaseModel):
@@ -76,7 +72,7 @@ class CurriculumConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: StrategyName = Field("easy_to_hard", description="offline schedule (see strategies.py)")
+    strategy: str = Field("easy_to_hard", description="offline schedule: a registered strategy (`STRATEGIES`)")
     shard_size: int = Field(16, ge=1, description="problems per shard")
     stage_bounds: tuple[float, ...] = Field(
         (0.75, 0.5, 0.25), description="posterior-mean cut points, descending: stage 0 is ≥ the first"
@@ -85,11 +81,18 @@ class CurriculumConfig(BaseModel):
     source_mix: dict[str, float] = Field(
         default_factory=dict, description="mixed_sources: source → share (normalized); unlisted sources excluded"
     )
-    seed: int = Field(0, ge=0, description="staged: the within-stage shuffle; cures: the draw from ρ")
+    seed: int = Field(
+        0, ge=0, description="staged: the within-stage shuffle; cures: the draw from ρ; random: the order"
+    )
     cures_temperature: float = Field(
         0.1, gt=0.0, le=10.0, description="cures: τ in exp(sqrt(p(1-p))/τ) (ours; the paper tunes τ)"
     )
     length_budget: LengthBudget | None = Field(None, description="write a decaying token_budget column")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        return STRATEGIES.check(value)
 
     @model_validator(mode="after")
     def _check(self) -> CurriculumConfig:
@@ -108,7 +111,7 @@ class CurriculumConfig(BaseModel):
     @property
     def strategy_id(self) -> str:
         """The versioned strategy name: the shard directory and the `strategy` column."""
-        return f"{self.strategy}_{STRATEGY_VERSION}"
+        return STRATEGIES.method(self.strategy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +168,27 @@ def _by(rows: list[dict[str, Any]], column: str) -> dict[str, list[dict[str, Any
 Ordered = tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]
 
 
+@STRATEGIES.register("easy_to_hard", description="post_mean descending (easy to hard), ties by problem_id")
 def _easy_to_hard(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     return sorted(rows, key=_easy_first), []
 
 
+@STRATEGIES.register(
+    "hard_to_easy", description="post_mean ascending (hard to easy), ties by problem_id (a negative control)"
+)
+def _hard_to_easy(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    return sorted(rows, key=lambda r: (r["post_mean"], r["problem_id"])), []
+
+
+@STRATEGIES.register(
+    "random", description="seeded uniform order over every graded problem, signal-free ones included (the control)"
+)
+def _random(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    ordered = sorted(rows, key=lambda r: r["problem_id"])  # input order must not matter, only the seed
+    return [ordered[i] for i in np.random.default_rng(config.seed).permutation(len(ordered))], []
+
+
+@STRATEGIES.register("staged", description="stages by stage_bounds, easy first; seeded shuffle within a stage")
 def _staged(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     rng = np.random.default_rng(config.seed)
     ordered: list[dict[str, Any]] = []
@@ -178,6 +198,9 @@ def _staged(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     return ordered, []
 
 
+@STRATEGIES.register(
+    "balanced_band", description="posterior mean inside band, closest to 0.5 first, ties by problem_id"
+)
 def _balanced_band(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     lo, hi = config.band
     inside = [r for r in rows if lo <= r["post_mean"] <= hi]
@@ -189,11 +212,15 @@ def _balanced_band(rows: list[dict[str, Any]], config: CurriculumConfig) -> Orde
     return sorted(inside, key=lambda r: (abs(r["post_mean"] - 0.5), r["problem_id"])), outside
 
 
+@STRATEGIES.register("skill_balanced", description="smooth round-robin over categories, each easy to hard")
 def _skill_balanced(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     groups = _by(rows, "category")
     return _weighted_round_robin(groups, dict.fromkeys(groups, 1.0)), []
 
 
+@STRATEGIES.register(
+    "mixed_sources", description="smooth weighted round-robin over sources by source_mix, each easy to hard"
+)
 def _mixed_sources(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     total_share = sum(config.source_mix.values())
     shares = {source: share / total_share for source, share in config.source_mix.items() if share > 0}
@@ -215,6 +242,7 @@ def _mixed_sources(rows: list[dict[str, Any]], config: CurriculumConfig) -> Orde
     return _weighted_round_robin(kept, shares), dropped
 
 
+@STRATEGIES.register("cures", description="seeded draw without replacement from rho(x) ~ exp(sqrt(p(1-p))/tau)")
 def _cures(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     ordered = sorted(rows, key=lambda r: r["problem_id"])
     if not ordered:
@@ -227,25 +255,6 @@ def _cures(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     for row, share in zip(ordered, rho, strict=True):
         row["weight"] = round(float(share * len(ordered)) * row["weight"], 12)
     return [ordered[i] for i in np.argsort(-keys, kind="stable")], []
-
-
-STRATEGY_ORDER = {
-    "easy_to_hard": "post_mean descending (easy to hard), ties by problem_id",
-    "staged": "stages by stage_bounds, easy first; seeded shuffle within a stage",
-    "balanced_band": "posterior mean inside band, closest to 0.5 first, ties by problem_id",
-    "skill_balanced": "smooth round-robin over categories, each easy to hard",
-    "mixed_sources": "smooth weighted round-robin over sources by source_mix, each easy to hard",
-    "cures": "seeded draw without replacement from rho(x) ~ exp(sqrt(p(1-p))/tau)",
-}
-
-STRATEGIES: dict[str, Callable[[list[dict[str, Any]], CurriculumConfig], Ordered]] = {
-    "easy_to_hard": _easy_to_hard,
-    "staged": _staged,
-    "balanced_band": _balanced_band,
-    "skill_balanced": _skill_balanced,
-    "mixed_sources": _mixed_sources,
-    "cures": _cures,
-}
 
 
 def plan_curriculum(
@@ -269,49 +278,17 @@ def plan_curriculum(
     grades = {row["problem_id"]: row for row in difficulty.to_pylist()}
     candidates: list[dict[str, Any]] = []
     excluded: list[dict[str, Any]] = []
-
-    def exclude(problem_id: str, reason: str, grade: dict[str, Any]) -> None:
-        excluded.append(
-            {
-                "student_id": student_id,
-                "strategy": config.strategy_id,
-                "problem_id": problem_id,
-                "reason": reason,
-                "n": grade["n"],
-                "k": grade["k"],
-            }
-        )
-
     for problem in problems.to_pylist():
         pid = problem["problem_id"]
         grade = grades.get(pid) or {"n": 0, "k": 0}
         reason = exclusion_reason(grade["n"], grade["k"])
-        if reason:
-            exclude(pid, reason, grade)
+        if reason and (grade["n"] == 0 or config.strategy not in KEEPS_SIGNAL_FREE):
+            excluded.append(_excluded_row(student_id, config, pid, reason, grade))
             continue
-        candidates.append(
-            {
-                "problem_id": pid,
-                "source": problem["source"],
-                "family": problem["family"],
-                "question": problem["question"],
-                "answer": problem["answer"],
-                "difficulty_knob": problem["difficulty_knob"],
-                "n": grade["n"],
-                "k": grade["k"],
-                "pass_rate": grade["pass_rate"],
-                "post_mean": grade["post_mean"],
-                "post_lo": grade["post_lo"],
-                "post_hi": grade["post_hi"],
-                "difficulty": round(1.0 - grade["post_mean"], 12),
-                "stage": difficulty_stage(grade["post_mean"], config.stage_bounds),
-                "category": categories.get(pid) or problem["family"] or problem["source"],
-                "weight": float(weights.get(pid, 1.0)),
-            }
-        )
-    ordered, dropped = STRATEGIES[config.strategy](candidates, config)
-    for row, reason in dropped:
-        exclude(row["problem_id"], reason, row)
+        category = categories.get(pid) or problem["family"] or problem["source"]
+        candidates.append(_candidate(problem, grade, config, category, float(weights.get(pid, 1.0))))
+    ordered, dropped = STRATEGIES.get(config.strategy)(candidates, config)
+    excluded += [_excluded_row(student_id, config, row["problem_id"], reason, row) for row, reason in dropped]
     for position, row in enumerate(ordered):
         row["position"] = position
         row["token_budget"] = config.length_budget.at(position, len(ordered)) if config.length_budget else None
@@ -319,149 +296,38 @@ def plan_curriculum(
     return CurriculumPlan(to_table(ordered, SHARD), to_table(excluded, CURRICULUM_EXCLUDED))
 
 
-def difficulty_histogram(values: list[float], bins: int = HISTOGRAM_BINS) -> list[int]:
-    """Counts of `values` (in [0, 1]) in `bins` equal bins; 1.0 falls in the last."""
-    counts = [0] * bins
-    for value in values:
-        counts[min(int(value * bins), bins - 1)] += 1
-    return counts
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_shards(
-    plan: CurriculumPlan,
-    out_dir: Path,
-    *,
-    config: CurriculumConfig,
-    student_id: str,
-    provenance: dict[str, str],
-) -> tuple[dict[str, object], pa.Table]:
-    """Write `shard-00000.parquet`, … and then `manifest.json` (the commit point); remove stale shards.
-
-    Returns the manifest and the `curriculum` table rows. Output depends only on the inputs, so a rerun
-    writes byte-identical files.
-    """
-    safe_name(student_id, "student_id")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ordered = plan.ordered
-    shards, curriculum_rows = [], []
-    for index, start in enumerate(range(0, ordered.num_rows, config.shard_size)):
-        chunk = ordered.slice(start, config.shard_size)
-        name = f"shard-{index:05d}.parquet"
-        path = write_parquet_atomic(chunk, out_dir / name)
-        difficulties = chunk.column("difficulty").to_pylist()
-        shards.append(
-            {
-                "file": name,
-                "rows": chunk.num_rows,
-                "sha256": _sha256_file(path),
-                "first_position": start,
-                "difficulty_min": min(difficulties),
-                "difficulty_max": max(difficulties),
-                "difficulty_histogram": difficulty_histogram(difficulties),
-                "stages": sorted(set(chunk.column("stage").to_pylist())),
-            }
-        )
-        curriculum_rows += [
-            {
-                "student_id": student_id,
-                "strategy": config.strategy_id,
-                "position": pos,
-                "problem_id": pid,
-                "shard": name,
-                "post_mean": pm,
-            }
-            for pos, pid, pm in zip(
-                chunk.column("position").to_pylist(),
-                chunk.column("problem_id").to_pylist(),
-                chunk.column("post_mean").to_pylist(),
-                strict=True,
-            )
-        ]
-    excluded_counts: dict[str, int] = {}
-    for reason in plan.excluded.column("reason").to_pylist():
-        label = reason.split(":", 1)[0]
-        excluded_counts[label] = excluded_counts.get(label, 0) + 1
-    per_stage: dict[str, int] = {}
-    for stage in ordered.column("stage").to_pylist():
-        per_stage[str(stage)] = per_stage.get(str(stage), 0) + 1
-    manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "strategy": config.strategy_id,
-        "order": STRATEGY_ORDER[config.strategy],
+def _excluded_row(
+    student_id: str, config: CurriculumConfig, problem_id: str, reason: str, grade: dict[str, Any]
+) -> dict[str, Any]:
+    return {
         "student_id": student_id,
-        "provenance": provenance,
-        "config": config.model_dump(mode="json"),
-        "counts": {
-            "kept": ordered.num_rows,
-            "excluded": dict(sorted(excluded_counts.items())),
-            "per_stage": dict(sorted(per_stage.items(), key=lambda kv: int(kv[0]))),
-        },
-        "histogram_bins": HISTOGRAM_BINS,
-        "shards": shards,
+        "strategy": config.strategy_id,
+        "problem_id": problem_id,
+        "reason": reason,
+        "n": grade["n"],
+        "k": grade["k"],
     }
-    write_text_atomic(json.dumps(manifest, indent=2, sort_keys=True) + "\n", out_dir / MANIFEST)
-    live = {s["file"] for s in shards}
-    for stale in out_dir.glob("shard-*.parquet"):
-        if stale.name not in live:
-            stale.unlink()
-    return manifest, to_table(curriculum_rows, CURRICULUM)
 
 
-class CurriculumReader:
-    """Yields the curriculum in order, batch by batch, checking each shard against the manifest (sha256, row
-    count, positions). A trainer that checkpoints the position it reached resumes with `rows(start=…)`."""
-
-    def __init__(self, shard_dir: Path) -> None:
-        self.shard_dir = Path(shard_dir)
-        manifest_path = self.shard_dir / MANIFEST
-        if not manifest_path.is_file():
-            raise FileNotFoundError(f"no {MANIFEST} in {self.shard_dir}: run the curriculum stage first")
-        try:
-            self.manifest = json.loads(manifest_path.read_text())
-            self.shards: list[dict[str, Any]] = list(self.manifest["shards"])
-            self._kept = int(self.manifest["counts"]["kept"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"{manifest_path} is not a readable curriculum manifest: {exc}") from exc
-
-    def __len__(self) -> int:
-        return self._kept
-
-    def _shard(self, shard: dict[str, Any]) -> pa.Table:
-        path = self.shard_dir / shard["file"]
-        if not path.is_file():
-            raise IntegrityError(f"{path} is listed in {MANIFEST} but missing; regenerate the shards")
-        if _sha256_file(path) != shard["sha256"]:
-            raise IntegrityError(f"{path} does not match the sha256 in {MANIFEST}; regenerate the shards")
-        table = pq.read_table(path, schema=SHARD)
-        expected = list(range(shard["first_position"], shard["first_position"] + shard["rows"]))
-        if table.column("position").to_pylist() != expected:
-            raise IntegrityError(f"{path} positions disagree with {MANIFEST} (expected {expected[0]}..)")
-        return table
-
-    def rows(self, start: int = 0) -> Iterator[dict[str, object]]:
-        """Rows in curriculum order from position `start` (a checkpointed position; 0 = the beginning)."""
-        if not 0 <= start <= len(self):
-            raise ValueError(f"start must be in [0, {len(self)}], got {start}")
-        for shard in self.shards:
-            if shard["first_position"] + shard["rows"] <= start:
-                continue  # wholly before the resume point: not even read
-            for row in self._shard(shard).to_pylist():
-                if row["position"] >= start:
-                    yield row
-
-    def batches(self, batch_size: int, start: int = 0) -> Iterator[list[dict[str, object]]]:
-        """Batches of `batch_size` problems in curriculum order from `start` (the last one may be smaller)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        batch: list[dict[str, object]] = []
-        for row in self.rows(start):
-            batch.append(row)
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+def _candidate(
+    problem: dict[str, Any], grade: dict[str, Any], config: CurriculumConfig, category: str, weight: float
+) -> dict[str, Any]:
+    """A graded problem with a learning signal, as a shard row before its position is known."""
+    return {
+        "problem_id": problem["problem_id"],
+        "source": problem["source"],
+        "family": problem["family"],
+        "question": problem["question"],
+        "answer": problem["answer"],
+        "difficulty_knob": problem["difficulty_knob"],
+        "n": grade["n"],
+        "k": grade["k"],
+        "pass_rate": grade["pass_rate"],
+        "post_mean": grade["post_mean"],
+        "post_lo": grade["post_lo"],
+        "post_hi": grade["post_hi"],
+        "difficulty": round(1.0 - grade["post_mean"], 12),
+        "stage": difficulty_stage(grade["post_mean"], config.stage_bounds),
+        "category": category,
+        "weight": weight,
+    }

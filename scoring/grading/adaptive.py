@@ -215,22 +215,31 @@ def run_sequential(
         plan = _plan_round(open_states, priors, pool_prior, config, remaining)
         if not plan:
             break
-        outcomes = draw(plan)
+        spent += _record(states, plan, draw(plan))
         rounds += 1
-        for pid, (first, count) in plan.items():
-            got = list(outcomes.get(pid, ()))
-            if len(got) != count:
-                raise ValueError(f"draw returned {len(got)} outcomes for {pid!r}, expected {count}")
-            state = states[pid]
-            state.drawn = first + count
-            state.n += sum(o is not None for o in got)
-            state.k += sum(o is True for o in got)
-            spent += count
     for state in states.values():
         if state.stop_reason is None:
             state.band = bands.label(state.k / state.n) if state.n else None
             state.stop_reason = "budget"
     return SequentialResult(states, rounds, spent, pool_prior)
+
+
+def _record(
+    states: dict[str, ProblemState], plan: Mapping[str, tuple[int, int]], outcomes: Mapping[str, Sequence[Outcome]]
+) -> int:
+    """Fold one round's outcomes (None: no verdict on the student, True: correct) into the states; the samples
+    drawn."""
+    spent = 0
+    for pid, (first, count) in plan.items():
+        got = list(outcomes.get(pid, ()))
+        if len(got) != count:
+            raise ValueError(f"draw returned {len(got)} outcomes for {pid!r}, expected {count}")
+        state = states[pid]
+        state.drawn = first + count
+        state.n += sum(o is not None for o in got)
+        state.k += sum(o is True for o in got)
+        spent += count
+    return spent
 
 
 def _prior_for(

@@ -15,21 +15,16 @@ A row with n = 0 was never graded and is dropped as `ungraded` by every filter.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scoring.schemas import DIFFICULTY_KEY, FILTER_DECISIONS
+from synthesis.registry import Registry
 
-FilterName = Literal["odf_band", "dapo_nonzero", "skywork_1_to_k_minus_1"]
-
-# The id written to every decision row; bump the suffix whenever a filter's rule changes.
-FILTERS: dict[str, str] = {
-    "odf_band": "odf_band_v1",
-    "dapo_nonzero": "dapo_nonzero_v1",
-    "skywork_1_to_k_minus_1": "skywork_1_to_k_minus_1_v1",
-}
+# Every band filter by name; its versioned name (`odf_band_v1`) is the `filter` column of each decision row. Bump
+# a filter's version whenever its rule changes.
+BAND_FILTERS: Registry[Callable[..., str]] = Registry("band filter")
 
 
 KEPT = ""
@@ -41,10 +36,15 @@ class FilterConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: FilterName
+    name: str = Field(description="a registered band filter (`BAND_FILTERS`)")
     lo: float = Field(0.25, ge=0.0, le=1.0, description="odf_band: lowest kept pass rate k/n (inclusive)")
     hi: float = Field(0.75, ge=0.0, le=1.0, description="odf_band: highest kept pass rate k/n (inclusive)")
     group_size: int = Field(16, ge=2, description="skywork_1_to_k_minus_1: the fixed rollouts per problem K")
+
+    @field_validator("name")
+    @classmethod
+    def _known_filter(cls, value: str) -> str:
+        return BAND_FILTERS.check(value)
 
     @model_validator(mode="after")
     def _band_ordered(self) -> FilterConfig:
@@ -53,6 +53,7 @@ class FilterConfig(BaseModel):
         return self
 
 
+@BAND_FILTERS.register("odf_band", description="ODF: keep lo <= k/n <= hi (methods §5)")
 def odf_band(n: int, k: int, *, lo: float = 0.25, hi: float = 0.75) -> str:
     """Balanced filtering: the drop reason for k correct of n, or "" when lo ≤ k/n ≤ hi (both inclusive)."""
     _check_counts(n, k)
@@ -66,6 +67,7 @@ def odf_band(n: int, k: int, *, lo: float = 0.25, hi: float = 0.75) -> str:
     return KEPT
 
 
+@BAND_FILTERS.register("dapo_nonzero", description="DAPO dynamic sampling: keep 0 < k < n (methods §5)")
 def dapo_nonzero(n: int, k: int) -> str:
     """DAPO dynamic sampling: the drop reason for k correct of n, or "" when 0 < k < n."""
     _check_counts(n, k)
@@ -78,6 +80,7 @@ def dapo_nonzero(n: int, k: int) -> str:
     return KEPT
 
 
+@BAND_FILTERS.register("skywork_1_to_k_minus_1", description="Skywork-OR1: keep n == K and 1 <= k <= K-1")
 def skywork_1_to_k_minus_1(n: int, k: int, *, group_size: int = 16) -> str:
     """Skywork-OR1: the drop reason for k correct of n, or "" when n == group_size and 1 ≤ k ≤ group_size − 1.
 
@@ -122,7 +125,7 @@ def apply_filter(grades: pa.Table, config: FilterConfig) -> pa.Table:
     if missing:
         raise ValueError(f"difficulty table lacks columns {missing}; has {grades.column_names}")
     decide = _decider(config)
-    filter_id = FILTERS[config.name]
+    filter_id = BAND_FILTERS.method(config.name)
     keys = {c: grades.column(c).to_pylist() for c in DIFFICULTY_KEY}
     ns, ks = grades.column("n").to_pylist(), grades.column("k").to_pylist()
     rows = []

@@ -44,7 +44,21 @@ def grade_rollouts(
     why each problem got the rollouts it got, recomputed from the stored evidence alone.
     """
     bands = bands or BandsConfig()
-    groups: dict[tuple[str, ...], dict[str, float]] = defaultdict(
+    groups = _tally(rollouts)
+    priors = _priors(groups, adaptive)
+    rows = [
+        _difficulty_row(key, groups[key], priors.get(key[1:], UNIFORM_PRIOR), level, bands, adaptive)
+        for key in sorted(groups)
+    ]
+    return to_table(rows, DIFFICULTY)
+
+
+_Tally = dict[str, float]
+
+
+def _tally(rollouts: pa.Table) -> dict[tuple[str, ...], _Tally]:
+    """Per difficulty key: verified samples n and successes k, timeouts and errors apart, tokens and seconds."""
+    groups: dict[tuple[str, ...], _Tally] = defaultdict(
         lambda: {"n": 0, "k": 0, "timeout": 0, "error": 0, "tokens": 0, "prompt_tokens": 0, "seconds": 0.0}
     )
     for row in rollouts.to_pylist():
@@ -61,59 +75,62 @@ def grade_rollouts(
             acc["tokens"] += row["completion_tokens"] or 0
         acc["prompt_tokens"] += row["prompt_tokens"] or 0
         acc["seconds"] += row["latency_s"] or 0.0
-    priors = _priors(groups, adaptive)
-    rows = []
-    for key in sorted(groups):
-        acc = groups[key]
-        n, k = int(acc["n"]), int(acc["k"])
-        pass_rate = k / n if n else 0.0
-        prior = priors.get(key[1:], UNIFORM_PRIOR)
-        alpha, beta_, mean, lo, hi = beta_posterior(k, n, *prior, level=level)
-        fresh = fresh_group_interval(k, n, prior, n, level) if n else (0.0, 1.0)
-        if adaptive is None:
-            band, stop_reason = (bands.label(pass_rate) if n else "ungraded"), "fixed_k"
-        else:
-            state = decide(ProblemState(key[0], n, k, n + int(acc["timeout"] + acc["error"])), prior, adaptive, bands)
-            band = state.band or (bands.label(pass_rate) if n else "ungraded")
-            stop_reason = state.stop_reason or "open"
-        wl, wh = wilson_interval(k, n, level)
-        jl, jh = jeffreys_interval(k, n, level)
-        rows.append(
-            {
-                **dict(zip(DIFFICULTY_KEY, key, strict=True)),
-                "n": n,
-                "k": k,
-                "n_timeout": int(acc["timeout"]),
-                "n_error": int(acc["error"]),
-                "pass_rate": pass_rate,
-                "wilson_lo": wl,
-                "wilson_hi": wh,
-                "jeffreys_lo": jl,
-                "jeffreys_hi": jh,
-                "beta_alpha": alpha,
-                "beta_beta": beta_,
-                "post_mean": mean,
-                "post_lo": lo,
-                "post_hi": hi,
-                "fresh_lo": fresh[0],
-                "fresh_hi": fresh[1],
-                "learnability": learnability(pass_rate),
-                "exp_abs_adv": expected_abs_advantage(pass_rate, n),
-                "band": band,
-                "method": METHOD if adaptive is None else ADAPTIVE_METHOD,
-                "stop_reason": stop_reason,
-                "prior_alpha": prior[0],
-                "prior_beta": prior[1],
-                "mean_response_tokens": acc["tokens"] / n if n else 0.0,
-                "tokens_spent": int(acc["tokens"] + acc["prompt_tokens"]),
-                "seconds_spent": round(acc["seconds"], 3),
-            }
-        )
-    return to_table(rows, DIFFICULTY)
+    return groups
+
+
+def _difficulty_row(
+    key: tuple[str, ...],
+    acc: _Tally,
+    prior: tuple[float, float],
+    level: float,
+    bands: BandsConfig,
+    adaptive: AdaptiveConfig | None,
+) -> dict[str, object]:
+    n, k = int(acc["n"]), int(acc["k"])
+    pass_rate = k / n if n else 0.0
+    alpha, beta_, mean, lo, hi = beta_posterior(k, n, *prior, level=level)
+    fresh = fresh_group_interval(k, n, prior, n, level) if n else (0.0, 1.0)
+    if adaptive is None:
+        band, stop_reason = (bands.label(pass_rate) if n else "ungraded"), "fixed_k"
+    else:
+        state = decide(ProblemState(key[0], n, k, n + int(acc["timeout"] + acc["error"])), prior, adaptive, bands)
+        band = state.band or (bands.label(pass_rate) if n else "ungraded")
+        stop_reason = state.stop_reason or "open"
+    wl, wh = wilson_interval(k, n, level)
+    jl, jh = jeffreys_interval(k, n, level)
+    return {
+        **dict(zip(DIFFICULTY_KEY, key, strict=True)),
+        "n": n,
+        "k": k,
+        "n_timeout": int(acc["timeout"]),
+        "n_error": int(acc["error"]),
+        "pass_rate": pass_rate,
+        "wilson_lo": wl,
+        "wilson_hi": wh,
+        "jeffreys_lo": jl,
+        "jeffreys_hi": jh,
+        "beta_alpha": alpha,
+        "beta_beta": beta_,
+        "post_mean": mean,
+        "post_lo": lo,
+        "post_hi": hi,
+        "fresh_lo": fresh[0],
+        "fresh_hi": fresh[1],
+        "learnability": learnability(pass_rate),
+        "exp_abs_adv": expected_abs_advantage(pass_rate, n),
+        "band": band,
+        "method": METHOD if adaptive is None else ADAPTIVE_METHOD,
+        "stop_reason": stop_reason,
+        "prior_alpha": prior[0],
+        "prior_beta": prior[1],
+        "mean_response_tokens": acc["tokens"] / n if n else 0.0,
+        "tokens_spent": int(acc["tokens"] + acc["prompt_tokens"]),
+        "seconds_spent": round(acc["seconds"], 3),
+    }
 
 
 def _priors(
-    groups: dict[tuple[str, ...], dict[str, float]], adaptive: AdaptiveConfig | None
+    groups: dict[tuple[str, ...], _Tally], adaptive: AdaptiveConfig | None
 ) -> dict[tuple[str, ...], tuple[float, float]]:
     """The pool prior per (student, revision, sampling, verifier) when the adaptive config asks for one."""
     if adaptive is None or adaptive.prior != "pool":

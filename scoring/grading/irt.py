@@ -13,6 +13,9 @@ versions — are pooled, so select one verifier version first if they disagree. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import pyarrow as pa
 from scipy.optimize import minimize
@@ -60,7 +63,49 @@ def fit_rasch(
         raise ValueError(f"difficulty table lacks columns {missing}; has {grades.column_names}")
     if sd_theta <= 0 or sd_b <= 0:
         raise ValueError(f"prior sds must be positive (sd_theta={sd_theta}, sd_b={sd_b})")
+    evidence = _evidence(grades)
+    n_students = len(evidence.students)
+    result = minimize(
+        _objective,
+        np.zeros(n_students + len(evidence.problems)),
+        args=(evidence.s_idx, evidence.i_idx, evidence.n, evidence.k, n_students, sd_theta, sd_b),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter},
+    )
+    # The objective is strictly convex, so a line-search stop with a tiny gradient is still the optimum.
+    grad_scale = np.abs(result.jac).max() / max(1.0, evidence.n.sum())
+    if not result.success and grad_scale > 1e-6:
+        raise RuntimeError(f"Rasch fit did not converge: {result.message} (max |gradient|/n = {grad_scale:.2e})")
+    return _items_table(evidence, result.x[n_students:]), _students_table(evidence, result.x[:n_students])
 
+
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """The graded rows (n > 0) as arrays: row r is student `students[s_idx[r]]` on problem `problems[i_idx[r]]`."""
+
+    students: list[tuple[str, str]]  # (student_id, student_revision), sorted
+    problems: list[str]  # sorted
+    s_idx: np.ndarray
+    i_idx: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+
+    def totals(self, per: Literal["student", "problem"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Σn, Σk and the number of distinct counterparts (problems of a student, students of a problem) per
+        student or per problem; counterparts count (student, problem) pairs once, however many rows pool there."""
+        index, size, side = (
+            (self.s_idx, len(self.students), 0) if per == "student" else (self.i_idx, len(self.problems), 1)
+        )
+        pairs = set(zip(self.s_idx.tolist(), self.i_idx.tolist(), strict=True))
+        return (
+            np.bincount(index, weights=self.n, minlength=size),
+            np.bincount(index, weights=self.k, minlength=size),
+            np.bincount([pair[side] for pair in pairs], minlength=size),
+        )
+
+
+def _evidence(grades: pa.Table) -> _Evidence:
     cols = {c: grades.column(c).to_pylist() for c in _NEEDED}
     rows = [
         ((sid, rev), pid, int(n), int(k))
@@ -79,59 +124,46 @@ def fit_rasch(
     problems = sorted({pid for _, pid, _, _ in rows})
     s_pos = {s: j for j, s in enumerate(students)}
     i_pos = {p: j for j, p in enumerate(problems)}
-    s_idx = np.array([s_pos[s] for s, _, _, _ in rows], dtype=np.intp)
-    i_idx = np.array([i_pos[p] for _, p, _, _ in rows], dtype=np.intp)
-    n_arr = np.array([n for _, _, n, _ in rows], dtype=np.float64)
-    k_arr = np.array([k for _, _, _, k in rows], dtype=np.float64)
-
-    result = minimize(
-        _objective,
-        np.zeros(len(students) + len(problems)),
-        args=(s_idx, i_idx, n_arr, k_arr, len(students), sd_theta, sd_b),
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": max_iter},
+    return _Evidence(
+        students,
+        problems,
+        s_idx=np.array([s_pos[s] for s, _, _, _ in rows], dtype=np.intp),
+        i_idx=np.array([i_pos[p] for _, p, _, _ in rows], dtype=np.intp),
+        n=np.array([n for _, _, n, _ in rows], dtype=np.float64),
+        k=np.array([k for _, _, _, k in rows], dtype=np.float64),
     )
-    # The objective is strictly convex, so a line-search stop with a tiny gradient is still the optimum.
-    grad_scale = np.abs(result.jac).max() / max(1.0, n_arr.sum())
-    if not result.success and grad_scale > 1e-6:
-        raise RuntimeError(f"Rasch fit did not converge: {result.message} (max |gradient|/n = {grad_scale:.2e})")
-    theta, b = result.x[: len(students)], result.x[len(students) :]
 
-    n_by_item = np.bincount(i_idx, weights=n_arr, minlength=len(problems))
-    k_by_item = np.bincount(i_idx, weights=k_arr, minlength=len(problems))
-    n_by_student = np.bincount(s_idx, weights=n_arr, minlength=len(students))
-    k_by_student = np.bincount(s_idx, weights=k_arr, minlength=len(students))
-    # Distinct (student, problem) pairs, so pooled duplicate rows are not double counted.
-    pairs = set(zip(s_idx.tolist(), i_idx.tolist(), strict=True))
-    students_per_item = np.bincount([i for _, i in pairs], minlength=len(problems))
-    problems_per_student = np.bincount([s for s, _ in pairs], minlength=len(students))
 
-    items = pa.Table.from_pylist(
+def _items_table(evidence: _Evidence, b: np.ndarray) -> pa.Table:
+    n_total, k_total, students = evidence.totals("problem")
+    return pa.Table.from_pylist(
         [
             {
                 "problem_id": pid,
                 "difficulty_b": float(b[j]),
-                "n_total": int(n_by_item[j]),
-                "k_total": int(k_by_item[j]),
-                "students": int(students_per_item[j]),
+                "n_total": int(n_total[j]),
+                "k_total": int(k_total[j]),
+                "students": int(students[j]),
             }
-            for j, pid in enumerate(problems)
+            for j, pid in enumerate(evidence.problems)
         ],
         schema=IRT_ITEMS,
     )
-    abilities = pa.Table.from_pylist(
+
+
+def _students_table(evidence: _Evidence, theta: np.ndarray) -> pa.Table:
+    n_total, k_total, problems = evidence.totals("student")
+    return pa.Table.from_pylist(
         [
             {
                 "student_id": sid,
                 "student_revision": rev,
                 "ability_theta": float(theta[j]),
-                "n_total": int(n_by_student[j]),
-                "k_total": int(k_by_student[j]),
-                "problems": int(problems_per_student[j]),
+                "n_total": int(n_total[j]),
+                "k_total": int(k_total[j]),
+                "problems": int(problems[j]),
             }
-            for j, (sid, rev) in enumerate(students)
+            for j, (sid, rev) in enumerate(evidence.students)
         ],
         schema=IRT_STUDENTS,
     )
-    return items, abilities

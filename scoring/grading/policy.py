@@ -23,7 +23,7 @@ from scoring.grading.adaptive import (
     SequentialResult,
     run_sequential,
 )
-from scoring.grading.band_filters import FILTERS, FilterConfig
+from scoring.grading.band_filters import FilterConfig
 from scoring.grading.rollouts import RolloutConfig, RolloutResult, run_rollouts
 from scoring.grading.verify import Verifier
 from synthesis.problem import Problem
@@ -44,6 +44,10 @@ class PredictorConfig(BaseModel):
     min_training_problems: int = Field(30, ge=10, description="graded problems needed before a predictor is fit")
 
 
+# Written to `band_filter` for every grade unless the config says otherwise (in this order).
+DEFAULT_FILTERS = ("odf_band", "dapo_nonzero", "skywork_1_to_k_minus_1")
+
+
 class GradingConfig(BaseModel):
     """`mode: fixed` draws `rollouts.k` per problem; `mode: adaptive` draws rounds until each band is certain."""
 
@@ -54,7 +58,7 @@ class GradingConfig(BaseModel):
     adaptive: AdaptiveConfig = Field(default_factory=AdaptiveConfig)
     predictor: PredictorConfig = Field(default_factory=PredictorConfig)
     filters: list[FilterConfig] = Field(
-        default_factory=lambda: [FilterConfig(name=name) for name in FILTERS],  # type: ignore[arg-type]
+        default_factory=lambda: [FilterConfig(name=name) for name in DEFAULT_FILTERS],
         description="band filters whose decisions are written to `band_filter` (all three by default)",
     )
 

@@ -190,9 +190,7 @@ def run_rollouts_on_ray(
     are served here — a rerun starts no Ray at all — and the workers' stats are added to `engine.stats`; the
     workers must report its model revision. `verifier` checks those cached samples (one is started if None).
     The workers' cache shards are merged into `root.cache_path` after the job."""
-    from engines.cache_shards import merge_shards, shards_dir
-    from scoring.grading.rollouts import RolloutResult, run_rollouts
-    from scoring.grading.verify import Verifier
+    from scoring.grading.rollouts import RolloutResult
     from scoring.schemas import ROLLOUTS, VERDICT_AUDIT, to_table
 
     ranges = list(sample_ranges) if sample_ranges is not None else [(0, student.rollouts.k)] * len(problems)
@@ -202,33 +200,11 @@ def run_rollouts_on_ray(
     cached = _fully_cached(problems, ranges, student.rollouts, engine) if engine is not None else set()
     parts: list[RolloutResult] = [RolloutResult(to_table([], ROLLOUTS), to_table([], VERDICT_AUDIT))]
     if cached and engine is not None:
-        with nullcontext(verifier) if verifier is not None else Verifier(student.verify) as checker:
-            parts.append(
-                run_rollouts(
-                    [problems[i] for i in sorted(cached)],
-                    engine,
-                    student_id=student.student_id,
-                    config=student.rollouts,
-                    verifier=checker,
-                    progress=False,
-                    sample_ranges=[ranges[i] for i in sorted(cached)],
-                )
-            )
+        parts.append(_run_cached(problems, ranges, sorted(cached), student, engine, verifier))
     remote = [i for i in range(len(problems)) if i not in cached]
     report, outputs = MergeReport(0, 0, 0), []
     if remote:
-        main_cache = root.cache_path
-        # Shards a killed job left behind hold samples already paid for. They are merged but kept: another job
-        # on this data root may still be writing its own, and a merge is idempotent.
-        merge_shards(main_cache, remove=False)
-        settings = _worker_settings(student, root)
-        rows = [
-            {"problem": json.dumps(_as_dict(problems[i])), "first": ranges[i][0], "count": ranges[i][1]} for i in remote
-        ]
-        try:
-            outputs = _run_on_actors(rows, settings, student.ray, progress=progress)
-        finally:
-            report = merge_shards(main_cache, shards_dir(main_cache).glob(f"{settings['run_id']}-*.sqlite"))
+        report, outputs = _run_remote(problems, ranges, remote, student, root, progress)
         _account(outputs, engine)
         parts += [RolloutResult(_from_ipc(out["rollouts"]), _from_ipc(out["audit"])) for out in outputs]
     order = {p.problem_id: i for i, p in enumerate(problems)}
@@ -243,6 +219,56 @@ def run_rollouts_on_ray(
         seconds=time.perf_counter() - started,
         worker_init_seconds=max(workers.values(), default=0.0),
     )
+
+
+def _run_cached(
+    problems: Sequence[Problem],
+    ranges: Sequence[tuple[int, int]],
+    positions: list[int],
+    student: RayStudent,
+    engine: Engine,
+    verifier: Verifier | None,
+) -> RolloutResult:
+    """The problems at `positions`, every sample in the driver's cache, served here without Ray."""
+    from scoring.grading.rollouts import run_rollouts
+    from scoring.grading.verify import Verifier
+
+    with nullcontext(verifier) if verifier is not None else Verifier(student.verify) as checker:
+        return run_rollouts(
+            [problems[i] for i in positions],
+            engine,
+            student_id=student.student_id,
+            config=student.rollouts,
+            verifier=checker,
+            progress=False,
+            sample_ranges=[ranges[i] for i in positions],
+        )
+
+
+def _run_remote(
+    problems: Sequence[Problem],
+    ranges: Sequence[tuple[int, int]],
+    positions: list[int],
+    student: RayStudent,
+    root: DataRoot,
+    progress: bool,
+) -> tuple[MergeReport, list[dict[str, Any]]]:
+    """The problems at `positions` on the Ray actors; their cache shards merged into the main cache afterwards."""
+    from engines.cache_shards import merge_shards, shards_dir
+
+    main_cache = root.cache_path
+    # Shards a killed job left behind hold samples already paid for. They are merged but kept: another job
+    # on this data root may still be writing its own, and a merge is idempotent.
+    merge_shards(main_cache, remove=False)
+    settings = _worker_settings(student, root)
+    rows = [
+        {"problem": json.dumps(_as_dict(problems[i])), "first": ranges[i][0], "count": ranges[i][1]} for i in positions
+    ]
+    try:
+        outputs = _run_on_actors(rows, settings, student.ray, progress=progress)
+    finally:
+        report = merge_shards(main_cache, shards_dir(main_cache).glob(f"{settings['run_id']}-*.sqlite"))
+    return report, outputs
 
 
 def _fully_cached(

@@ -14,7 +14,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines import ChatRequest, Engine, Message, SamplingParams
-from engines.base import canonical_json, sha256_hex
+from engines.base import Completion, canonical_json, sha256_hex
 from scoring.grading.verify import CheckItem, Verifier
 from scoring.schemas import ROLLOUTS, VERDICT_AUDIT, to_table
 from synthesis.problem import Problem, Verdict
@@ -123,28 +123,36 @@ def run_rollouts(
                 "sampling_hash": s_hash,
                 "sample_index": completion.sample_index,
             }
-            if completion.ok:
-                verdicts = next(audits)
-                decided = verdicts[0]
-                audit_rows += [
-                    {**key, "rule": v.rule, "verdict": v.label, "reason": v.reason, "extracted_answer": v.extracted}
-                    for v in verdicts
-                ]
-            else:
-                decided = Verdict("error", f"engine: {completion.error}", None, "engine")
-            rows.append(
-                {
-                    **key,
-                    "completion": completion.text,
-                    "extracted_answer": decided.extracted,
-                    "verdict": decided.label,
-                    "verdict_reason": decided.reason,
-                    "verifier_version": verifier.version,
-                    "verifier_rule": decided.rule,
-                    "prompt_tokens": completion.prompt_tokens,
-                    "completion_tokens": completion.completion_tokens,
-                    "finish_reason": completion.finish_reason,
-                    "latency_s": round(completion.latency_s, 4),
-                }
-            )
+            row, audited = _sample_rows(key, completion, next(audits) if completion.ok else None, verifier.version)
+            rows.append(row)
+            audit_rows += audited
     return RolloutResult(to_table(rows, ROLLOUTS), to_table(audit_rows, VERDICT_AUDIT))
+
+
+def _sample_rows(
+    key: dict[str, object], completion: Completion, verdicts: list[Verdict] | None, verifier_version: str
+) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """One sample's `rollouts` row (decided by the first verdict, or `error` when the engine call failed) and
+    its `verdict_audit` rows, one per checker that ran."""
+    if verdicts is None:
+        decided, audit = Verdict("error", f"engine: {completion.error}", None, "engine"), []
+    else:
+        decided = verdicts[0]
+        audit = [
+            {**key, "rule": v.rule, "verdict": v.label, "reason": v.reason, "extracted_answer": v.extracted}
+            for v in verdicts
+        ]
+    row = {
+        **key,
+        "completion": completion.text,
+        "extracted_answer": decided.extracted,
+        "verdict": decided.label,
+        "verdict_reason": decided.reason,
+        "verifier_version": verifier_version,
+        "verifier_rule": decided.rule,
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens,
+        "finish_reason": completion.finish_reason,
+        "latency_s": round(completion.latency_s, 4),
+    }
+    return row, audit

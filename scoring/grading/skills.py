@@ -35,7 +35,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engines.engine import EngineStats
 from scoring.grading.estimators import wilson_interval
 from scoring.storage import DataRoot
 from synthesis.skills import KNOWN_LABELERS
@@ -211,33 +210,9 @@ def profile_rows(
     difficult question), so each problem's accepted attributions stand for all its failed rollouts: an attribution
     weighs (the problem's failed rollouts) / (its accepted attributions). Without the weights a problem failed
     8 times out of 8 would count as much as one failed once. The Wilson interval uses the number of attributions."""
-    n_problems: dict[str, int] = {}
-    n_total: dict[str, int] = {}
-    k_total: dict[str, int] = {}
-    failed_of: dict[str, int] = {}
-    for grade in grades:
-        n, k = int(grade["n"]), int(grade["k"])  # type: ignore[call-overload]
-        if n == 0:
-            continue
-        failed_of[str(grade["problem_id"])] = n - k
-        for skill in labels.get(str(grade["problem_id"]), []):
-            n_problems[skill] = n_problems.get(skill, 0) + 1
-            n_total[skill] = n_total.get(skill, 0) + n
-            k_total[skill] = k_total.get(skill, 0) + k
-    accepted = [item for item in attributions if item.skills]
-    per_problem = Counter(item.problem_id for item in accepted)
-    named: dict[str, int] = {}
-    weighted: dict[str, float] = {}
-    total_weight = 0.0
-    for item in accepted:
-        weight = max(failed_of.get(item.problem_id, 1), 1) / per_problem[item.problem_id]
-        total_weight += weight
-        for skill in set(item.skills):
-            named[skill] = named.get(skill, 0) + 1
-            weighted[skill] = weighted.get(skill, 0.0) + weight
-    shares = {skill: w / total_weight for skill, w in weighted.items()} if total_weight else {}
+    n_problems, n_total, k_total, failed_of = _pooled_grades(grades, labels)
+    shares, named, attributed = _failure_shares(attributions, failed_of)
     weights = sel_weights(shares, n_problems, strength)
-    attributed = len(accepted)
     rows = []
     for skill in sorted(n_problems.keys() | named.keys()):
         n, k, hits, share = n_total.get(skill, 0), k_total.get(skill, 0), named.get(skill, 0), shares.get(skill, 0.0)
@@ -261,6 +236,46 @@ def profile_rows(
             }
         )
     return rows
+
+
+def _pooled_grades(
+    grades: Iterable[Mapping[str, object]], labels: Mapping[str, list[str]]
+) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
+    """Per skill: graded problems, Σn and Σk over them; and per graded problem its failed rollouts."""
+    n_problems: dict[str, int] = {}
+    n_total: dict[str, int] = {}
+    k_total: dict[str, int] = {}
+    failed_of: dict[str, int] = {}
+    for grade in grades:
+        n, k = int(grade["n"]), int(grade["k"])  # type: ignore[call-overload]
+        if n == 0:
+            continue
+        failed_of[str(grade["problem_id"])] = n - k
+        for skill in labels.get(str(grade["problem_id"]), []):
+            n_problems[skill] = n_problems.get(skill, 0) + 1
+            n_total[skill] = n_total.get(skill, 0) + n
+            k_total[skill] = k_total.get(skill, 0) + k
+    return n_problems, n_total, k_total, failed_of
+
+
+def _failure_shares(
+    attributions: Iterable[Attribution], failed_of: Mapping[str, int]
+) -> tuple[dict[str, float], dict[str, int], int]:
+    """Per skill: its weighted share of the failures and the accepted attributions naming it; and how many
+    attributions were accepted (see `profile_rows` for the weights)."""
+    accepted = [item for item in attributions if item.skills]
+    per_problem = Counter(item.problem_id for item in accepted)
+    named: dict[str, int] = {}
+    weighted: dict[str, float] = {}
+    total_weight = 0.0
+    for item in accepted:
+        weight = max(failed_of.get(item.problem_id, 1), 1) / per_problem[item.problem_id]
+        total_weight += weight
+        for skill in set(item.skills):
+            named[skill] = named.get(skill, 0) + 1
+            weighted[skill] = weighted.get(skill, 0.0) + weight
+    shares = {skill: w / total_weight for skill, w in weighted.items()} if total_weight else {}
+    return shares, named, len(accepted)
 
 
 # -- balance (the asset check's logic) --------------------------------------------------------------------------
@@ -308,34 +323,3 @@ def balance_of(
     if share > max_share:
         return SkillBalance(False, shares, f"skill {top!r} holds {share:.0%} of the curriculum (limit {max_share:.0%})")
     return SkillBalance(True, shares, f"largest skill {top!r} holds {share:.0%} (limit {max_share:.0%})")
-
-
-# -- summaries for stage metadata ---------------------------------------------------------------------------------
-
-
-def stats_delta(after: EngineStats, before: EngineStats) -> dict[str, float | int]:
-    """A stage's share of an engine's cumulative stats (the engine may be shared with other stages)."""
-    now, then = after.as_dict(), before.as_dict()
-    delta = {k: round(now[k] - then[k], 3) for k in now if k != "cache_hit_rate"}
-    total = delta["cache_hits"] + delta["model_calls"]
-    return delta | {"cache_hit_rate": round(delta["cache_hits"] / total, 4) if total else 0.0}
-
-
-def reasons_markdown(reasons: Iterable[object]) -> str:
-    """A markdown table of reason → count, most common first."""
-    counted = Counter(str(r) for r in reasons)
-    lines = ["| reason | count |", "|---|---|"]
-    lines += [f"| {reason[:120].replace('|', '/')} | {n} |" for reason, n in counted.most_common(20)]
-    return "\n".join(lines)
-
-
-def markdown_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
-    """Rows as a markdown table of `columns` (floats to 3 decimals, cells cut at 100 characters)."""
-
-    def cell(value: object) -> str:
-        text = f"{value:.3f}" if isinstance(value, float) else str(value if value is not None else "")
-        return text.replace("\n", " ").replace("|", "/")[:100]
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)

@@ -36,8 +36,13 @@ from scoring.grading import sandbox
 from synthesis.answers import MAX_ANSWER_CHARS, ExtractedAnswer, extract_final_answer
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem, Verdict
+from synthesis.registry import Registry
 
-VERIFIER_VERSION = "gradus_verify_v2"
+# Verifiers by name; `<name>_<version>` is the `verifier_version` of every verdict. Bump the version whenever a
+# verdict could change (grades made by another version are not reused).
+VERIFIERS: Registry[type] = Registry("verifier")
+VERIFIER_NAME, VERIFIER_REVISION = "gradus_verify", "v2"
+VERIFIER_VERSION = f"{VERIFIER_NAME}_{VERIFIER_REVISION}"
 RG_FAMILY_PREFIX = "rg:"
 
 
@@ -245,6 +250,11 @@ def _prepare_allowance(chunk: Sequence[CheckItem]) -> float:
     return _RG_PREPARE_S if any(_is_rg(item) for item in chunk) else 0.0
 
 
+@VERIFIERS.register(
+    VERIFIER_NAME,
+    version=VERIFIER_REVISION,
+    description="family scorers, then Qwen2.5-Math extraction and Math-Verify equivalence in sandboxed workers (§15)",
+)
 class Verifier:
     """Checks completions against gold answers in worker processes, each answer time-limited."""
 

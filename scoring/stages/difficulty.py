@@ -1,24 +1,41 @@
-"""Stages around the difficulty table: the pass-rate predictor, band filters, revisions and the IRT fit.
+"""The grading stages on the student's rollouts: `difficulty`, `band_filter`, `predictor` and `irt`, with the
+helpers they share (the pass-rate predictor's file, its guidance for adaptive grading, revisions, the Rasch fit)
+and `student_grades`, the student's pass rate on new problems that synthesis filters by (ScaleQuest).
 
-Like `scoring.stages.pipeline`, each reads from the data root, writes its tables atomically and returns a summary.
+Each stage reads from the data root, writes its tables atomically and returns a `StageSummary`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engines.config import expected_revision
 from scoring.config import ProjectConfig
 from scoring.grading.adaptive import ProblemState
 from scoring.grading.band_filters import apply_filter
+from scoring.grading.difficulty import grade_rollouts
 from scoring.grading.irt import fit_rasch
 from scoring.grading.predictor import PREDICTOR_METHOD, PassRatePredictor, Prediction, screen
-from scoring.schemas import DIFFICULTY, PREDICTIONS, PREDICTOR_RELIABILITY, STUDENT_REVISIONS, to_table
+from scoring.grading.rollouts import run_rollouts, sampling_hash
+from scoring.grading.verify import VERIFIER_VERSION, Verifier
+from scoring.schemas import (
+    DIFFICULTY,
+    DIFFICULTY_KEY,
+    IRT_ITEMS,
+    PREDICTIONS,
+    PREDICTOR_RELIABILITY,
+    STUDENT_REVISIONS,
+    to_table,
+)
+from scoring.stages.report import StageSummary, student_partition
+from scoring.stages.roles import EngineRoles
 from scoring.storage import DataRoot
 from synthesis.problem import Problem
 
@@ -31,6 +48,79 @@ PREDICTOR_ARRAYS_FILE = "predictor.npz"
 LEGACY_PREDICTOR_FILE = "predictor.joblib"
 
 log = logging.getLogger(__name__)
+
+
+def build_difficulty(config: ProjectConfig, root: DataRoot) -> StageSummary:
+    """Grade every key in the student's rollouts partition into its `difficulty` partition, plus predicted
+    rows (`predicted_v1`) for problems the predictor screened out of grading; register new revisions."""
+    part = student_partition(config)
+    rollouts = root.read_table("rollouts", part)
+    adaptive = config.grading.adaptive if config.grading.mode == "adaptive" else None
+    measured = grade_rollouts(rollouts, bands=config.grading.bands, adaptive=adaptive)
+    predicted = predicted_grades(root.read_table("predictions", part), measured)
+    families = {
+        row["problem_id"]: row["family"]
+        for row in root.read_table("problems").select(["problem_id", "family"]).to_pylist()
+    }
+    graded = pa.concat_tables([measured, predicted]).sort_by([(k, "ascending") for k in DIFFICULTY_KEY])
+    family = pa.array([families.get(pid) for pid in graded.column("problem_id").to_pylist()], type=pa.string())
+    graded = graded.set_column(graded.schema.get_field_index("family"), "family", family)
+    path = root.write_table("difficulty", graded, part)
+    register_revisions(root, measured, config.student.engine.model, part)
+    methods = graded.column("method").to_pylist()
+    counts = {"graded": graded.num_rows} | {f"method_{m}": methods.count(m) for m in sorted(set(methods))}
+    return StageSummary(graded, counts, path=path)
+
+
+def build_band_filter(config: ProjectConfig, root: DataRoot) -> StageSummary:
+    """Each configured band filter's decisions over the student's current grades (`band_filter` table)."""
+    decisions = band_filter_decisions(config, current_grades(config, root))
+    path = root.write_table("band_filter", decisions, student_partition(config))
+    counts: dict[str, int] = {}
+    for row in decisions.to_pylist():
+        counts[f"{row['filter']}_kept"] = counts.get(f"{row['filter']}_kept", 0) + row["kept"]
+        counts[f"{row['filter']}_dropped"] = counts.get(f"{row['filter']}_dropped", 0) + (not row["kept"])
+    return StageSummary(decisions, counts, path=path)
+
+
+def build_predictor(config: ProjectConfig, root: DataRoot) -> StageSummary:
+    """Train the student's pass-rate predictor on its current grades; save it (`predictor.json` + `predictor.npz`)
+    and its reliability table. An earlier version's pickled `predictor.joblib` is left unread and reported."""
+    predictor, reliability, note = train_predictor(config, root, current_grades(config, root))
+    root.write_table("predictor_reliability", reliability, student_partition(config))
+    path = predictor_path(root, config.student.id)
+    figures: dict[str, float | int | str] = {"status": note}
+    if predictor is not None:
+        predictor.save(path)
+        figures["pseudo_count_rollouts"] = round(predictor.pseudo_count, 3)
+    if legacy := ignored_legacy_predictor(root, config.student.id):
+        figures["predictor_note"] = legacy
+    return StageSummary(reliability, {"reliability_bins": reliability.num_rows}, figures, path=path)
+
+
+def build_irt(root: DataRoot) -> StageSummary:
+    """A Rasch fit over every student and revision graded so far (skipped with fewer than two)."""
+    fitted = irt_fit(root.read_all_partitions("difficulty"))
+    if fitted is None:
+        return StageSummary(to_table([], IRT_ITEMS), {"students": 0}, {"status": "fewer than 2 students graded"})
+    items, students = fitted
+    root.write_table("irt_items", items)
+    path = root.write_table("irt_students", students)
+    return StageSummary(students, {"students": students.num_rows, "items": items.num_rows}, path=path)
+
+
+def current_grades(config: ProjectConfig, root: DataRoot) -> pa.Table:
+    """The student's difficulty rows for the configured model revision, sampling config and verifier."""
+    grades = root.read_table("difficulty", student_partition(config))
+    revision = expected_revision(config.student.engine, root.models_dir)
+    mask = pc.and_(
+        pc.and_(
+            pc.equal(grades.column("student_revision"), revision),
+            pc.equal(grades.column("sampling_hash"), sampling_hash(config.rollouts)),
+        ),
+        pc.equal(grades.column("verifier_version"), VERIFIER_VERSION),
+    )
+    return grades.filter(mask)
 
 
 def predictor_path(root: DataRoot, student_id: str) -> Path:
@@ -182,13 +272,13 @@ def predicted_grades(predictions: pa.Table, measured: pa.Table) -> pa.Table:
     return to_table(rows, DIFFICULTY)
 
 
-def register_revisions(root: DataRoot, grades: pa.Table, model: str, student_partition: dict[str, str]) -> pa.Table:
+def register_revisions(root: DataRoot, grades: pa.Table, model: str, partition: dict[str, str]) -> pa.Table:
     """Record when each (student, revision) was first graded; the diff view orders revisions by it."""
     now = datetime.now(UTC)
     pairs = sorted(_student_pairs(grades))
     rows = [{"student_id": s, "student_revision": r, "model": model, "first_graded_at": now} for s, r in pairs]
     return root.upsert_table(
-        "student_revisions", to_table(rows, STUDENT_REVISIONS), ("student_id", "student_revision"), student_partition
+        "student_revisions", to_table(rows, STUDENT_REVISIONS), ("student_id", "student_revision"), partition
     )
 
 
@@ -221,3 +311,59 @@ def irt_fit(all_grades: pa.Table) -> tuple[pa.Table, pa.Table] | None:
 def _student_pairs(grades: pa.Table) -> set[tuple[str, str]]:
     ids, revisions = grades.column("student_id").to_pylist(), grades.column("student_revision").to_pylist()
     return set(zip(ids, revisions, strict=True))
+
+
+# --- new problems' pass rates ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StudentGrade:
+    """The student's pass rate on one question and what it cost (rollouts), or a prediction (n = 0)."""
+
+    pass_rate: float | None  # None: no rollout said anything about the student
+    source: str  # "rollouts" or the predictor's method name
+    n: int = 0
+    k: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def student_grades(
+    config: ProjectConfig,
+    root: DataRoot,
+    problems: Sequence[Problem],
+    roles: EngineRoles,
+    verifier: Verifier,
+    *,
+    k: int,
+    progress: bool,
+) -> dict[str, StudentGrade]:
+    """The student's pass rate on new problems (not stored as rollouts or grades): from its saved predictor when
+    there is one (no model call, and the student is not started), else from `k` rollouts each."""
+    path = predictor_path(root, config.student.id)
+    if path.is_file():
+        features = [
+            {"problem_id": p.problem_id, "question": p.question, "family": p.family, "source": p.source}
+            for p in problems
+        ]
+        predictions = PassRatePredictor.load(path).predict(features) if features else []
+        return {p.problem_id: StudentGrade(p.p, PREDICTOR_METHOD) for p in predictions}
+    result = run_rollouts(
+        problems,
+        roles.student,
+        student_id=config.student.id,
+        config=config.rollouts.model_copy(update={"k": k}),
+        verifier=verifier,
+        progress=progress,
+    )
+    tally = {p.problem_id: [0, 0, 0, 0] for p in problems}  # prompt tokens, completion tokens, n, k
+    for row in result.rollouts.to_pylist():
+        counts = tally[row["problem_id"]]
+        counts[0] += int(row["prompt_tokens"] or 0)
+        counts[1] += int(row["completion_tokens"] or 0)
+        if row["verdict"] not in ("timeout", "error"):  # these say nothing about the student (design.md, Verdicts)
+            counts[2] += 1
+            counts[3] += row["verdict"] == "correct"
+    return {
+        pid: StudentGrade(c[3] / c[2] if c[2] else None, "rollouts", c[2], c[3], c[0], c[1]) for pid, c in tally.items()
+    }

@@ -9,37 +9,30 @@ row, rewrite a concept) and then materialize only the levels below; rerunning a 
 its inputs (and so replaces edits made to that table). Every reply and every decision is a `synthesis_log` row:
 the first two levels log under the methods `glan_taxonomy` and `glan_syllabus` (so that each stage rewrites only
 its own log partition), the problems under `glan`. All calls go to the teacher and are cached, so a rerun with
-the same config, tables and seed makes zero model calls.
+the same config, tables and seed makes zero model calls. This module holds levels 1 and 2 and the teacher's list
+calls they share; level 3 is `scoring.stages.glan_problems`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-
 from engines import ChatRequest, Completion, Engine, Message, SamplingParams
 from scoring.config import ProjectConfig
-from scoring.grading.agreement import Agreement, check_answers
-from scoring.grading.verify import Verifier
-from scoring.schemas import GLAN_DISCIPLINES, GLAN_SUBJECTS, GLAN_SYLLABUS, SYNTHESIS_LOG, to_table
-from scoring.stages.pipeline import StageSummary
+from scoring.schemas import to_table
+from scoring.stages.report import PREVIEW_ROWS, CostMeter, StageSummary, markdown_table, synthesis_markdown
 from scoring.stages.roles import EngineRoles
-from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
+from scoring.stages.synthesis_log import SynthesisRecord, synth_partition
 from scoring.storage import DataRoot
+from scoring.synthesis_schemas import GLAN_DISCIPLINES, GLAN_SUBJECTS, GLAN_SYLLABUS, SYNTHESIS_LOG
 from synthesis import glan
-from synthesis.glan import Course, CourseSession, GlanConfig, Parsed, derive_seed
-from synthesis.problem import Problem
+from synthesis.glan import GlanConfig, Parsed, derive_seed
 from synthesis.prompting import prompt_version
 from synthesis.structured import ParseError
 from synthesis.taxonomies import Discipline, load_taxonomy, taxonomy_path
 
-PREVIEW_ROWS = 5
 Row = dict[str, object]
 
 
@@ -60,7 +53,8 @@ class Reply:
     converted: str = ""  # the conversion call's JSON, when one was made
 
 
-def _request(prompt: str, *, temperature: float, top_p: float, max_tokens: int, seed: int, n: int = 1) -> ChatRequest:
+def request(prompt: str, *, temperature: float, top_p: float, max_tokens: int, seed: int, n: int = 1) -> ChatRequest:
+    """A one-turn user prompt with its sampling (GLAN's calls all have this shape)."""
     sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, n=n, seed=seed)
     return ChatRequest((Message("user", prompt),), sampling)
 
@@ -93,7 +87,7 @@ def _ask_lists(
     not parse gets the paper's second "convert to JSON" call (greedy) when `json_repair` is on. Never raises on
     model output: what does not parse is a `Reply` with `parsed=None` and the reason."""
     sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.list_max_tokens, "n": n}
-    groups = engine.generate([_request(p, seed=s, **sampling) for _, p, s in jobs], progress=progress, desc=template)
+    groups = engine.generate([request(p, seed=s, **sampling) for _, p, s in jobs], progress=progress, desc=template)
     replies: list[list[Reply]] = []
     retry: list[tuple[Reply, int]] = []
     for (item_id, _, seed), group in zip(jobs, groups, strict=True):
@@ -105,7 +99,7 @@ def _ask_lists(
                 retry.append((reply, derive_seed(seed, "to_json", c.sample_index)))
             replies[-1].append(reply)
     convert = {"temperature": 0.0, "top_p": 1.0, "max_tokens": cfg.list_max_tokens}
-    requests = [_request(glan.to_json_prompt(r.text, format_example), seed=s, **convert) for r, s in retry]
+    requests = [request(glan.to_json_prompt(r.text, format_example), seed=s, **convert) for r, s in retry]
     converted = engine.generate(requests, progress=progress, desc=f"{template} to JSON") if requests else []
     for (reply, _), (c,) in zip(retry, converted, strict=True):
         first = reply.reason
@@ -138,40 +132,6 @@ def _log_reply(record: SynthesisRecord, stage: str, reply: Reply, model: str, **
         completion_tokens=reply.completion_tokens,
         detail=detail,
     )
-
-
-# ---- figures -------------------------------------------------------------------------------------------------------
-
-
-def _stats_since(engine: Engine, before: dict[str, float | int]) -> dict[str, float | int]:
-    """The engine's work during this stage (its stats are cumulative over the engine's life)."""
-    after = engine.stats.as_dict()
-    keys = ("cache_hits", "model_calls", "failed_calls", "prompt_tokens", "completion_tokens", "generation_seconds")
-    delta = {k: after[k] - before[k] for k in keys}
-    delta["generation_seconds"] = round(float(delta["generation_seconds"]), 3)
-    return delta
-
-
-def _markdown(rows: Sequence[Row], columns: Sequence[str], limit: int = PREVIEW_ROWS) -> str:
-    def cell(value: object) -> str:
-        text = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-        text = " ".join(text.split()).replace("|", "\\|")
-        return text if len(text) <= 160 else text[:157] + "..."
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows[:limit]]
-    return "\n".join(lines)
-
-
-def _figures(record: SynthesisRecord, engine: Engine, before: dict, started: float, preview: str) -> dict:
-    reasons = record.reject_reasons().most_common()
-    return {
-        **_stats_since(engine, before),
-        "seconds": round(time.perf_counter() - started, 2),
-        "funnel_md": funnel_markdown(record),
-        "reject_reasons_md": "\n".join(["| reason | count |", "|---|---|", *(f"| {r} | {n} |" for r, n in reasons)]),
-        "preview_md": preview,
-    }
 
 
 def _write_log(record: SynthesisRecord, root: DataRoot) -> None:
@@ -255,8 +215,8 @@ def build_glan_taxonomy(
     decomposition with `taxonomy: teacher`), then the teacher, as an education expert of each discipline, lists
     subjects with a level and subtopics (T 1.0, top-p 0.95, `subject_calls` seeded samples per discipline).
     Writes `glan_disciplines` and `glan_subjects`; the main table is `glan_subjects`."""
-    cfg, started, engine = config.synthesis.glan, time.perf_counter(), roles.teacher
-    before, record = engine.stats.as_dict(), SynthesisRecord("glan_taxonomy")
+    cfg, engine = config.synthesis.glan, roles.teacher
+    meter, record = CostMeter(engine), SynthesisRecord("glan_taxonomy")
     available, chosen, source = _choose_disciplines(config, engine, record, progress)
     rows = [{"field": d.field, "sub_field": d.sub_field, "discipline": d.discipline, "source": source} for d in chosen]
     root.write_table("glan_disciplines", to_table(rows, GLAN_DISCIPLINES))
@@ -290,8 +250,8 @@ def build_glan_taxonomy(
         "subject_replies_parsed": sum(r.parsed is not None for r in flat),
         "subjects": subjects.num_rows,
     }
-    preview = _markdown(subject_rows, ("discipline", "subject", "level", "subtopics"))
-    return StageSummary(subjects, counts, _figures(record, engine, before, started, preview), path)
+    preview = markdown_table(subject_rows[:PREVIEW_ROWS], ("discipline", "subject", "level", "subtopics"))
+    return StageSummary(subjects, counts, meter.figures(), path, markdown=synthesis_markdown(record, preview))
 
 
 # ---- level 2: syllabus ---------------------------------------------------------------------------------------------
@@ -334,8 +294,8 @@ def build_glan_syllabus(
 ) -> StageSummary:
     """GLAN §2.3: one teacher call per subject of the `glan_subjects` TABLE (so edits there count) → class
     sessions with their key concepts (T 1.0, top-p 0.95). Writes `glan_syllabus`, one row per session."""
-    cfg, started, engine = config.synthesis.glan, time.perf_counter(), roles.teacher
-    before, record = engine.stats.as_dict(), SynthesisRecord("glan_syllabus")
+    cfg, engine = config.synthesis.glan, roles.teacher
+    meter, record = CostMeter(engine), SynthesisRecord("glan_syllabus")
     subjects = root.read_table("glan_subjects").to_pylist()
     jobs = []
     for s in subjects:
@@ -366,196 +326,5 @@ def build_glan_syllabus(
         "sessions": syllabus.num_rows,
         "key_concepts": sum(len(r["key_concepts"]) for r in rows),
     }
-    preview = _markdown(rows, ("subject", "session_idx", "session_title", "key_concepts"))
-    return StageSummary(syllabus, counts, _figures(record, engine, before, started, preview), path)
-
-
-# ---- level 3: homework questions, answers, agreement ---------------------------------------------------------------
-
-
-def load_courses(table: pa.Table) -> list[Course]:
-    """`glan_syllabus` rows grouped into courses (first-seen order), sessions by `session_idx`. A session whose
-    concept list was emptied by an edit stays in the syllabus shown to the teacher but is never sampled."""
-    grouped: dict[tuple[str, str], list[Row]] = {}
-    for row in table.to_pylist():
-        grouped.setdefault((row["discipline"], row["subject"]), []).append(row)
-    courses = []
-    for (discipline, subject), rows in grouped.items():
-        rows.sort(key=lambda r: (r["session_idx"] is None, r["session_idx"] or 0))
-        sessions = tuple(
-            CourseSession(
-                r["session_idx"] or i + 1, r["session_title"] or "", tuple(c for c in r["key_concepts"] or [] if c)
-            )
-            for i, r in enumerate(rows)
-        )
-        courses.append(Course(discipline, subject, rows[0]["level"] or "unspecified", sessions))
-    return courses
-
-
-@dataclass(slots=True)
-class Candidate:
-    """One homework question on its way through the checks."""
-
-    combo_id: str  # a stable id of its inputs (course, sessions, concept texts): the log's item id
-    course: Course
-    concepts: list[str]
-    sessions: list[int]
-    question: str = ""
-    answer: str = ""
-    solution: str = ""
-
-    @staticmethod
-    def of(course: Course, combo: glan.ConceptCombo) -> Candidate:
-        concepts, sessions = combo.concepts(course), combo.session_numbers(course)
-        key = json.dumps([course.discipline, course.subject, sessions, concepts], ensure_ascii=False)
-        return Candidate("glan-" + hashlib.sha256(key.encode()).hexdigest()[:16], course, concepts, sessions)
-
-
-def _log_call(record: SynthesisRecord, stage: str, cand: Candidate, c: Completion, reason: str, model: str) -> None:
-    kept = reason == "parsed"
-    record.decide(
-        stage,
-        cand.combo_id,
-        kept=kept,
-        reason=reason,
-        text=c.text,
-        model=model,
-        prompt_version=prompt_version(f"glan_{stage}"),
-        prompt_tokens=c.prompt_tokens,
-        completion_tokens=c.completion_tokens,
-        detail={"subject": cand.course.subject, "sessions": cand.sessions, "key_concepts": cand.concepts},
-    )
-
-
-def _questions(
-    cfg: GlanConfig, engine: Engine, cands: list[Candidate], record: SynthesisRecord, progress: bool
-) -> list[Candidate]:
-    """§2.4: one homework question per concept combination; parsed ones go on."""
-    sampling = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.question_max_tokens}
-    requests = [
-        _request(glan.question_prompt(c.course, c.concepts, c.sessions), seed=derive_seed(cfg.seed, "q", i), **sampling)
-        for i, c in enumerate(cands)
-    ]
-    kept = []
-    for cand, (c,) in zip(cands, engine.generate(requests, progress=progress, desc="glan_question"), strict=True):
-        reason = "parsed"
-        try:
-            if not c.ok:
-                raise ParseError(f"engine error: {c.error}")
-            cand.question = glan.parse_question(c.text, c.finish_reason)
-            kept.append(cand)
-        except ParseError as exc:
-            reason = exc.reason
-        _log_call(record, "question", cand, c, reason, engine.model_id)
-    return kept
-
-
-def _answers(
-    cfg: GlanConfig, engine: Engine, cands: list[Candidate], record: SynthesisRecord, progress: bool
-) -> list[Candidate]:
-    """§3.1: the teacher answers each question in a separate call (T `answer_temperature`)."""
-    sampling = {"temperature": cfg.answer_temperature, "top_p": cfg.top_p, "max_tokens": cfg.answer_max_tokens}
-    requests = [
-        _request(glan.answer_prompt(c.question), seed=derive_seed(cfg.seed, "a", c.combo_id), **sampling) for c in cands
-    ]
-    kept = []
-    for cand, (c,) in zip(cands, engine.generate(requests, progress=progress, desc="glan_answer"), strict=True):
-        reason = "parsed"
-        try:
-            if not c.ok:
-                raise ParseError(f"engine error: {c.error}")
-            cand.answer, cand.solution = glan.parse_reference_answer(c.text), c.text
-            kept.append(cand)
-        except ParseError as exc:
-            reason = exc.reason + (" (truncated at answer_max_tokens)" if c.finish_reason == "length" else "")
-        _log_call(record, "answer", cand, c, reason, engine.model_id)
-    return kept
-
-
-def _agreements(config: ProjectConfig, engine: Engine, cands: list[Candidate], progress: bool) -> list[Agreement]:
-    """The shared answer check: independent solutions must agree with the teacher's answer (the reference)."""
-    if not cands:
-        return []
-    with Verifier(config.verify) as verifier:
-        return check_answers(
-            [(c.question, c.answer) for c in cands],
-            engine,
-            verifier,
-            config.synthesis.answers,
-            seed=derive_seed(config.synthesis.glan.seed, "agreement"),
-            progress=progress,
-        )
-
-
-def _problem(cand: Candidate, place: Row, model: str) -> Problem:
-    return Problem.create(
-        source="glan",
-        # Prefixed so that a discipline never collides with a procedural family's name: the verifier hands a
-        # problem whose family is registered to that family's own scorer.
-        family=f"glan:{cand.course.discipline}",
-        question=cand.question,
-        answer=cand.answer,
-        source_ref=f"glan:{cand.combo_id}",
-        solution=cand.solution,
-        metadata={
-            "field": place.get("field"),
-            "sub_field": place.get("sub_field"),
-            "discipline": cand.course.discipline,
-            "subject": cand.course.subject,
-            "level": cand.course.level,
-            "session_idx": cand.sessions,
-            "key_concepts": cand.concepts,
-            "n_sessions_sampled": len(cand.sessions),
-            "question_generator": model,
-            "answer_generator": model,
-        },
-        generator_model=model,
-        checks_passed=["question_parse", "answer_parse", "agreement"],
-    )
-
-
-def build_glan_problems(
-    config: ProjectConfig, root: DataRoot, roles: EngineRoles, *, progress: bool = True
-) -> StageSummary:
-    """GLAN §2.4 and §3.1 on the `glan_syllabus` TABLE (so edits there count): sample concept combinations (one
-    session, or two sessions touching both, per `two_session_share`), have the teacher write a homework question
-    from the chosen concepts and the full syllabus (T 1.0, top-p 0.95), answer it in a separate call (T 0.7),
-    and accept the problem only when the shared agreement check (`check_answers`, with the teacher's answer as
-    the reference) agrees. The question prompt asks for one short final answer, because answers are verified."""
-    cfg, started, engine = config.synthesis.glan, time.perf_counter(), roles.teacher
-    before, record = engine.stats.as_dict(), SynthesisRecord("glan")
-    courses = load_courses(root.read_table("glan_syllabus"))
-    places = {r["discipline"]: r for r in root.read_table("glan_disciplines").to_pylist()}
-    combos = glan.sample_combinations(courses, cfg.questions, cfg.two_session_share, cfg.seed)
-    cands = [Candidate.of(courses[combo.course], combo) for combo in combos]
-    questions = _questions(cfg, engine, cands, record, progress)
-    answered = _answers(cfg, engine, questions, record, progress)
-    agreements = _agreements(config, engine, answered, progress)
-    for cand, agreement in zip(answered, agreements, strict=True):
-        problem = _problem(cand, places.get(cand.course.discipline, {}), engine.model_id)
-        record.decide(
-            "agreement",
-            problem.problem_id,
-            kept=agreement.accepted,
-            reason=agreement.reason,
-            text=cand.question,
-            parent_id=cand.combo_id,
-            model=engine.model_id,
-            detail=agreement.detail(),
-        )
-        if agreement.accepted:
-            record.accept(problem)
-    _, table = record.write(root)
-    counts = {
-        "requested": cfg.questions,
-        "combinations": len(combos),
-        "questions_parsed": len(questions),
-        "answers_parsed": len(answered),
-        "agreed": sum(a.accepted for a in agreements),
-        "kept": table.num_rows,
-    }
-    figures = _figures(record, engine, before, started, _markdown(table.to_pylist(), ("family", "question", "answer")))
-    # Question and answer tokens as logged (cached or not, so a rerun reports the same figure); the agreement
-    # check's solutions show in the engine stats of the run that drew them.
-    figures["tokens_per_kept_problem"] = round(record.tokens() / table.num_rows, 1) if table.num_rows else 0.0
-    return StageSummary(table, counts, figures, root.table_path("synthesized_problems", synth_partition("glan")))
+    preview = markdown_table(rows[:PREVIEW_ROWS], ("subject", "session_idx", "session_title", "key_concepts"))
+    return StageSummary(syllabus, counts, meter.figures(), path, markdown=synthesis_markdown(record, preview))

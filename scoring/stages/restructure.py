@@ -14,9 +14,8 @@ the variants joined the pool selects the same parents, makes no model call and r
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pyarrow as pa
 
@@ -24,9 +23,10 @@ from engines import Engine
 from scoring.config import ProjectConfig
 from scoring.grading.agreement import check_answers, reference_agreement, solution_requests
 from scoring.grading.verify import Verifier
-from scoring.stages.pipeline import StageSummary, current_grades, load_pool
+from scoring.stages.difficulty import current_grades
+from scoring.stages.problems import load_pool
+from scoring.stages.report import CostMeter, StageSummary, problems_preview, synthesis_markdown
 from scoring.stages.roles import EngineRoles
-from scoring.stages.socratic import distinct_engines, preview_markdown, summary_figures
 from scoring.stages.synthesis_log import SynthesisRecord, synth_partition
 from scoring.storage import DataRoot
 from synthesis.problem import Problem
@@ -95,10 +95,8 @@ def build_restructure(
 ) -> StageSummary:
     """Restructure up to `max_problems` graded pool problems (seeded choice) into CLPO rewrites and GHPO hinted
     variants; write the `restructure` partitions of `synthesis_log` and `synthesized_problems`."""
-    started = time.perf_counter()
+    meter = CostMeter(roles.teacher)
     record = SynthesisRecord(METHOD)
-    engines = distinct_engines([roles.teacher])
-    before = [replace(e.stats) for e in engines]
     grades = current_grades(config, root)
     parents = _select(record, config, root, grades)
     with Verifier(config.verify) as verifier:
@@ -108,6 +106,13 @@ def build_restructure(
         references = _references(run, hinted)
         for parent in hinted:
             _hint_variants(run, parent, references[parent.problem.problem_id])
+    return _summary(record, root, meter, grades, parents)
+
+
+def _summary(
+    record: SynthesisRecord, root: DataRoot, meter: CostMeter, grades: pa.Table, parents: Sequence[Parent]
+) -> StageSummary:
+    """Write the run's partitions and sum it up: the funnel per variant kind as counts, cost, and markdown."""
     _, table = record.write(root)
     funnel = record.funnel()
 
@@ -126,11 +131,12 @@ def build_restructure(
         "hinted": sum(k.startswith("hint_") for k in kinds),
         "kept": table.num_rows,
     } | {f"kept_{kind}": kinds.count(kind) for kind in sorted(set(kinds))}
-    figures = summary_figures(record, engines, before, started) | {
+    figures = meter.figures(kept=len({p.problem_id for p in record.problems})) | {
         "status": "ok" if parents else "no graded pool problem is hard, medium or always failed",
-        "preview_md": preview_markdown(record.problems, extra=("kind", "parent_pass_rate")),
     }
-    return StageSummary(table, counts, figures, path=root.table_path("synthesized_problems", synth_partition(METHOD)))
+    preview = problems_preview(record.problems, extra=("kind", "parent_pass_rate"))
+    path = root.table_path("synthesized_problems", synth_partition(METHOD))
+    return StageSummary(table, counts, figures, path, markdown=synthesis_markdown(record, preview))
 
 
 def _select(record: SynthesisRecord, config: ProjectConfig, root: DataRoot, grades: pa.Table) -> list[Parent]:

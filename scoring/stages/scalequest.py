@@ -19,22 +19,19 @@ call goes through the cache, so a rerun makes no model call and rewrites identic
 
 from __future__ import annotations
 
-import json
-import time
-from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from engines import Completion, Engine, EngineStats
+from engines import Completion, Engine
 from engines.errors import ConfigError
 from scoring.config import ProjectConfig
 from scoring.grading.agreement import Agreement, majority_agreement, solution_requests
-from scoring.grading.predictor import PREDICTOR_METHOD, PassRatePredictor
-from scoring.grading.rollouts import PROMPT_VERSION, run_rollouts
+from scoring.grading.predictor import PREDICTOR_METHOD
+from scoring.grading.rollouts import PROMPT_VERSION
 from scoring.grading.verify import Verifier, parse_answer
-from scoring.stages.difficulty import ignored_legacy_predictor, predictor_path
-from scoring.stages.pipeline import StageSummary
+from scoring.stages.difficulty import ignored_legacy_predictor, predictor_path, student_grades
+from scoring.stages.report import CostMeter, StageSummary, problems_preview, synthesis_markdown, tokens_per_kept
 from scoring.stages.roles import EngineRoles
-from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
+from scoring.stages.synthesis_log import SynthesisRecord, synth_partition
 from scoring.storage import DataRoot
 from synthesis.config import AnswerCheckConfig
 from synthesis.problem import Problem, normalize_text
@@ -79,11 +76,9 @@ def build_scalequest(
     `synthesized_problems` (partition `scalequest`/round 0) and return the accepted problems with the funnel."""
     settings = config.synthesis.scalequest
     answers = _response_check(settings, config.synthesis.answers)
-    started = time.perf_counter()
     # The student is started only when it has to roll out (no saved predictor).
     needs_student = not predictor_path(root, config.student.id).is_file()
-    engines = _distinct([roles.generator, roles.teacher, *([roles.student] if needs_student else [])])
-    before = [_copy(e.stats) for e in engines]
+    meter = CostMeter(roles.generator, roles.teacher, *([roles.student] if needs_student else []))
     record = SynthesisRecord(METHOD, 0)
     candidates = _sample_questions(settings, roles.generator, record, progress)
     candidates = _check_solvable(settings, candidates, roles.teacher, record, progress)
@@ -95,18 +90,16 @@ def build_scalequest(
     _, table = record.write(root)
     counts = _counts(record, settings.questions, table.num_rows)
     tokens = record.tokens()
-    figures: dict[str, float | int | str] = {
-        **_stats_delta(engines, before),
+    # Tokens as logged (cached or not), so a rerun reports the same figure; the engine stats say what was paid.
+    figures: dict[str, float | int | str] = meter.figures() | {
         "tokens_spent": tokens,
-        "tokens_per_kept_problem": round(tokens / table.num_rows, 1) if table.num_rows else 0.0,
-        "seconds": round(time.perf_counter() - started, 2),
-        "funnel_md": funnel_markdown(record),
-        "reject_reasons_md": _reasons_markdown(record),
-        "preview_md": _preview_markdown(problems),
+        "tokens_per_kept_problem": tokens_per_kept(tokens, table.num_rows),
     }
     if note := ignored_legacy_predictor(root, config.student.id):  # an old pickle: rollouts were used instead
         figures["predictor_note"] = note
-    return StageSummary(table, counts, figures, path=root.table_path("synthesized_problems", synth_partition(METHOD)))
+    preview = problems_preview(problems, extra=("votes", "responses", "pass_rate"))
+    path = root.table_path("synthesized_problems", synth_partition(METHOD))
+    return StageSummary(table, counts, figures, path, markdown=synthesis_markdown(record, preview))
 
 
 def _response_check(settings: ScaleQuestConfig, answers: AnswerCheckConfig) -> AnswerCheckConfig:
@@ -269,9 +262,9 @@ def difficulty_sampling(
     `difficulty` row each, and a seeded drop of `drop_easy_share` of the too-easy ones. Returns the accepted
     problems (methods §8, filter c, with our difficulty in place of the paper's regression head)."""
     settings = config.synthesis.scalequest
-    bands = config.grading.bands
     drafts = [_problem(c, roles.generator.model_id, settings, {}) for c in candidates]
-    grades = _student_grades(config, root, drafts, roles, verifier, progress)
+    k = settings.difficulty_rollouts or config.rollouts.k
+    grades = student_grades(config, root, drafts, roles, verifier, k=k, progress=progress)
     accepted = []
     for candidate, draft in zip(candidates, drafts, strict=True):
         grade = grades[draft.problem_id]
@@ -281,17 +274,9 @@ def difficulty_sampling(
             "student_rollouts": grade.n,
             "student_correct": grade.k,
         }
-        if grade.pass_rate is None:
-            kept, reason = False, "no usable student rollouts (engine errors or verifier timeouts)"
-        else:
-            band = detail["band"] = bands.label(grade.pass_rate)
-            dropped = band == "too_easy" and drops_easy(candidate.item_id, settings.drop_easy_share, settings.seed)
-            kept = not dropped
-            if band != "too_easy":
-                reason = f"{band.replace('_', ' ')} (pass rate {grade.pass_rate:.2f})"
-            else:
-                outcome = "dropped by" if dropped else "kept by"
-                reason = f"too easy (pass rate {grade.pass_rate:.2f} ≥ {bands.too_easy}), {outcome} difficulty sampling"
+        kept, reason, band = _keep_by_difficulty(grade.pass_rate, candidate.item_id, config)
+        if band is not None:
+            detail["band"] = band
         record.decide(
             "difficulty",
             candidate.item_id,
@@ -309,55 +294,17 @@ def difficulty_sampling(
     return accepted
 
 
-@dataclass(frozen=True, slots=True)
-class StudentGrade:
-    """The student's pass rate on one question and what it cost (rollouts), or a prediction (n = 0)."""
-
-    pass_rate: float | None  # None: no rollout said anything about the student
-    source: str  # "rollouts" or the predictor's method name
-    n: int = 0
-    k: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-def _student_grades(
-    config: ProjectConfig,
-    root: DataRoot,
-    problems: list[Problem],
-    roles: EngineRoles,
-    verifier: Verifier,
-    progress: bool,
-) -> dict[str, StudentGrade]:
-    """Pass rates from the student's saved predictor when there is one (no model call), else from rollouts."""
-    path = predictor_path(root, config.student.id)
-    if path.is_file():
-        features = [
-            {"problem_id": p.problem_id, "question": p.question, "family": p.family, "source": p.source}
-            for p in problems
-        ]
-        predictions = PassRatePredictor.load(path).predict(features) if features else []
-        return {p.problem_id: StudentGrade(p.p, PREDICTOR_METHOD) for p in predictions}
-    k = config.synthesis.scalequest.difficulty_rollouts or config.rollouts.k
-    result = run_rollouts(
-        problems,
-        roles.student,
-        student_id=config.student.id,
-        config=config.rollouts.model_copy(update={"k": k}),
-        verifier=verifier,
-        progress=progress,
-    )
-    tally = {p.problem_id: [0, 0, 0, 0] for p in problems}  # prompt tokens, completion tokens, n, k
-    for row in result.rollouts.to_pylist():
-        counts = tally[row["problem_id"]]
-        counts[0] += int(row["prompt_tokens"] or 0)
-        counts[1] += int(row["completion_tokens"] or 0)
-        if row["verdict"] not in ("timeout", "error"):  # these say nothing about the student (design.md, Verdicts)
-            counts[2] += 1
-            counts[3] += row["verdict"] == "correct"
-    return {
-        pid: StudentGrade(c[3] / c[2] if c[2] else None, "rollouts", c[2], c[3], c[0], c[1]) for pid, c in tally.items()
-    }
+def _keep_by_difficulty(pass_rate: float | None, item_id: str, config: ProjectConfig) -> tuple[bool, str, str | None]:
+    """(kept, reason, band) of one question: too-easy ones are dropped by a seeded draw of `drop_easy_share`."""
+    if pass_rate is None:
+        return False, "no usable student rollouts (engine errors or verifier timeouts)", None
+    bands, settings = config.grading.bands, config.synthesis.scalequest
+    band = bands.label(pass_rate)
+    if band != "too_easy":
+        return True, f"{band.replace('_', ' ')} (pass rate {pass_rate:.2f})", band
+    dropped = drops_easy(item_id, settings.drop_easy_share, settings.seed)
+    outcome = "dropped by" if dropped else "kept by"
+    return not dropped, f"too easy (pass rate {pass_rate:.2f} ≥ {bands.too_easy}), {outcome} difficulty sampling", band
 
 
 def _problem(candidate: Candidate, generator_model: str, settings: ScaleQuestConfig, difficulty: dict) -> Problem:
@@ -405,45 +352,3 @@ def _counts(record: SynthesisRecord, requested: int, kept: int) -> dict[str, int
         "answered": passed("majority_vote"),
         "kept": kept,
     }
-
-
-def _distinct(engines: list[Engine]) -> list[Engine]:
-    unique: dict[int, Engine] = {}
-    for engine in engines:
-        unique.setdefault(id(engine), engine)
-    return list(unique.values())
-
-
-def _copy(stats: EngineStats) -> EngineStats:
-    return EngineStats(**{f.name: getattr(stats, f.name) for f in fields(EngineStats)})
-
-
-def _stats_delta(engines: list[Engine], before: list[EngineStats]) -> dict[str, float | int]:
-    """What the role engines spent during this stage, summed (their stats are cumulative over their lives)."""
-    total = EngineStats()
-    for engine, then in zip(engines, before, strict=True):
-        for f in fields(EngineStats):
-            setattr(total, f.name, getattr(total, f.name) + getattr(engine.stats, f.name) - getattr(then, f.name))
-    return total.as_dict()
-
-
-def _cell(text: object, limit: int = 120) -> str:
-    flat = " ".join(str(text).split()).replace("|", "\\|")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _reasons_markdown(record: SynthesisRecord) -> str:
-    lines = ["| reason | count |", "|---|---|"]
-    lines += [f"| {_cell(reason)} | {n} |" for reason, n in Counter(record.reject_reasons()).most_common()]
-    return "\n".join(lines)
-
-
-def _preview_markdown(problems: list[Problem]) -> str:
-    lines = ["| question | answer | votes | pass rate |", "|---|---|---|---|"]
-    for problem in problems[:5]:
-        meta = json.loads(problem.metadata)
-        rate = meta.get("pass_rate")
-        rate_text = f"{rate:.2f}" if isinstance(rate, float | int) else "–"
-        votes = f"{meta['votes']}/{meta['responses']}"
-        lines.append(f"| {_cell(problem.question)} | {_cell(problem.answer, 40)} | {votes} | {rate_text} |")
-    return "\n".join(lines)

@@ -4,18 +4,18 @@
 Each stage reads the data root, calls the teacher (`roles.teacher`) through the cached engine with seeded requests,
 writes its tables whole, and returns a `StageSummary`; a rerun with the same config makes zero model calls and
 writes the same tables. Malformed teacher output becomes `rejects` rows (origin `skills` for labels,
-`skills-vocabulary` for proposals, `skills-profile-<student>` for attributions) or `synthesis_log` rows (STAT-Syn).
-The curriculum reads the results through `main_skill` and `problem_skill_weights` (re-exported here).
+`skills-vocabulary` for proposals, `skills-profile-<student>` for attributions). STAT-Syn, the stage that writes
+problems for the weakest skills, is `scoring.stages.stat_syn`. The curriculum reads the results through
+`scoring.grading.skills.main_skill` and `problem_skill_weights`.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,75 +23,45 @@ import pyarrow as pa
 from engines import ChatRequest, Engine, SamplingParams
 from engines.config import expected_revision
 from scoring.config import ProjectConfig
-from scoring.grading.agreement import Agreement, check_answers, solution_requests
-from scoring.grading.skills import (
-    Attribution,
-    choose_failures,
-    effective_labels,
-    label_agreement,
-    main_skill,
-    markdown_table,
-    problem_skill_weights,
-    profile_rows,
-    reasons_markdown,
-    stats_delta,
-)
-from scoring.grading.verify import Verifier
-from scoring.schemas import PROBLEM_SKILLS, REJECTS, SKILL_ATTRIBUTIONS, SKILL_PROFILE, SKILLS, to_table
-from scoring.stages.pipeline import (
-    StageSummary,
-    current_grades,
-    load_pool,
-    load_problems,
-    student_partition,
-    student_rollouts,
-)
+from scoring.grading.skills import Attribution, choose_failures, effective_labels, label_agreement, profile_rows
+from scoring.schemas import REJECTS, to_table
+from scoring.stages.difficulty import current_grades
+from scoring.stages.problems import load_pool, load_problems
+from scoring.stages.report import CostMeter, StageSummary, markdown_table, reasons_markdown, student_partition
 from scoring.stages.roles import EngineRoles
-from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
+from scoring.stages.rollouts import student_rollouts
 from scoring.storage import DataRoot
+from scoring.synthesis_schemas import PROBLEM_SKILLS, SKILL_ATTRIBUTIONS, SKILL_PROFILE, SKILLS
 from synthesis.families import FAMILIES
-from synthesis.problem import Problem, make_problem_id, normalize_text
+from synthesis.problem import Problem
+from synthesis.skill_vocabulary import (
+    Skill,
+    Vocabulary,
+    family_skills,
+    glan_concept_skills,
+    glan_concepts,
+    load_vocabulary_yaml,
+)
 from synthesis.skills import (
     FAMILY_LABEL_VERSION,
     GLAN_LABEL_VERSION,
     LABEL_VERSION,
     STAT_SYN_LABEL_VERSION,
-    Skill,
-    Vocabulary,
     attribution_messages,
-    family_skills,
-    glan_concept_skills,
-    glan_concepts,
     label_messages,
-    load_vocabulary_yaml,
     offered_skills,
     parse_missing_skills,
     parse_proposal,
-    parse_questions,
     parse_skill_ids,
     prompt_versions,
     proposal_messages,
     shuffled,
-    stat_syn_messages,
 )
 from synthesis.structured import ParseError
 
-__all__ = [
-    "build_problem_skills",
-    "build_skill_profile",
-    "build_skill_vocabulary",
-    "build_stat_syn",
-    "copy_reason",
-    "known_labels",
-    "main_skill",
-    "missing_skills",
-    "problem_skill_weights",
-    "read_vocabulary",
-]
-
 PROPOSE_BATCH = 4  # problems per proposal prompt: keeps the prompt inside a 1,024-token context
 FAILED_VERDICTS = ("wrong", "unparseable")  # timeout/error say nothing about the student (design.md, Verdicts)
-METHOD = "stat_syn"
+STAT_SYN = "stat_syn"  # the method (and problem source) of STAT-Syn problems, `scoring.stages.stat_syn`
 
 
 def known_labels(problem: Problem, vocab: Vocabulary) -> list[tuple[str, str, str]]:
@@ -101,7 +71,7 @@ def known_labels(problem: Problem, vocab: Vocabulary) -> list[tuple[str, str, st
     if problem.family in FAMILIES:
         found += [(s, "family", FAMILY_LABEL_VERSION) for s in FAMILIES.get(problem.family).skill_ids()]
     found += [(c, "glan", GLAN_LABEL_VERSION) for c in glan_concepts(problem.metadata)]
-    target = _metadata(problem).get("target_skill") if problem.source == METHOD else None
+    target = _metadata(problem).get("target_skill") if problem.source == STAT_SYN else None
     if isinstance(target, str):
         found.append((target, "stat_syn", STAT_SYN_LABEL_VERSION))
     out: list[tuple[str, str, str]] = []
@@ -121,6 +91,7 @@ def _metadata(problem: Problem) -> dict[str, object]:
 
 
 def read_vocabulary(root: DataRoot) -> Vocabulary:
+    """The `skills` table as a `Vocabulary`."""
     return Vocabulary(Skill(**row) for row in root.read_table("skills").to_pylist())
 
 
@@ -145,7 +116,7 @@ def build_skill_vocabulary(
     no model call when every problem has known skills or `propose_from` is 0), deduplicated by normalized name.
     Known skills always stay; proposals fill the vocabulary up to `max_skills`."""
     sk = config.skills
-    started = time.perf_counter()
+    meter = CostMeter()
     vocab = Vocabulary()
     counts: Counter[str] = Counter()
 
@@ -164,13 +135,12 @@ def build_skill_vocabulary(
             add(family_skills(FAMILIES.get(problem.family).skill_ids(), problem.family), "family")
         concepts = glan_concept_skills(problem.metadata)
         add(concepts, "glan")
-        if problem.family not in FAMILIES and not concepts and problem.source != METHOD:
+        if problem.family not in FAMILIES and not concepts and problem.source != STAT_SYN:
             unlabeled.append(problem)
     chosen = random.Random(f"{sk.seed}:propose").sample(unlabeled, min(sk.propose_from, len(unlabeled)))
     rejects: list[dict[str, object]] = []
-    stats: dict[str, float | int] = {}
     if chosen and len(vocab) < sk.max_skills:
-        before = replace(roles.teacher.stats)
+        meter.watch(roles.teacher)
         for ref, proposed in _propose(roles.teacher, chosen, config, rejects, progress):
             counts["teacher_proposed"] += len(proposed)
             for skill in proposed:
@@ -178,18 +148,16 @@ def build_skill_vocabulary(
                     rejects.append(_reject("skills_propose", ref, f"vocabulary full ({sk.max_skills})", skill.name))
                 else:
                     add([skill], "teacher_kept")
-        stats = stats_delta(roles.teacher.stats, before)
     table = to_table([{f.name: getattr(s, f.name) for f in fields(Skill)} for s in vocab], SKILLS)
     path = root.write_table("skills", table)
     root.write_table("rejects", to_table(rejects, REJECTS), {"origin": "skills-vocabulary"})
     counts |= {"skills": len(vocab), "rejected": len(rejects), "unlabeled_problems": len(unlabeled)}
-    figures = stats | {
-        "seconds": round(time.perf_counter() - started, 3),
-        "reject_reasons_md": reasons_markdown(r["reason"] for r in rejects),
-        "preview_md": markdown_table(table.to_pylist()[:12], ["skill_id", "name", "source", "definition"]),
-        "prompt_version": prompt_versions("skills_propose"),
+    figures = meter.figures() | {"prompt_version": prompt_versions("skills_propose")}
+    markdown = {
+        "reject_reasons": reasons_markdown(Counter(str(r["reason"]) for r in rejects)),
+        "preview": markdown_table(table.to_pylist()[:12], ["skill_id", "name", "source", "definition"]),
     }
-    return StageSummary(table, dict(counts), figures, path=path)
+    return StageSummary(table, dict(counts), figures, path=path, markdown=markdown)
 
 
 def _propose(
@@ -227,7 +195,7 @@ def build_problem_skills(
     model id, version `skills_teacher_v1`). Rejected labels and completions go to `rejects` (stage `skills_label`).
     Rows are in label order, main skill first."""
     sk = config.skills
-    started = time.perf_counter()
+    meter = CostMeter()
     vocab = read_vocabulary(root)
     rows: list[dict[str, object]] = []
     to_label: list[Problem] = []
@@ -240,9 +208,8 @@ def build_problem_skills(
         if len(vocab) and (not known or sk.label_known):
             to_label.append(problem)
     rejects: list[dict[str, object]] = []
-    stats: dict[str, float | int] = {}
     if to_label:
-        before = replace(roles.teacher.stats)
+        meter.watch(roles.teacher)
         labeled = _teacher_labels(roles.teacher, to_label, vocab, config, rejects, progress)
         counts |= {"teacher_requested": len(to_label), "teacher_accepted": len(labeled)}
         for pid, skills in labeled:
@@ -250,21 +217,19 @@ def build_problem_skills(
                 {"problem_id": pid, "skill_id": s, "labeler": roles.teacher.model_id, "version": LABEL_VERSION}
                 for s in skills
             ]
-        stats = stats_delta(roles.teacher.stats, before)
     table = to_table(rows, PROBLEM_SKILLS)
     path = root.write_table("problem_skills", table)
     root.write_table("rejects", to_table(rejects, REJECTS), {"origin": "skills"})
     counts |= {"vocabulary": len(vocab), "labels": table.num_rows, "labels_rejected": len(rejects)}
-    figures = stats | {f"agreement_{k}": v for k, v in label_agreement(table).items()}
+    figures = meter.figures() | {f"agreement_{k}": v for k, v in label_agreement(table).items()}
     if not len(vocab):
         figures["status"] = "empty vocabulary: materialize skill_vocabulary (build_skill_vocabulary) first"
-    figures |= {
-        "seconds": round(time.perf_counter() - started, 3),
-        "reject_reasons_md": reasons_markdown(_reason_kind(r["reason"]) for r in rejects),
-        "preview_md": _labels_preview(table),
-        "prompt_version": prompt_versions("skills_label"),
+    figures["prompt_version"] = prompt_versions("skills_label")
+    markdown = {
+        "reject_reasons": reasons_markdown(Counter(_reason_kind(r["reason"]) for r in rejects)),
+        "preview": _labels_preview(table),
     }
-    return StageSummary(table, dict(counts), figures, path=path)
+    return StageSummary(table, dict(counts), figures, path=path, markdown=markdown)
 
 
 def _teacher_labels(
@@ -321,7 +286,7 @@ def build_skill_profile(
     rollouts (up to `failures_attributed`, seeded) whose attempt the teacher says shows the skill missing, with
     Wilson intervals and the STAT-Sel weight (`scoring.grading.skills`)."""
     sk = config.skills
-    started = time.perf_counter()
+    meter = CostMeter()
     part = student_partition(config)
     revision = expected_revision(config.student.engine, root.models_dir)
     vocab = read_vocabulary(root)
@@ -331,25 +296,10 @@ def build_skill_profile(
     chosen = choose_failures(failed, sk.failures_attributed, sk.seed) if len(vocab) else []
     rejects: list[dict[str, object]] = []
     attributions: list[Attribution] = []
-    stats: dict[str, float | int] = {}
     labels = effective_labels(root.read_table("problem_skills"))
     if chosen:
-        before = replace(roles.teacher.stats)
+        meter.watch(roles.teacher)
         attributions = _attribute(roles.teacher, chosen, problems, vocab, labels, config, rejects, progress)
-        stats = stats_delta(roles.teacher.stats, before)
-    attribution_rows = [
-        {
-            "problem_id": a.problem_id,
-            "student_id": config.student.id,
-            "student_revision": revision,
-            "sample_index": a.sample_index,
-            "skill_id": skill,
-            "labeler": roles.teacher.model_id,
-            "version": LABEL_VERSION,
-        }
-        for a in attributions
-        for skill in a.skills
-    ]
     profile = profile_rows(
         student_id=config.student.id,
         student_revision=revision,
@@ -358,6 +308,8 @@ def build_skill_profile(
         attributions=attributions,
         strength=sk.sel_strength,
     )
+    teacher_model = roles.teacher.model_id if attributions else ""  # asking for the teacher starts it
+    attribution_rows = _attribution_rows(attributions, config.student.id, revision, teacher_model)
     root.write_table("skill_attributions", to_table(attribution_rows, SKILL_ATTRIBUTIONS), part)
     table = to_table(profile, SKILL_PROFILE)
     path = root.write_table("skill_profile", table, part)
@@ -371,13 +323,31 @@ def build_skill_profile(
     }
     weakest = sorted(profile, key=lambda r: (-float(r["fail_share"]), r["pass_rate"] or 0.0))[:5]  # type: ignore[arg-type]
     columns = ["skill_id", "n_problems", "pass_rate", "n_failures", "n_fail_attributed", "fail_share", "weight"]
-    figures = stats | {
-        "seconds": round(time.perf_counter() - started, 3),
-        "reject_reasons_md": reasons_markdown(_reason_kind(r["reason"]) for r in rejects),
-        "preview_md": markdown_table(weakest, columns),
-        "prompt_version": prompt_versions("skills_attribute_failure"),
+    figures = meter.figures() | {"prompt_version": prompt_versions("skills_attribute_failure")}
+    markdown = {
+        "reject_reasons": reasons_markdown(Counter(_reason_kind(r["reason"]) for r in rejects)),
+        "preview": markdown_table(weakest, columns),
     }
-    return StageSummary(table, counts, figures, path=path)
+    return StageSummary(table, counts, figures, path=path, markdown=markdown)
+
+
+def _attribution_rows(
+    attributions: Sequence[Attribution], student_id: str, revision: str, teacher_model: str
+) -> list[dict[str, object]]:
+    """The `skill_attributions` rows: one per (failed rollout, skill the teacher named)."""
+    return [
+        {
+            "problem_id": a.problem_id,
+            "student_id": student_id,
+            "student_revision": revision,
+            "sample_index": a.sample_index,
+            "skill_id": skill,
+            "labeler": teacher_model,
+            "version": LABEL_VERSION,
+        }
+        for a in attributions
+        for skill in a.skills
+    ]
 
 
 def _attribute(
@@ -421,163 +391,3 @@ def _attribute(
             rejects.append(_reject("skills_attribute", ref, str(parsed.error), completion.text))
         out.append(Attribution(str(row["problem_id"]), int(row["sample_index"]), parsed.accepted))  # type: ignore[call-overload]
     return out
-
-
-# -- stage 4: STAT-Syn -------------------------------------------------------------------------------------------
-
-
-def missing_skills(root: DataRoot, student_id: str, top: int) -> list[str]:
-    """The student's `top` missing skills by `fail_share` (ties: more attributions, then id); skills never named
-    in an attribution are not missing."""
-    rows = [r for r in root.read_table("skill_profile", {"student": student_id}).to_pylist() if r["n_fail_attributed"]]
-    rows.sort(key=lambda r: (-(r["fail_share"] or 0.0), -r["n_fail_attributed"], r["skill_id"]))
-    return [r["skill_id"] for r in rows[:top]]
-
-
-def build_stat_syn(config: ProjectConfig, root: DataRoot, roles: EngineRoles, *, progress: bool = True) -> StageSummary:
-    """STAT-Syn (methods §7 stage 3b): for each of the student's top missing skills, the teacher sees
-    `syn_references` (paper: 3) seeded problems of that skill and writes `syn_per_skill` (paper: 2) new ones; a
-    question is kept when `synthesis.answers` agreement accepts a majority answer (paper: ≥ 2 of 3 solutions), and
-    is written to `synthesized_problems` (method `stat_syn`), so the `problems` stage pools and grades it."""
-    sk = config.skills
-    started = time.perf_counter()
-    record = SynthesisRecord(METHOD)
-    teacher = roles.teacher
-    before = replace(teacher.stats)
-    vocab = read_vocabulary(root)
-    pool = {p.problem_id: p for p in load_pool(root) if p.source != METHOD}
-    labels = effective_labels(root.read_table("problem_skills"))
-    targets: list[tuple[Skill, list[str]]] = []
-    for skill_id in missing_skills(root, config.student.id, sk.syn_skills):
-        members = sorted(pid for pid, s in labels.items() if skill_id in s and pid in pool)
-        refs = random.Random(f"{sk.seed}:{skill_id}").sample(members, min(sk.syn_references, len(members)))
-        usable = bool(refs) and skill_id in vocab
-        record.decide("target", skill_id, kept=usable, reason="" if usable else "no reference problem with this skill")
-        if usable:
-            targets.append((vocab.get(skill_id), refs))
-    candidates = _syn_candidates(teacher, targets, pool, record, config, progress)
-    answers = config.synthesis.answers
-    items: list[tuple[str, str | None]] = [(q, None) for _, _, q in candidates]
-    with Verifier(config.verify) as verifier:
-        agreements = check_answers(items, teacher, verifier, answers, seed=sk.seed, progress=progress) if items else []
-    # The solutions themselves come from the cache (the calls check_answers just made): the first agreeing one
-    # is kept as the problem's solution, as STAT keeps only agreeing solutions.
-    requests = solution_requests([q for _, _, q in candidates], answers, seed=sk.seed)
-    solutions = [[c.text for c in g if c.ok] for g in teacher.generate(requests, progress=False)] if items else []
-    for index, (candidate, agreement, texts) in enumerate(zip(candidates, agreements, solutions, strict=True)):
-        _accept(record, index, candidate, agreement, texts, teacher.model_id)
-    _, table = record.write(root)
-    stats = stats_delta(teacher.stats, before)
-    funnel = record.funnel()
-    counts = {
-        "skills_targeted": len(targets),
-        "questions_parsed": funnel.get("parse", {}).get("kept", 0),
-        "novel": funnel.get("novel", {}).get("kept", 0),
-        "kept": table.num_rows,
-    }
-    tokens = int(stats["prompt_tokens"]) + int(stats["completion_tokens"])
-    figures = stats | {
-        "seconds": round(time.perf_counter() - started, 3),
-        "tokens_per_kept_problem": round(tokens / table.num_rows, 1) if table.num_rows else 0.0,
-        "funnel_md": funnel_markdown(record),
-        "reject_reasons_md": reasons_markdown(f"{r['stage']}: {r['reason']}" for r in record.log if not r["kept"]),
-        "preview_md": markdown_table(table.to_pylist()[:5], ["problem_id", "question", "answer", "metadata"]),
-        "prompt_version": prompt_versions("skills_stat_syn"),
-    }
-    return StageSummary(table, counts, figures, path=root.table_path("synthesized_problems", synth_partition(METHOD)))
-
-
-def _syn_candidates(
-    teacher: Engine,
-    targets: list[tuple[Skill, list[str]]],
-    pool: Mapping[str, Problem],
-    record: SynthesisRecord,
-    config: ProjectConfig,
-    progress: bool,
-) -> list[tuple[Skill, list[str], str]]:
-    """One teacher call per target skill; every question it writes is logged (`generate`, `parse`, `novel`), and
-    the parsed ones that copy no pool problem are returned as (skill, reference ids, question)."""
-    sk = config.skills
-    version = prompt_versions("skills_stat_syn")
-    sampling = SamplingParams(temperature=sk.syn_temperature, max_tokens=sk.syn_max_tokens, seed=sk.seed)
-    requests = [
-        ChatRequest.of(stat_syn_messages(skill, [pool[r].question for r in refs], sk.syn_per_skill), sampling)
-        for skill, refs in targets
-    ]
-    groups = teacher.generate(requests, progress=progress, desc="STAT-Syn questions") if requests else []
-    known_texts = {normalize_text(p.question).lower(): pid for pid, p in pool.items()}
-    candidates = []
-    for (skill, refs), group in zip(targets, groups, strict=True):
-        completion, sid = group[0], skill.skill_id
-        meta = {"model": teacher.model_id, "prompt_version": version, "parent_id": refs[0]}
-        record.decide(
-            "generate", sid, kept=completion.ok, reason=completion.error or "", text=completion.text,
-            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-            detail={"references": refs}, **meta,
-        )  # fmt: skip
-        if not completion.ok:
-            continue
-        try:
-            questions, rejected = parse_questions(completion.text, sk.syn_per_skill)
-        except ParseError as exc:
-            record.decide("parse", f"{sid}#0", kept=False, reason=exc.reason, text=completion.text, **meta)
-            continue
-        for index, (raw, why) in enumerate(rejected):
-            record.decide("parse", f"{sid}#x{index}", kept=False, reason=why, text=raw, **meta)
-        for index, question in enumerate(questions):
-            record.decide("parse", f"{sid}#{index}", kept=True, text=question, **meta)
-            why = copy_reason(question, known_texts, {r: pool[r].question for r in refs})
-            record.decide("novel", f"{sid}#{index}", kept=not why, reason=why, text=question, **meta)
-            if not why:
-                candidates.append((skill, refs, question))
-    return candidates
-
-
-def copy_reason(question: str, pool_texts: Mapping[str, str], references: Mapping[str, str]) -> str:
-    """Why a new question is not new ("" when it is): it is a pool problem, or it is cut out of a reference it
-    was shown (the 0.5B teacher answered with "12^3 mod 5" taken from "Compute 12^3 mod 5, that is, ...")."""
-    text = normalize_text(question).lower()
-    if text in pool_texts:
-        return f"copy of pool problem {pool_texts[text]}"
-    for pid, reference in references.items():
-        if text in normalize_text(reference).lower():
-            return f"copied out of reference problem {pid}"
-    return ""
-
-
-def _accept(
-    record: SynthesisRecord,
-    index: int,
-    candidate: tuple[Skill, list[str], str],
-    agreement: Agreement,
-    solutions: list[str],
-    model: str,
-) -> None:
-    """Log the agreement decision on one candidate and accept it as a `stat_syn` problem when it passed."""
-    skill, refs, question = candidate
-    pid = make_problem_id(question, agreement.answer or "")
-    record.decide(
-        "agreement", pid, kept=agreement.accepted, reason=agreement.reason, text=question, parent_id=refs[0],
-        detail=agreement.detail(),
-    )  # fmt: skip
-    if not agreement.accepted or agreement.answer is None:
-        return
-    agreeing = [solutions[i] for i in agreement.agreeing if i < len(solutions)]
-    record.accept(
-        Problem.create(
-            source=METHOD,
-            family=METHOD,
-            question=question,
-            answer=agreement.answer,
-            source_ref=f"{METHOD}:{skill.skill_id}:{index}",
-            solution=agreeing[0] if agreeing else None,
-            metadata={
-                "target_skill": skill.skill_id,
-                "seed_problem_ids": refs,
-                "consistency_score": round(agreement.votes / max(agreement.k, 1), 4),
-            },
-            parent_id=refs[0],
-            generator_model=model,
-            checks_passed=["agreement"],
-        )
-    )

@@ -6,6 +6,7 @@ refined by the teacher into (q', reference solution, answer); the answer must pa
 graded on the student with k attempts, and kept by its utility U = exp(-(s-µ)²/(2σ²)) (or a band on s). Every
 candidate's every step is a row of `synthesis_log` (method `socratic`, the round's partition), accepted problems go
 to `synthesized_problems`, and their grading rollouts to the student's `rollouts`, where round r+1 reads them.
+How a round picks its inputs is in `scoring.stages.socratic_inputs`.
 
 Rounds are idempotent: each reads only stored tables and seeded, cached model calls, so a rerun makes no model call
 and rewrites identical tables.
@@ -14,24 +15,22 @@ and rewrites identical tables.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engines import Engine
-from engines.engine import EngineStats
 from engines.errors import ConfigError
 from scoring.config import ProjectConfig
 from scoring.grading.agreement import check_answers
-from scoring.grading.rollouts import RolloutConfig, run_rollouts, sampling_hash
+from scoring.grading.rollouts import run_rollouts
 from scoring.grading.verify import Verifier
-from scoring.schemas import AUDIT_KEY, ROLLOUT_KEY
-from scoring.stages.pipeline import StageSummary, load_pool, load_problems, student_partition
+from scoring.stages.report import CostMeter, StageSummary, problems_preview, synthesis_markdown
 from scoring.stages.roles import EngineRoles
-from scoring.stages.synthesis_log import SynthesisRecord, funnel_markdown, synth_partition
+from scoring.stages.rollouts import store_rollouts
+from scoring.stages.socratic_inputs import METHOD, RoundInput, grading_config, input_rollouts, round_inputs
+from scoring.stages.synthesis_log import SynthesisRecord, synth_partition
 from scoring.storage import DataRoot
 from synthesis.problem import Problem, make_problem_id, normalize_text
 from synthesis.socratic import (
@@ -42,22 +41,12 @@ from synthesis.socratic import (
     pick_failures,
     refine_prompt_version,
     refine_request,
-    select_replay,
-    select_seeds,
 )
 from synthesis.structured import ParseError
 
-METHOD = "socratic"
 FAILED_VERDICTS = ("wrong", "unparseable")  # timeout/error say nothing about the student (design.md, Verdicts)
 UNGRADED_VERDICTS = ("timeout", "error")
 MAX_FAILED_SOLUTION_CHARS = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class RoundInput:
-    problem: Problem
-    origin: str  # "seed" or "round <r>"
-    replay: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +72,12 @@ def build_socratic_round(
     `synthesized_problems`; returns the accepted problems with the round's funnel and cost."""
     if round_no < 1:
         raise ConfigError(f"Socratic-Zero rounds are numbered from 1, got {round_no}")
-    started = time.perf_counter()
+    meter = CostMeter(roles.student, roles.teacher)
     socratic = config.synthesis.socratic
     record = SynthesisRecord(METHOD, round_no)
-    engines = distinct_engines([roles.student, roles.teacher])
-    before = [replace(e.stats) for e in engines]
     inputs, status = round_inputs(config, root, round_no)
     if status:
-        return _finish(record, root, engines, before, started, status=status)
+        return _finish(record, root, meter, status=status)
     with Verifier(config.verify) as verifier:
         run = _Run(config, root, roles, record, verifier, progress)
         rollouts = input_rollouts(config, root, roles.student, [i.problem for i in inputs], verifier, progress)
@@ -99,104 +86,10 @@ def build_socratic_round(
         _log_selection(record, failures, picked, socratic)
         refined = _refine(run, picked, {i.problem.problem_id: i.problem for i in inputs})
         _grade(run, _agree(run, refined))
-    return _finish(record, root, engines, before, started, status="ok")
+    return _finish(record, root, meter, status="ok")
 
 
-# --- inputs ------------------------------------------------------------------------------------------------------
-
-
-def round_inputs(config: ProjectConfig, root: DataRoot, round_no: int) -> tuple[list[RoundInput], str]:
-    """The round's input problems, or ([], why there are none). Round 1: a seeded sample of the pool's non-synthesized
-    problems (no generator model, no parent), so the seeds stay put when synthesized problems join the pool. Round
-    r > 1: round r-1's accepted problems plus `replay_share` of the history (the seeds and rounds 1..r-2's
-    accepted problems)."""
-    socratic = config.synthesis.socratic
-    if round_no == 1:
-        seedable = [p for p in load_pool(root) if p.generator_model is None and p.parent_id is None]
-        if not seedable:
-            return [], "no seed problems: the pool has no imported or procedural problems (run `problems` first)"
-        chosen = set(select_seeds([p.problem_id for p in seedable], socratic.seeds, seed=socratic.seed))
-        return [RoundInput(p, "seed", False) for p in sorted(seedable, key=_pid) if p.problem_id in chosen], ""
-    previous = synth_partition(METHOD, round_no - 1)
-    if not root.table_path("synthesized_problems", previous).exists():
-        return [], f"round {round_no - 1} has not been run; run it before round {round_no}"
-    fresh = accepted_problems(root, round_no - 1)
-    if not fresh:
-        return [], f"round {round_no - 1} accepted no problems, so round {round_no} has nothing to refine"
-    history = {p.problem_id: RoundInput(p, "seed", True) for p in round_seeds(root)}
-    for earlier in range(1, round_no - 1):
-        history |= {p.problem_id: RoundInput(p, f"round {earlier}", True) for p in accepted_problems(root, earlier)}
-    current = [RoundInput(p, f"round {round_no - 1}", False) for p in sorted(fresh, key=_pid)]
-    new_ids = {i.problem.problem_id for i in current}
-    eligible = [pid for pid in history if pid not in new_ids]
-    replayed = select_replay(eligible, socratic.replay_share, seed=socratic.seed, round_no=round_no)
-    return current + [history[pid] for pid in replayed], ""
-
-
-def accepted_problems(root: DataRoot, round_no: int) -> list[Problem]:
-    """The problems Socratic round `round_no` accepted (its `synthesized_problems` partition)."""
-    table = root.read_table("synthesized_problems", synth_partition(METHOD, round_no))
-    return [Problem(**{k: v for k, v in row.items() if k not in ("method", "round")}) for row in table.to_pylist()]
-
-
-def round_seeds(root: DataRoot) -> list[Problem]:
-    """Round 1's seeds, as logged (stage `input` of round 1), looked up in the `problems` table."""
-    log = root.read_table("synthesis_log", synth_partition(METHOD, 1))
-    ids = set(log.filter(pc.equal(log.column("stage"), "input")).column("item_id").to_pylist())
-    return sorted((p for p in load_problems(root) if p.problem_id in ids), key=_pid)
-
-
-def grading_config(config: ProjectConfig) -> RolloutConfig:
-    """The project's rollout config with `k` = socratic.k; `k` is not in the sampling hash, so these rollouts are
-    the student's ordinary evidence (same hash, same cache keys as the `rollouts` stage)."""
-    return config.rollouts.model_copy(update={"k": config.synthesis.socratic.k})
-
-
-def input_rollouts(
-    config: ProjectConfig,
-    root: DataRoot,
-    student: Engine,
-    problems: Sequence[Problem],
-    verifier: Verifier,
-    progress: bool,
-) -> pa.Table:
-    """The inputs' stored student rollouts (this revision and sampling config, samples below k, engine errors
-    left out); problems with none are rolled out now with k = socratic.k and stored."""
-    grading = grading_config(config)
-    stored = stored_rollouts(config, root, student.model_revision, grading)
-    have = set(stored.column("problem_id").to_pylist())
-    missing = [p for p in problems if p.problem_id not in have]
-    if missing:
-        result = run_rollouts(
-            missing, student, student_id=config.student.id, config=grading, verifier=verifier, progress=progress
-        )
-        store_rollouts(config, root, result.rollouts, result.audit)
-        stored = stored_rollouts(config, root, student.model_revision, grading)
-    wanted = pa.array([p.problem_id for p in problems], pa.string())
-    return stored.filter(pc.is_in(stored.column("problem_id"), value_set=wanted))
-
-
-def stored_rollouts(config: ProjectConfig, root: DataRoot, revision: str, grading: RolloutConfig) -> pa.Table:
-    rollouts = root.read_table("rollouts", student_partition(config))
-    mask = pc.and_(
-        pc.and_(
-            pc.equal(rollouts.column("student_revision"), revision),
-            pc.equal(rollouts.column("sampling_hash"), sampling_hash(grading)),
-        ),
-        pc.and_(
-            pc.less(rollouts.column("sample_index"), grading.k),
-            pc.not_equal(rollouts.column("finish_reason"), "error"),
-        ),
-    )
-    return rollouts.filter(mask).sort_by([("problem_id", "ascending"), ("sample_index", "ascending")])
-
-
-def store_rollouts(config: ProjectConfig, root: DataRoot, rollouts: pa.Table, audit: pa.Table) -> None:
-    """Add real student rollouts to its partition (failed engine calls are not evidence and stay out)."""
-    part = student_partition(config)
-    ok = pc.not_equal(rollouts.column("finish_reason"), "error")
-    root.upsert_table("rollouts", rollouts.filter(ok), ROLLOUT_KEY, part)
-    root.upsert_table("verdict_audit", audit, AUDIT_KEY, part)
+# --- what the round saw ------------------------------------------------------------------------------------------
 
 
 def _log_inputs(record: SynthesisRecord, inputs: Sequence[RoundInput], rollouts: pa.Table) -> list[FailedAttempt]:
@@ -423,76 +316,11 @@ def _detail(failure: FailedAttempt) -> dict[str, object]:
     }
 
 
-def _pid(problem: Problem) -> str:
-    return problem.problem_id
+# --- summary ------------------------------------------------------------------------------------------------------
 
 
-# --- summary (shared with scoring.stages.restructure) --------------------------------------------------------------
-
-
-def distinct_engines(engines: Iterable[Engine]) -> list[Engine]:
-    """Each engine once (roles often share one), so their stats are not counted twice."""
-    unique: dict[int, Engine] = {}
-    for engine in engines:
-        unique.setdefault(id(engine), engine)
-    return list(unique.values())
-
-
-def stats_delta(engines: Sequence[Engine], before: Sequence[EngineStats]) -> dict[str, float | int]:
-    """What these engines spent since `before` (summed over engines), as `EngineStats.as_dict()`."""
-    total = EngineStats()
-    for engine, then in zip(engines, before, strict=True):
-        for f in fields(EngineStats):
-            setattr(total, f.name, getattr(total, f.name) + getattr(engine.stats, f.name) - getattr(then, f.name))
-    return total.as_dict()
-
-
-def reasons_markdown(record: SynthesisRecord) -> str:
-    """Reject reasons (stage: reason) with their counts, most frequent first, as a markdown table."""
-    lines = ["| reason | count |", "|---|---|"]
-    lines += [f"| {_cell(reason)} | {n} |" for reason, n in record.reject_reasons().most_common()]
-    return "\n".join(lines)
-
-
-def preview_markdown(problems: Sequence[Problem], *, extra: Sequence[str] = ()) -> str:
-    """The first five accepted problems as a markdown table (question cut to 160 characters)."""
-    header = ["question", "answer", *extra]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for problem in problems[:5]:
-        meta = json.loads(problem.metadata)
-        cells = [_cell(problem.question[:160]), _cell(problem.answer), *(_cell(str(meta.get(k))) for k in extra)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def summary_figures(
-    record: SynthesisRecord, engines: Sequence[Engine], before: Sequence[EngineStats], started: float
-) -> dict[str, float | int | str]:
-    """The figures every synthesis stage reports: engine cost, tokens per kept problem, funnel, reasons."""
-    spent = stats_delta(engines, before)
-    kept = len({p.problem_id for p in record.problems})
-    tokens = int(spent["prompt_tokens"]) + int(spent["completion_tokens"])
-    return spent | {
-        "tokens_per_kept_problem": round(tokens / kept, 1) if kept else 0.0,
-        "seconds": round(time.perf_counter() - started, 3),
-        "funnel_md": funnel_markdown(record),
-        "reject_reasons_md": reasons_markdown(record),
-    }
-
-
-def _finish(
-    record: SynthesisRecord,
-    root: DataRoot,
-    engines: Sequence[Engine],
-    before: Sequence[EngineStats],
-    started: float,
-    *,
-    status: str,
-) -> StageSummary:
+def _finish(record: SynthesisRecord, root: DataRoot, meter: CostMeter, *, status: str) -> StageSummary:
+    """Write the round's partitions and sum it up: the funnel as counts, cost, status, and the markdown blocks."""
     _, table = record.write(root)
     funnel = record.funnel()
 
@@ -510,11 +338,10 @@ def _finish(
         "graded": funnel.get("band", {}).get("in", 0),
         "kept": table.num_rows,
     }
-    figures = summary_figures(record, engines, before, started) | {
+    figures = meter.figures(kept=len({p.problem_id for p in record.problems})) | {
         "status": status,
         "round": record.round_no,
-        "preview_md": preview_markdown(record.problems, extra=("solver_success_k", "utility", "zone")),
     }
-    return StageSummary(
-        table, counts, figures, path=root.table_path("synthesized_problems", synth_partition(METHOD, record.round_no))
-    )
+    preview = problems_preview(record.problems, extra=("solver_success_k", "utility", "zone"))
+    path = root.table_path("synthesized_problems", synth_partition(METHOD, record.round_no))
+    return StageSummary(table, counts, figures, path, markdown=synthesis_markdown(record, preview))

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 
-from scoring.schemas import SYNTHESIS_LOG, SYNTHESIZED_PROBLEMS, to_table
+from scoring.schemas import SYNTHESIZED_PROBLEMS, to_table
 from scoring.storage import DataRoot
+from scoring.synthesis_schemas import SYNTHESIS_LOG
 from synthesis.problem import Problem
 
 MAX_LOGGED_TEXT = 2_000
@@ -97,10 +98,3 @@ class SynthesisRecord:
         root.write_table("synthesis_log", log, part)
         root.write_table("synthesized_problems", problems, part)
         return log, problems
-
-
-def funnel_markdown(record: SynthesisRecord) -> str:
-    """The per-filter counts as a markdown table for Dagster metadata."""
-    lines = ["| stage | in | kept | rejected |", "|---|---|---|---|"]
-    lines += [f"| {s} | {c['in']} | {c['kept']} | {c['rejected']} |" for s, c in record.funnel().items()]
-    return "\n".join(lines)

@@ -10,22 +10,29 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
 from scoring.config import ProjectConfig
-from scoring.curriculum.strategies import MANIFEST, CurriculumReader
+from scoring.curriculum.shards import MANIFEST, CurriculumReader
 from scoring.grading.difficulty import grade_rollouts
-from scoring.schemas import ROLLOUT_KEY, ROLLOUTS, TRAINING_CONSUMPTION, TRAINING_STEPS, to_table
+from scoring.schemas import ROLLOUT_KEY, ROLLOUTS, TRAINING_CONSUMPTION, TRAINING_EVAL, TRAINING_STEPS, to_table
+from scoring.stages.curriculum import curriculum_dir
 from scoring.stages.difficulty import register_revisions
-from scoring.stages.pipeline import StageSummary, curriculum_dir
+from scoring.stages.problems import load_pool
+from scoring.stages.report import StageSummary, markdown_table
 from scoring.storage import DataRoot
+from scoring.training.evaluation import heldout_problems
 from scoring.training.exports import export
 from scoring.training.grpo import METHOD as TRAIN_METHOD
 from scoring.training.grpo import TrainingRun, train_on_curriculum
 
+HELDOUT_COLUMNS = ["step", "split", "n", "correct", "accuracy", "tokens"]
+
 
 def exports_dir(config: ProjectConfig, root: DataRoot) -> Path:
+    """Where the current curriculum's trainer exports go: `<root>/exports/<student>/<strategy>`."""
     return root.path / "exports" / config.student.id / config.curriculum.strategy_id
 
 
@@ -116,23 +123,26 @@ def build_trainer(config: ProjectConfig, root: DataRoot, *, progress: bool = Tru
     part = {"student": config.student.id, "run": run_id}
     out_dir = root.path / "runs" / config.student.id / run_id
     if (out_dir / "adapter" / "run.json").is_file() and root.table_path("training_steps", part).exists():
-        steps = root.read_table("training_steps", part)
-        return StageSummary(steps, {"steps": steps.num_rows, "reused": 1}, {"run_id": run_id}, path=out_dir)
+        return _reused_run(root, part, run_id, out_dir)
+    # held-out problems are drawn against the whole pool, so the policy never trained on one (issue 23, item 1)
+    heldout = heldout_problems(load_pool(root), config.trainer.heldout) if config.trainer.heldout.enabled else None
     run = train_on_curriculum(
-        shard_dir, config.trainer, root.models_dir, out_dir, progress=progress, problems=root.read_table("problems")
+        shard_dir,
+        config.trainer,
+        root.models_dir,
+        out_dir,
+        progress=progress,
+        problems=root.read_table("problems"),
+        heldout=heldout,
     )
     tag = {"student_id": config.student.id, "run_id": run_id}
+    evals = [tag | e for e in run.evaluations]
     steps = pa.Table.from_pylist([tag | r for r in run.steps.to_pylist()], schema=TRAINING_STEPS)
     consumption = pa.Table.from_pylist([tag | r for r in run.consumption.to_pylist()], schema=TRAINING_CONSUMPTION)
     # evidence first, the run's own tables last: their presence marks the run complete for a rerun
-    student = training_student_id(config)
-    evidence_part = {"student": student}
-    evidence = training_evidence(run, student, run_id, config)
-    root.upsert_table("rollouts", evidence, ROLLOUT_KEY, evidence_part)
-    graded = grade_rollouts(root.read_table("rollouts", evidence_part), bands=config.grading.bands)
-    root.write_table("difficulty", graded, evidence_part)
-    register_revisions(root, graded, config.trainer.model, evidence_part)
+    _store_evidence(config, root, run, run_id)
     root.write_table("training_consumption", consumption, part)
+    root.write_table("training_eval", to_table(evals, TRAINING_EVAL), part)
     path = root.write_table("training_steps", steps, part)
     correct = sum(r["correct"] for r in run.rollouts.to_pylist())
     counts = {"steps": steps.num_rows, "consumed": consumption.num_rows, "rollouts": run.rollouts.num_rows}
@@ -143,4 +153,33 @@ def build_trainer(config: ProjectConfig, root: DataRoot, *, progress: bool = Tru
         "load_seconds": run.load_seconds,
         "adapter": str(run.adapter_dir),
     }
-    return StageSummary(steps, counts, figures, path=path)
+    figures |= _accuracy_figures(evals)
+    return StageSummary(steps, counts, figures, path, markdown={"heldout": markdown_table(evals, HELDOUT_COLUMNS)})
+
+
+def _store_evidence(config: ProjectConfig, root: DataRoot, run: TrainingRun, run_id: str) -> None:
+    """The run's rollouts as `rollouts` of the training student, graded into its `difficulty` partition."""
+    student = training_student_id(config)
+    evidence_part = {"student": student}
+    root.upsert_table("rollouts", training_evidence(run, student, run_id, config), ROLLOUT_KEY, evidence_part)
+    graded = grade_rollouts(root.read_table("rollouts", evidence_part), bands=config.grading.bands)
+    root.write_table("difficulty", graded, evidence_part)
+    register_revisions(root, graded, config.trainer.model, evidence_part)
+
+
+def _reused_run(root: DataRoot, part: dict[str, str], run_id: str, out_dir: Path) -> StageSummary:
+    """The summary of a run already stored complete (same trainer config and curriculum): nothing is trained."""
+    steps = root.read_table("training_steps", part)
+    evals = root.read_table("training_eval", part).to_pylist()
+    markdown = {"heldout": markdown_table(evals, HELDOUT_COLUMNS)}
+    return StageSummary(steps, {"steps": steps.num_rows, "reused": 1}, {"run_id": run_id}, out_dir, markdown=markdown)
+
+
+def _accuracy_figures(evals: list[dict[str, Any]]) -> dict[str, float]:
+    """Each evaluated split's accuracy at the first and the last evaluated step."""
+    figures: dict[str, float] = {}
+    for split in ("heldout", "hard"):
+        mine = sorted((e for e in evals if e["split"] == split), key=lambda e: e["step"])
+        if mine:
+            figures |= {f"{split}_accuracy_start": mine[0]["accuracy"], f"{split}_accuracy_end": mine[-1]["accuracy"]}
+    return figures

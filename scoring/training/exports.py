@@ -37,7 +37,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.errors import ConfigError, IntegrityError, did_you_mean
-from scoring.curriculum.strategies import MANIFEST, CurriculumReader
+from scoring.curriculum.shards import MANIFEST, CurriculumReader
 from scoring.grading.rollouts import PROMPT_VERSION, PROMPTS, RolloutConfig, solve_request
 from scoring.schemas import SHARD
 from scoring.storage import write_parquet_atomic, write_text_atomic

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,10 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.errors import ConfigError, did_you_mean
 from engines.models import EMBEDDED_MODELS, is_model_path, resolve_model_file
-from scoring.curriculum.strategies import CurriculumReader
+from scoring.curriculum.shards import CurriculumReader
 from scoring.grading.rollouts import PROMPTS
-from scoring.grading.verify import CheckItem, Verifier, VerifyConfig
+from scoring.grading.verify import Verifier, VerifyConfig
 from scoring.schemas import TRAINER_CONSUMPTION, TRAINER_ROLLOUTS, TRAINER_STEPS, to_table
+from scoring.training.evaluation import HeldoutConfig, HeldoutEvaluator, HeldoutSplit
+from scoring.training.online import OnlineSchedule, online_grpo_trainer_class
+from scoring.training.rewards import VerifiedReward, step_recorder
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem
 
@@ -55,7 +56,6 @@ METHOD = "grpo_lora_v1"
 # ~20-40 s with the 0.5B and ~115-150 s with the 1.5B (engines.models.DEFAULT_MODEL). Pass the graded student's
 # model, prompt and token budget explicitly so training matches grading.
 DEFAULT_TRAIN_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-REWARD_CORRECT, REWARD_OTHER = 1.0, 0.0
 LOG = logging.getLogger(__name__)
 
 
@@ -84,6 +84,7 @@ class TrainerConfig(BaseModel):
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
     seed: int = Field(0, ge=0, description="seeds Python, NumPy, torch, the LoRA init and sampling")
     prompt: str = Field("answer_only_v1", description="a rollouts.PROMPTS key: the same prompt text as grading")
+    heldout: HeldoutConfig = Field(default_factory=HeldoutConfig, description="held-out accuracy during training")
 
     @field_validator("prompt")
     @classmethod
@@ -113,6 +114,8 @@ class TrainingRun:
     load_seconds: float = 0.0  # of which reading the shards and loading the model and tokenizer
     model_revision: str = ""  # sha256 of the GGUF file, or the HF directory path
     unconsumed: tuple[int, ...] = field(default=())  # curriculum positions no step reached
+    # (step, split, n, correct, accuracy, tokens, seconds): held-out accuracy, step 0 = before training
+    evaluations: tuple[dict[str, Any], ...] = field(default=())
 
 
 def load_student(model: str, models_dir: Path) -> tuple[Any, Any, str]:
@@ -148,17 +151,19 @@ def curriculum_dataset(shard_dir: Path, prompt: str) -> tuple[list[dict[str, Any
     from datasets import Dataset
 
     rows = list(CurriculumReader(shard_dir).rows())
+    return rows, Dataset.from_list([dataset_record(r, prompt) for r in rows])
+
+
+def dataset_record(row: dict[str, Any], prompt: str) -> dict[str, Any]:
+    """One TRL dataset row for a problem row (`problem_id`, `position`, `question`, `answer`): a conversational
+    prompt with the same text as grading, plus the columns the reward function receives."""
     system, suffix = PROMPTS[prompt]
-    records = [
-        {
-            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": r["question"] + suffix}],
-            "problem_id": r["problem_id"],
-            "position": r["position"],
-            "answer": r["answer"],
-        }
-        for r in rows
-    ]
-    return rows, Dataset.from_list(records)
+    return {
+        "prompt": [{"role": "system", "content": system}, {"role": "user", "content": row["question"] + suffix}],
+        "problem_id": row["problem_id"],
+        "position": row["position"],
+        "answer": row["answer"],
+    }
 
 
 def plan_steps(num_problems: int, config: TrainerConfig) -> tuple[int, int]:
@@ -206,116 +211,6 @@ def _as_problem(row: dict[str, Any], pool: dict[str, dict[str, Any]]) -> Problem
     )
 
 
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    return "".join(str(message.get("content") or "") for message in completion)
-
-
-class VerifiedReward:
-    """TRL reward function: 1.0 when our verifier finds the completion correct, else 0.0. Records every rollout
-    and the order in which curriculum positions were consumed."""
-
-    __name__ = "verified_answer"  # TRL names reward columns after this
-
-    def __init__(self, verifier: Verifier, problems: dict[str, Problem | None], steps_per_epoch: int) -> None:
-        self.verifier = verifier
-        self.problems = problems
-        self.steps_per_epoch = steps_per_epoch
-        self.rollouts: list[dict[str, Any]] = []
-        self.consumption: list[dict[str, Any]] = []
-
-    def __call__(
-        self,
-        prompts: list[Any],
-        completions: list[Any],
-        completion_ids: list[list[int]],
-        *,
-        problem_id: list[str],
-        position: list[int],
-        answer: list[str],
-        trainer_state: Any,
-        **_: Any,
-    ) -> list[float]:
-        step = int(trainer_state.global_step) + 1  # the step being computed; global_step counts finished ones
-        texts = [_completion_text(c) for c in completions]
-        problems = [self.problems.get(pid) for pid in problem_id]
-        items = [CheckItem(gold, text, p) for gold, text, p in zip(answer, texts, problems, strict=True)]
-        verdicts = self.verifier.check(items)
-        seen: Counter[str] = Counter()
-        rewards = []
-        for pid, pos, text, ids, verdict in zip(problem_id, position, texts, completion_ids, verdicts, strict=True):
-            if seen[pid] == 0:
-                epoch = (step - 1) // self.steps_per_epoch + 1
-                self.consumption.append({"step": step, "epoch": epoch, "position": pos, "problem_id": pid})
-            reward = REWARD_CORRECT if verdict.label == "correct" else REWARD_OTHER
-            rewards.append(reward)
-            self.rollouts.append(
-                {
-                    "problem_id": pid,
-                    "position": pos,
-                    "step": step,
-                    "sample_index": seen[pid],
-                    "completion": text,
-                    "extracted_answer": verdict.extracted,
-                    "correct": verdict.label == "correct",
-                    "verdict": verdict.label,
-                    "verdict_reason": verdict.reason,
-                    "verifier_version": self.verifier.version,
-                    "verifier_rule": verdict.rule,
-                    "completion_tokens": len(ids),
-                    "reward": reward,
-                }
-            )
-            seen[pid] += 1
-        return rewards
-
-
-def _step_recorder(reward: VerifiedReward) -> Any:
-    """A `TrainerCallback` timing each optimizer step and joining TRL's logged loss with our own reward stats."""
-    from transformers import TrainerCallback
-
-    class StepRecorder(TrainerCallback):
-        def __init__(self) -> None:
-            self.rows: list[dict[str, Any]] = []
-            self._started = (0.0, 0.0)
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self._started = (time.perf_counter(), time.process_time())
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            wall, cpu = time.perf_counter() - self._started[0], time.process_time() - self._started[1]
-            step = int(state.global_step)
-            mine = [r for r in reward.rollouts if r["step"] == step]
-            rewards = [r["reward"] for r in mine]
-            mean = sum(rewards) / len(rewards) if rewards else math.nan
-            std = math.sqrt(sum((x - mean) ** 2 for x in rewards) / len(rewards)) if rewards else math.nan
-            tokens = [r["completion_tokens"] for r in mine]
-            self.rows.append(
-                {
-                    "step": step,
-                    "epoch": (step - 1) // reward.steps_per_epoch + 1,
-                    "reward_mean": mean,
-                    "reward_std": std,
-                    "correct": sum(r["correct"] for r in mine),
-                    "rollouts": len(mine),
-                    "completion_tokens_mean": sum(tokens) / len(tokens) if tokens else math.nan,
-                    "seconds": round(wall, 3),
-                    "cpu_seconds": round(cpu, 3),
-                }
-            )
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
-            if logs and "loss" in logs and self.rows and self.rows[-1]["step"] == state.global_step:
-                self.rows[-1].update(
-                    loss=float(logs["loss"]),
-                    grad_norm=float(logs.get("grad_norm", math.nan)),
-                    learning_rate=float(logs.get("learning_rate", math.nan)),
-                )
-
-    return StepRecorder()
-
-
 def _grpo_args(config: TrainerConfig, out_dir: Path, max_steps: int, progress: bool) -> Any:
     from trl import GRPOConfig
 
@@ -358,37 +253,140 @@ def train_on_curriculum(
     progress: bool = True,
     problems: pa.Table | None = None,
     verify_config: VerifyConfig | None = None,
+    heldout: HeldoutSplit | None = None,
 ) -> TrainingRun:
     """Train the student with GRPO + LoRA on the curriculum in `shard_dir`, in its order, and save the adapter
     to `out_dir / "adapter"`. A missing or corrupted shard raises the `CurriculumReader` error before the model
     loads; a model that cannot load raises `ConfigError` naming it. `problems` (the pool table) lets family
-    scorers see each problem's metadata; the verifier defaults to one worker process."""
-    from transformers import set_seed
-
+    scorers see each problem's metadata; the verifier defaults to one worker process. With `heldout` (and
+    `config.heldout.enabled`), the policy's held-out accuracy is measured before, during and after training."""
     started = time.perf_counter()
     rows, dataset = curriculum_dataset(shard_dir, config.prompt)
     max_steps, steps_per_epoch = plan_steps(len(rows), config)
+    run = _train(
+        rows,
+        dataset,
+        config,
+        models_dir,
+        out_dir,
+        _Plan(max_steps, steps_per_epoch, started),
+        progress=progress,
+        problems=problems,
+        verify_config=verify_config,
+        heldout=heldout,
+    )
+    consumed = {r["position"] for r in run.consumption.to_pylist()}
+    return replace(run, unconsumed=tuple(r["position"] for r in rows if r["position"] not in consumed))
+
+
+def train_online(
+    rows: list[dict[str, Any]],
+    schedule: OnlineSchedule,
+    config: TrainerConfig,
+    models_dir: Path,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    problems: pa.Table | None = None,
+    verify_config: VerifyConfig | None = None,
+    heldout: HeldoutSplit | None = None,
+) -> TrainingRun:
+    """Train for `config.steps` steps, each on the problems `schedule` chooses at that step from `rows` (problem
+    rows with `problem_id`, `position`, `question`, `answer`, `family`, `difficulty_knob`, `source`), feeding each
+    step's rewards back to it (`scoring.training.online`). Otherwise as `train_on_curriculum`."""
+    from datasets import Dataset
+
+    started = time.perf_counter()
+    if not rows:
+        raise ConfigError("online training needs at least one problem")
+    # The dataloader only paces the steps (its rows are replaced at each step), so it gets exactly `steps` batches.
+    placeholder = Dataset.from_list([dataset_record(rows[0], config.prompt)] * (config.steps * config.batch_size))
+    return _train(
+        rows,
+        placeholder,
+        config,
+        models_dir,
+        out_dir,
+        _Plan(config.steps, config.steps, started),
+        progress=progress,
+        problems=problems,
+        verify_config=verify_config,
+        heldout=heldout,
+        schedule=schedule,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    max_steps: int
+    steps_per_epoch: int
+    started: float  # perf_counter() when the run began (shard reading included)
+
+
+def _train(
+    rows: list[dict[str, Any]],
+    dataset: Any,
+    config: TrainerConfig,
+    models_dir: Path,
+    out_dir: Path,
+    plan: _Plan,
+    *,
+    progress: bool,
+    problems: pa.Table | None,
+    verify_config: VerifyConfig | None,
+    heldout: HeldoutSplit | None,
+    schedule: OnlineSchedule | None = None,
+) -> TrainingRun:
+    """Load the student, run GRPO with our reward (and the held-out evaluator and online schedule when given),
+    save the adapter and return the run's tables."""
+    from transformers import set_seed
+
     pool = {r["problem_id"]: r for r in problems.to_pylist()} if problems is not None else {}
     by_id = {r["problem_id"]: _as_problem(r, pool) for r in rows}
     set_seed(config.seed)  # before the LoRA weights are drawn
     lm, tokenizer, revision = load_student(config.model, models_dir)
-    load_seconds = time.perf_counter() - started
+    load_seconds = time.perf_counter() - plan.started
     with Verifier(verify_config or VerifyConfig(workers=1)) as verifier:
-        reward = VerifiedReward(verifier, by_id, steps_per_epoch)
-        recorder = _step_recorder(reward)
-        trainer = _grpo_trainer(lm, tokenizer, dataset, reward, recorder, config, out_dir, max_steps, progress)
+        feedback = schedule.feedback if schedule is not None else None
+        reward = VerifiedReward(verifier, by_id, plan.steps_per_epoch, on_rewards=feedback)
+        callbacks = [step_recorder(reward)]
+        evaluator = None
+        if heldout is not None and heldout.size and config.heldout.enabled:
+            evaluator = HeldoutEvaluator(
+                heldout,
+                config.heldout,
+                verifier=verifier,
+                prompt=config.prompt,
+                max_tokens=config.max_completion_tokens,
+            )
+            callbacks.append(evaluator.callback())
+        trainer = _grpo_trainer(
+            lm,
+            tokenizer,
+            dataset,
+            reward,
+            callbacks,
+            config,
+            out_dir,
+            plan.max_steps,
+            progress,
+            online=schedule is not None,
+        )
+        if schedule is not None:
+            trainer.online_schedule = schedule
+            trainer.online_rows = {r["problem_id"]: dataset_record(r, config.prompt) for r in rows}
         trainer.train()
+    recorder = callbacks[0]
     adapter_dir = _save_adapter(trainer.model, out_dir / "adapter", config, revision, len(recorder.rows))
-    consumed = {r["position"] for r in reward.consumption}
     return TrainingRun(
         steps=to_table(recorder.rows, TRAINER_STEPS),
         consumption=to_table(reward.consumption, TRAINER_CONSUMPTION),
         rollouts=to_table(reward.rollouts, TRAINER_ROLLOUTS),
         adapter_dir=adapter_dir,
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - plan.started, 3),
         load_seconds=round(load_seconds, 3),
         model_revision=revision,
-        unconsumed=tuple(r["position"] for r in rows if r["position"] not in consumed),
+        evaluations=tuple(evaluator.rows) if evaluator is not None else (),
     )
 
 
@@ -397,13 +395,16 @@ def _grpo_trainer(
     tokenizer: Any,
     dataset: Any,
     reward: VerifiedReward,
-    recorder: Any,
+    callbacks: list[Any],
     config: TrainerConfig,
     out_dir: Path,
     max_steps: int,
     progress: bool,
+    *,
+    online: bool = False,
 ) -> Any:
-    """TRL's GRPOTrainer wrapping the model in a fresh LoRA adapter on all linear layers."""
+    """TRL's GRPOTrainer (its online subclass with `online`) wrapping the model in a fresh LoRA adapter on all
+    linear layers."""
     from peft import LoraConfig
     from transformers import PrinterCallback
     from trl import GRPOTrainer
@@ -415,13 +416,14 @@ def _grpo_trainer(
         target_modules="all-linear",
         task_type="CAUSAL_LM",
     )
-    trainer = GRPOTrainer(
+    trainer_class = online_grpo_trainer_class() if online else GRPOTrainer
+    trainer = trainer_class(
         model=lm,
         reward_funcs=[reward],
         args=_grpo_args(config, out_dir, max_steps, progress),
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[recorder],
+        callbacks=callbacks,
         peft_config=lora,
     )
     if not progress:

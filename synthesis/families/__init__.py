@@ -4,6 +4,7 @@
 from synthesis.families import arithmetic as _arithmetic  # noqa: F401
 from synthesis.families import combinatorics as _combinatorics  # noqa: F401
 from synthesis.families import countdown as _countdown  # noqa: F401
+from synthesis.families import elementary as _elementary  # noqa: F401
 from synthesis.families import fraction_arithmetic as _fraction_arithmetic  # noqa: F401
 from synthesis.families import knights_knaves as _knights_knaves  # noqa: F401
 from synthesis.families import linear_equations as _linear_equations  # noqa: F401

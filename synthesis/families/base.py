@@ -29,8 +29,9 @@ class Family(ABC):
 
     name: str = ""
     difficulties: tuple[int, ...] = ()
-    # The skills every problem of the family exercises, main skill first (ids of `synthesis.skills.KNOWN_SKILLS`):
-    # known labels that need no model call (methods §7). Empty means the family's name is its one skill.
+    # The skills every problem of the family exercises, main skill first (ids of
+    # `synthesis.skill_vocabulary.KNOWN_SKILLS`): known labels that need no model call (methods §7). Empty means
+    # the family's name is its one skill.
     skills: tuple[str, ...] = ()
     config: Any  # a frozen `<Name>Config` dataclass with at least `source: str`, set by the subclass
 

@@ -37,14 +37,19 @@ def test_definitions_load_and_every_job_resolves() -> None:
         "problem_skills",
         "skill_profile",
         "stat_syn_problems",
+        "ablation_run",
+        "ablation_report",
     }
-    for job_name in ("build_all", "regrade", "export", "synthesize_more", "socratic"):
+    jobs = ("build_all", "regrade", "export", "synthesize_more", "socratic", "curriculum_ablation", "ablation_summary")
+    for job_name in jobs:
         job = defs.resolve_job_def(job_name)
         assert job.name == job_name
-    # build_all is everything but the round-partitioned Socratic asset, which has its own job.
+    # build_all is everything but the round-partitioned Socratic asset and the ablation, which have their own jobs.
     assert {k.to_user_string() for k in defs.resolve_job_def("build_all").asset_layer.executable_asset_keys} == (
-        keys - {"socratic_problems"}
+        keys - {"socratic_problems", "ablation_run", "ablation_report"}
     )
+    ablation = defs.resolve_job_def("curriculum_ablation").asset_layer.executable_asset_keys
+    assert {k.to_user_string() for k in ablation} == {"ablation_run"}
     assert {k.to_user_string() for k in defs.resolve_job_def("socratic").asset_layer.executable_asset_keys} == {
         "socratic_problems"
     }

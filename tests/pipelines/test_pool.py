@@ -13,7 +13,7 @@ import yaml
 from engines.models import EMBEDDED_MODELS, ensure_model
 from pipelines.materialize import materialize_project
 from scoring.curation.pool import contaminated_in_shards
-from scoring.curriculum.strategies import CurriculumReader
+from scoring.curriculum.shards import CurriculumReader
 from scoring.storage import DataRoot
 from synthesis.families import FAMILIES
 from tests.conftest import SMALL_MODEL

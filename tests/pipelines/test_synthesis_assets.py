@@ -15,6 +15,7 @@ import yaml
 from assets import problem_skills, problems, skill_vocabulary
 from assets.synthesis import glan_problems, glan_syllabus, glan_taxonomy
 from pipelines.materialize import materialize_project
+from scoring.catalog import refresh_catalog
 from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL
 
@@ -76,7 +77,7 @@ def test_glan_and_skills_assets_materialize_with_metadata(synth_root: Path) -> N
     vocabulary = first.asset_materializations_for_node("skill_vocabulary")[0].metadata
     assert vocabulary["dagster/row_count"].value >= 1  # the arithmetic family's own skill at least
 
-    views = DataRoot(synth_root).refresh_catalog()
+    views = refresh_catalog(DataRoot(synth_root))
     assert {"synthesis_log", "synthesized_problems", "glan_syllabus", "skills", "problem_skills"} <= set(views)
     with duckdb.connect(str(synth_root / "catalog.duckdb"), read_only=True) as con:
         logged = con.execute("select count(*) from synthesis_log where method = 'glan'").fetchone()[0]

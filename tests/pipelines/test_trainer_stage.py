@@ -12,7 +12,7 @@ import yaml
 
 from assets import trainer
 from pipelines.materialize import materialize_project
-from scoring.curriculum.strategies import CurriculumReader
+from scoring.curriculum.shards import CurriculumReader
 from scoring.schemas import PROBLEMS, to_table
 from scoring.storage import DataRoot
 from tests.scoring.test_trainer import _easy_problems, _write_curriculum

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from engines.models import EMBEDDED_MODELS, ensure_model
+from scoring.catalog import refresh_catalog
 from scoring.schemas import PROBLEMS, to_table
 from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL
@@ -216,7 +217,7 @@ def test_trainer_killed_before_its_run_is_recorded_trains_again_without_duplicat
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert not partial_files(root), f"partial files left: {partial_files(root)}"
     assert not unreadable_parquet(root)
-    DataRoot(root).refresh_catalog()
+    refresh_catalog(DataRoot(root))
     record = _training_record(root)
     assert record["steps"] == [(1,), (2,)]
     assert record["evidence"] and all(n == distinct for _, n, distinct in record["evidence"]), "duplicate evidence"
@@ -224,7 +225,7 @@ def test_trainer_killed_before_its_run_is_recorded_trains_again_without_duplicat
     reference, reference_config = _trainer_project(tmp_path / "reference", smollm2_gguf)
     clean = run_child(reference_config, reference, selection=["trainer"])
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    DataRoot(reference).refresh_catalog()
+    refresh_catalog(DataRoot(reference))
     assert record == _training_record(reference), "kill + resume trained on another order or left other evidence"
 
     again = run_child(config, root, selection=["trainer"])  # the run is recorded now: reused, not retrained

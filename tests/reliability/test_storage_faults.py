@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import scoring.storage as storage
+from scoring.catalog import refresh_catalog
 from scoring.errors import StorageError
 from scoring.schemas import PROBLEMS
 from scoring.storage import DataRoot, sweep_stale_temps, write_parquet_atomic, write_text_atomic
@@ -171,5 +172,5 @@ def test_temporaries_of_a_killed_writer_are_swept_and_a_live_writers_are_not(tmp
     # The catalog refresh, which ends every run, sweeps the whole root.
     live.unlink()
     (directory / f".data.parquet.tmp-{dead_pid}-feedface").write_bytes(b"x")
-    DataRoot(tmp_path).refresh_catalog()
+    refresh_catalog(DataRoot(tmp_path))
     assert not partial_files(tmp_path)

@@ -14,7 +14,7 @@ from transformers import TrainerState
 
 from scoring.grading.agreement import majority_agreement, reference_agreement
 from scoring.grading.verify import CheckItem, Verifier
-from scoring.training.grpo import VerifiedReward
+from scoring.training.rewards import VerifiedReward
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem
 from synthesis.reasoning_gym_source import rg_problems

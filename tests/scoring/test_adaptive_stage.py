@@ -12,7 +12,10 @@ from scoring.config import ProjectConfig, StudentConfig
 from scoring.grading.adaptive import AdaptiveConfig
 from scoring.grading.policy import GradingConfig
 from scoring.grading.rollouts import RolloutConfig
-from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, student_partition
+from scoring.stages.difficulty import build_difficulty
+from scoring.stages.problems import build_problems
+from scoring.stages.report import student_partition
+from scoring.stages.rollouts import build_rollouts
 from scoring.storage import DataRoot
 from synthesis.sources import ProceduralSource, SourcesConfig
 from tests.conftest import SMALL_MODEL

@@ -9,7 +9,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from scoring.checks import answers_present, difficulty_coverage, schema_conformance, shard_conformance
-from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum, write_shards
+from scoring.curriculum.shards import write_shards
+from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
 from scoring.schemas import PROBLEMS
 from scoring.storage import DataRoot
 from tests.scoring.test_curriculum import _tables

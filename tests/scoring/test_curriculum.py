@@ -9,7 +9,8 @@ import pyarrow.compute as pc
 import pytest
 
 from engines.errors import IntegrityError
-from scoring.curriculum.strategies import CurriculumConfig, CurriculumReader, plan_curriculum, write_shards
+from scoring.curriculum.shards import CurriculumReader, write_shards
+from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
 from scoring.schemas import DIFFICULTY, PROBLEMS, to_table
 
 
@@ -237,3 +238,29 @@ def test_cures_weights_follow_the_gradient_bound_and_medium_problems_lead() -> N
     assert sum(abs(r["post_mean"] - 0.5) for r in first) < sum(abs(r["post_mean"] - 0.5) for r in last)
     again = plan_curriculum(problems, grades, student_id="s", config=config).ordered.to_pylist()
     assert [r["problem_id"] for r in again] == [r["problem_id"] for r in rows]
+
+
+def test_hard_to_easy_reverses_easy_to_hard_and_drops_the_same_problems() -> None:
+    problems, grades = _tables({"p1": 1, "p2": 3, "p3": 4, "p4": 0, "p5": 2, "p6": 3})
+    easy = plan_curriculum(problems, grades, student_id="s").ordered.column("problem_id").to_pylist()
+    hard = plan_curriculum(problems, grades, student_id="s", config=CurriculumConfig(strategy="hard_to_easy"))
+    assert hard.ordered.column("problem_id").to_pylist() == ["p1", "p5", "p2", "p6"]
+    assert sorted(easy) == sorted(hard.ordered.column("problem_id").to_pylist())
+    assert {r["problem_id"] for r in hard.excluded.to_pylist()} == {"p3", "p4"}
+
+
+def test_random_keeps_signal_free_problems_and_its_order_follows_only_the_seed() -> None:
+    ks = {f"p{i}": i % 5 for i in range(12)}  # k = 0 and k = n = 4 among them
+    problems, grades = _tables(ks)
+    graded = grades.filter(pc.not_equal(grades.column("problem_id"), "p11"))  # p11 never graded
+
+    def order(seed: int, table=problems) -> list[str]:
+        plan = plan_curriculum(table, graded, student_id="s", config=CurriculumConfig(strategy="random", seed=seed))
+        assert [r["problem_id"] for r in plan.excluded.to_pylist()] == ["p11"], "only the ungraded one is left out"
+        return plan.ordered.column("problem_id").to_pylist()
+
+    first = order(0)
+    assert sorted(first) == sorted(f"p{i}" for i in range(11)), "too easy and too hard problems stay in"
+    assert order(0) == first and order(1) != first
+    assert order(0, problems.take(list(reversed(range(12))))) == first, "the input order does not matter"
+    assert first != sorted(first)

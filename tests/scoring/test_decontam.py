@@ -225,6 +225,19 @@ def test_short_texts_fall_back_to_exact_masked_match() -> None:
     ]
 
 
+def test_a_bare_expression_matches_only_with_its_own_numbers() -> None:
+    bench = Benchmark("b", ["i1", "i2"], ["Compute $0.8 - 0.07$.", "Compute $(-49)\\div 7$."])
+    problems = [
+        {"problem_id": "renumbered", "question": "Compute 58 - 23."},  # masked, this is item i1
+        {"problem_id": "copy", "question": "Compute 0.8 - 0.07."},
+        {"problem_id": "worded", "question": "Compute (-36) \\div 4."},  # two words of letters: masked match
+    ]
+    result = decontaminate(problems, [bench], DecontamConfig())
+    found = {(r["problem_id"], r["benchmark_item_id"], r["method"]) for r in result.contamination.to_pylist()}
+    assert ("copy", "i1", "exact") in found and ("worded", "i2", "exact") in found
+    assert "renumbered" not in result.flagged_ids, "no detector, similarity ones included, flags it"
+
+
 def test_min_overlap_stops_a_shared_template_phrase() -> None:
     item = "What is the remainder when $7^{4}$ is divided by $5$? Express your answer as an integer, please."
     problem = (

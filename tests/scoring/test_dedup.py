@@ -14,20 +14,12 @@ from datasketch import LeanMinHash, MinHash
 from pydantic import ValidationError
 from scipy import sparse
 
-from scoring.curation.dedup import (
-    DUPLICATES,
-    DedupConfig,
-    Pairs,
-    cluster,
-    deduplicate,
-    exact_signature,
-    lsh_pairs,
-    minhash_signatures,
-    normalize_text,
-    shingle_hash,
-    shingles,
-    similar_pairs,
-)
+from scoring.curation.dedup import DedupConfig, deduplicate, exact_signature
+from scoring.curation.minhash import lsh_pairs, minhash_signatures, shingle_hash, shingles
+from scoring.curation.normalize import comparable_text
+from scoring.curation.pairs import Pairs, cluster
+from scoring.curation.similarity import similar_pairs
+from scoring.schemas import DUPLICATES
 from synthesis.families import FAMILIES
 
 
@@ -74,7 +66,7 @@ def _check_accounting(problems: list[dict], result) -> None:
     ],
 )
 def test_normalize_equal_variants(left: str, right: str) -> None:
-    assert normalize_text(left) == normalize_text(right)
+    assert comparable_text(left) == comparable_text(right)
     assert exact_signature(left) == exact_signature(right)
 
 
@@ -90,21 +82,21 @@ def test_normalize_equal_variants(left: str, right: str) -> None:
     ],
 )
 def test_normalize_keeps_real_differences(left: str, right: str) -> None:
-    assert normalize_text(left) != normalize_text(right)
+    assert comparable_text(left) != comparable_text(right)
     assert exact_signature(left) != exact_signature(right)
 
 
 def test_normalize_masks_numbers_only_when_asked() -> None:
     text = "Tom has 1,200 apples and sells 3.50 of them, then 17 more."
-    assert normalize_text(text, mask_numbers=True) == "tom has 0 apples and sells 0 of them , then 0 more ."
-    assert "1200" in normalize_text(text) and "3.5" in normalize_text(text)
-    assert normalize_text(text, mask_numbers=True) == normalize_text(re.sub(r"\d", "7", text), mask_numbers=True)
+    assert comparable_text(text, mask_numbers=True) == "tom has 0 apples and sells 0 of them , then 0 more ."
+    assert "1200" in comparable_text(text) and "3.5" in comparable_text(text)
+    assert comparable_text(text, mask_numbers=True) == comparable_text(re.sub(r"\d", "7", text), mask_numbers=True)
 
 
 def test_normalize_is_idempotent() -> None:
     text = "Let $f(x) = \\dfrac{x^{2}}{1,000}$.  Find  $f(2.50)$\\,!"
-    once = normalize_text(text)
-    assert normalize_text(once) == once
+    once = comparable_text(text)
+    assert comparable_text(once) == once
 
 
 # --- MinHash signatures ------------------------------------------------------------------------------------------
@@ -112,7 +104,7 @@ def test_normalize_is_idempotent() -> None:
 
 def test_signatures_equal_datasketch_minhash() -> None:
     """Our batched rows are exactly datasketch's affine32 MinHash with `shingle_hash` as the hash function."""
-    texts = [normalize_text(t) for t in ["Tom has 12 apples and eats 3.", "abc", "", "A longer problem " * 30]]
+    texts = [comparable_text(t) for t in ["Tom has 12 apples and eats 3.", "abc", "", "A longer problem " * 30]]
     rows = minhash_signatures(texts, num_perm=64, seed=7)
     for text, row in zip(texts, rows, strict=True):
         reference = MinHash(num_perm=64, seed=7, hashfunc=shingle_hash)

@@ -13,13 +13,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from engines.errors import ConfigError, IntegrityError
-from scoring.curriculum.strategies import (
-    CurriculumConfig,
-    CurriculumReader,
-    LengthBudget,
-    plan_curriculum,
-    write_shards,
-)
+from scoring.curriculum.shards import CurriculumReader, write_shards
+from scoring.curriculum.strategies import CurriculumConfig, LengthBudget, plan_curriculum
 from scoring.grading.rollouts import PROMPTS
 from scoring.schemas import DIFFICULTY, PROBLEMS, SHARD, to_table
 from scoring.training.exports import EXPORT_MANIFEST, TRL_RESERVED, export, export_hf_dataset, export_trl, export_verl

@@ -12,11 +12,12 @@ import pytest
 
 from engines import Engine
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.stages.glan import build_glan_problems, build_glan_syllabus, build_glan_taxonomy, load_courses
+from scoring.stages.glan import build_glan_syllabus, build_glan_taxonomy
+from scoring.stages.glan_problems import build_glan_problems, load_courses
 from scoring.stages.roles import EngineRoles
 from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
-from synthesis import glan
+from synthesis import glan, glan_combinations
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.glan import GlanConfig
 from tests.conftest import SMALL_MODEL
@@ -85,10 +86,10 @@ def test_every_level_is_written_and_every_candidate_logged(glan_run) -> None:
     disciplines = root.read_table("glan_disciplines").to_pylist()
     assert len(disciplines) == 1 and disciplines[0]["source"] == "taxonomy:math_reasoning.yaml"
     subjects = root.read_table("glan_subjects").to_pylist()
-    assert taxonomy.counts["subjects"] == len(subjects) == 1, taxonomy.figures["funnel_md"]
+    assert taxonomy.counts["subjects"] == len(subjects) == 1, taxonomy.markdown["funnel"]
     assert subjects[0]["discipline"] == disciplines[0]["discipline"] and subjects[0]["subtopics"]
     sessions = root.read_table("glan_syllabus").to_pylist()
-    assert syllabus.counts["sessions"] == len(sessions) == 2, syllabus.figures["funnel_md"]
+    assert syllabus.counts["sessions"] == len(sessions) == 2, syllabus.markdown["funnel"]
     assert all(1 <= len(s["key_concepts"]) <= 3 for s in sessions)
 
     counts = problems.counts
@@ -103,11 +104,12 @@ def test_every_level_is_written_and_every_candidate_logged(glan_run) -> None:
     assert all(r["reason"] for r in log if not r["kept"]), "every rejection says why"
     spans = [json.loads(r["detail"])["sessions"] for r in questions]
     assert sorted(len(s) for s in spans) == [1, 1, 2, 2]  # two_session_share 0.5
-    for name in ("funnel_md", "reject_reasons_md", "preview_md"):
-        assert problems.figures[name].startswith("|")
+    assert set(problems.markdown) == {"funnel", "reject_reasons", "preview"}
+    assert all(block.startswith("|") for block in problems.markdown.values())
+    assert not any(str(v).startswith("|") for v in problems.figures.values()), "figures hold no tables"
     upper = root.read_table("synthesis_log", synth_partition("glan_taxonomy")).to_pylist()
     assert {"taxonomy", "subjects", "subject"} <= {r["stage"] for r in upper}
-    assert counts["answers_parsed"] >= 1, problems.figures["reject_reasons_md"]
+    assert counts["answers_parsed"] >= 1, problems.markdown["reject_reasons"]
 
 
 def test_accepted_problems_carry_their_place_in_the_taxonomy(glan_run) -> None:
@@ -141,7 +143,7 @@ def test_rerun_makes_no_model_call_and_rewrites_identical_tables(glan_run, small
 def _prompts(table: pa.Table, n: int, seed: int) -> list[str]:
     """The question prompts `build_glan_problems` sends for this syllabus table."""
     courses = load_courses(table)
-    combos = glan.sample_combinations(courses, n, 0.5, seed=seed)
+    combos = glan_combinations.sample_combinations(courses, n, 0.5, seed=seed)
     return [
         glan.question_prompt(courses[c.course], c.concepts(courses[c.course]), c.session_numbers(courses[c.course]))
         for c in combos

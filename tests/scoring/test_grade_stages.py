@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from engines.config import EngineConfig, expected_revision
+from scoring.catalog import refresh_catalog
 from scoring.config import ProjectConfig, StudentConfig
 from scoring.grading.policy import GradingConfig, PredictorConfig
 from scoring.grading.rollouts import sampling_hash
@@ -21,18 +22,16 @@ from scoring.stages.difficulty import (
     LEGACY_PREDICTOR_FILE,
     PREDICTOR_ARRAYS_FILE,
     PREDICTOR_FILE,
-    ignored_legacy_predictor,
-    predictor_guidance,
-    predictor_path,
-)
-from scoring.stages.pipeline import (
     build_band_filter,
     build_difficulty,
     build_irt,
     build_predictor,
-    load_problems,
-    student_partition,
+    ignored_legacy_predictor,
+    predictor_guidance,
+    predictor_path,
 )
+from scoring.stages.problems import load_problems
+from scoring.stages.report import student_partition
 from scoring.storage import DataRoot
 from synthesis.families import FAMILIES
 from tests.conftest import SMALL_MODEL
@@ -98,7 +97,7 @@ def test_a_new_revision_is_diffed_against_the_one_graded_before_it(tmp_path: Pat
     _add(root, config, _rollouts(config, {pid: (4 if i % 2 else 2, 4) for i, pid in enumerate(ids)}, "aa-new"))
     summary = build_difficulty(config, root)
     assert summary.counts["graded"] == 2 * len(ids)
-    views = root.refresh_catalog()
+    views = refresh_catalog(root)
     assert {"difficulty_diff", "difficulty_diff_family", "student_comparison"} <= set(views)
     with duckdb.connect(str(root.catalog_path), read_only=True) as con:
         diff = con.execute(
@@ -248,5 +247,5 @@ def test_irt_ranks_students_across_the_shared_pool(tmp_path: Path) -> None:
     summary = build_irt(root)
     theta = {r["student_id"]: r["ability_theta"] for r in summary.table.to_pylist()}
     assert theta["strong"] > theta["weak"]
-    views = root.refresh_catalog()
+    views = refresh_catalog(root)
     assert {"irt_items", "irt_students"} <= set(views)

@@ -12,9 +12,11 @@ import pytest
 from engines import Engine
 from scoring.config import ProjectConfig, StudentConfig
 from scoring.grading.rollouts import RolloutConfig
-from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, current_grades, load_problems
+from scoring.stages.difficulty import build_difficulty, current_grades
+from scoring.stages.problems import build_problems, load_problems
 from scoring.stages.restructure import build_restructure
 from scoring.stages.roles import EngineRoles
+from scoring.stages.rollouts import build_rollouts
 from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
@@ -61,7 +63,7 @@ def test_variants_keep_parent_and_answer_and_rerun_for_free(small_engine: Engine
     summary = build_restructure(config, root, roles, progress=False)
     cfg = config.synthesis.restructure
     eligible = {pid for pid, p in rates.items() if variant_kinds(p, cfg)}
-    assert summary.counts["candidates"] == len(eligible) >= 1, summary.figures["funnel_md"]
+    assert summary.counts["candidates"] == len(eligible) >= 1, summary.markdown["funnel"]
     assert summary.counts["selected"] == min(4, len(eligible))
     log = root.read_table("synthesis_log", PART).to_pylist()
     selected = {r["item_id"] for r in log if r["stage"] == "select" and r["kept"]}

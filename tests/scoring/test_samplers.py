@@ -12,14 +12,8 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from scoring.curriculum.samplers import (
-    CategorySampler,
-    DUMPConfig,
-    DUMPSampler,
-    SECConfig,
-    SECSampler,
-    grpo_advantages,
-)
+from scoring.curriculum.category_sampler import CategorySampler, grpo_advantages
+from scoring.curriculum.samplers import DUMPConfig, DUMPSampler, SECConfig, SECSampler
 from scoring.errors import ConfigError
 
 PROBLEMS = {

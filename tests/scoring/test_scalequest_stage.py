@@ -66,7 +66,7 @@ def test_scalequest_end_to_end_on_the_small_model(small_engine: Engine, tmp_path
     assert summary.table.equals(problems) and summary.path is not None and summary.path.is_file()
 
     rows = log.to_pylist()
-    print(summary.figures["funnel_md"], summary.figures["reject_reasons_md"], sep="\n")
+    print(summary.markdown["funnel"], summary.markdown["reject_reasons"], sep="\n")
     # Every requested candidate is logged, and walks the filters in order until one rejects it.
     by_item: dict[str, list[dict]] = {}
     for row in rows:
@@ -92,8 +92,9 @@ def test_scalequest_end_to_end_on_the_small_model(small_engine: Engine, tmp_path
         assert meta["pass_rate"] < 0.9, "drop_easy_share 1.0 drops every too-easy question"
         final = finals[meta["item_id"]]
         assert final["stage"] == "difficulty" and final["kept"]
-    for figure in ("model_calls", "tokens_per_kept_problem", "funnel_md", "reject_reasons_md", "preview_md"):
+    for figure in ("model_calls", "tokens_per_kept_problem"):
         assert figure in summary.figures
+    assert set(summary.markdown) == {"funnel", "reject_reasons", "preview"}
     assert summary.figures["model_calls"] == small_engine.stats.model_calls - before
 
     # A rerun is served from the cache and rewrites the same tables.

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from engines import Engine
+from scoring.catalog import refresh_catalog
 from scoring.config import ProjectConfig, StudentConfig
 from scoring.curriculum.strategies import plan_curriculum
 from scoring.grading.rollouts import RolloutConfig
@@ -22,23 +23,21 @@ from scoring.grading.skills import (
     choose_failures,
     effective_labels,
     label_agreement,
+    main_skill,
+    problem_skill_weights,
     profile_rows,
     sel_weights,
     skill_balance,
 )
-from scoring.schemas import PROBLEM_SKILLS, to_table
-from scoring.stages.pipeline import build_difficulty, build_problems, build_rollouts, current_grades
+from scoring.schemas import to_table
+from scoring.stages.difficulty import build_difficulty, current_grades
+from scoring.stages.problems import build_problems
 from scoring.stages.roles import EngineRoles
-from scoring.stages.skills import (
-    build_problem_skills,
-    build_skill_profile,
-    build_skill_vocabulary,
-    build_stat_syn,
-    copy_reason,
-    main_skill,
-    problem_skill_weights,
-)
+from scoring.stages.rollouts import build_rollouts
+from scoring.stages.skills import build_problem_skills, build_skill_profile, build_skill_vocabulary
+from scoring.stages.stat_syn import build_stat_syn, copy_reason
 from scoring.storage import DataRoot
+from scoring.synthesis_schemas import PROBLEM_SKILLS
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.skills import parse_questions
 from synthesis.sources import ImportSource, ProceduralSource, SourcesConfig
@@ -248,7 +247,7 @@ def test_skills_end_to_end_on_the_real_model(small_engine: Engine, tmp_path: Pat
     own = effective_labels(root.read_table("problem_skills"))  # attribute_from: problem (the default)
     assert all(r["skill_id"] in own.get(r["problem_id"], sources) for r in attributed)  # unlabeled: any skill
 
-    views = root.refresh_catalog()
+    views = refresh_catalog(root)
     assert {"skills", "problem_skills", "skill_profile"} <= set(views)
     with duckdb.connect(str(root.catalog_path), read_only=True) as con:
         weakest = con.execute(WEAKEST_QUERY, [config.student.id]).fetchall()

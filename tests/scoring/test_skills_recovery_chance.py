@@ -13,7 +13,7 @@ import pytest
 from scoring.config import ProjectConfig, StudentConfig
 from scoring.grading.skills import Attribution, SkillsConfig
 from synthesis.families import FAMILIES
-from synthesis.skills import Vocabulary, family_skills
+from synthesis.skill_vocabulary import Vocabulary, family_skills
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "skills_recovery.py"
 FAMILY_NAMES = ["arithmetic", "linear_equations", "sequences", "knights_knaves"]

@@ -14,7 +14,8 @@ import pytest
 from engines import Engine
 from scoring.config import ProjectConfig, StudentConfig
 from scoring.grading.rollouts import RolloutConfig
-from scoring.stages.pipeline import build_problems, student_partition
+from scoring.stages.problems import build_problems
+from scoring.stages.report import student_partition
 from scoring.stages.roles import EngineRoles
 from scoring.stages.socratic import build_socratic_round
 from scoring.stages.synthesis_log import synth_partition
@@ -68,7 +69,7 @@ def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp
     roles = _roles(config, root, small_engine)
 
     first = build_socratic_round(config, root, roles, 1, progress=False)
-    funnel = first.figures["funnel_md"]
+    funnel = first.markdown["funnel"]
     assert first.counts["inputs"] == 6 and first.counts["replayed"] == 0
     assert first.counts["failures"] >= 3, funnel
     assert first.counts["picked"] == min(6, first.counts["failures"])
@@ -111,7 +112,7 @@ def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp
     round2_calls = small_engine.stats.model_calls - calls
     # Round 2 has failures to refine (its inputs' stored rollouts include failed ones) and asks the teacher to
     # refine them: no escape for a round that picks nothing or calls no model.
-    assert second.counts["failures"] >= 1 and second.counts["picked"] >= 1, second.figures["funnel_md"]
+    assert second.counts["failures"] >= 1 and second.counts["picked"] >= 1, second.markdown["funnel"]
     assert round2_calls > 0
 
     before = _tables(root, config)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from engines.errors import ConfigError
+from scoring.catalog import connect_catalog, refresh_catalog
 from scoring.schemas import REJECTS, ROLLOUT_KEY, ROLLOUTS, VERDICT_AUDIT, to_table
 from scoring.storage import DataRoot
 
@@ -51,7 +52,7 @@ def test_catalog_views_are_queryable_from_a_real_duckdb_file(tmp_path: Path) -> 
     root = DataRoot(tmp_path)
     root.write_table("rollouts", _rollouts([0, 1, 2]), {"student": "s"})
     root.write_table("rejects", to_table([{"stage": "import", "input_ref": "f:2", "reason": "bad"}], REJECTS))
-    assert set(root.refresh_catalog()) == {"rollouts", "rejects"}
+    assert set(refresh_catalog(root)) == {"rollouts", "rejects"}
     with duckdb.connect(str(root.catalog_path), read_only=True) as con:
         assert con.execute("select count(*), min(student) from rollouts").fetchone() == (3, "s")
         assert con.execute("select input_ref from rejects").fetchone() == ("f:2",)
@@ -76,12 +77,12 @@ def test_the_catalog_waits_while_another_process_holds_its_write_lock(tmp_path: 
     # rather than fail the run (a `gradus run` once exited 1 after a successful run, at its closing query).
     root = DataRoot(tmp_path)
     root.write_table("rollouts", _rollouts([0, 1]), {"student": "s"})
-    root.refresh_catalog()
+    refresh_catalog(root)
     holder = _hold_catalog_lock(root.catalog_path, seconds=2)
     try:
         with pytest.raises(duckdb.IOException):
             duckdb.connect(str(root.catalog_path), read_only=True).close()  # what the retry is for
-        with root.connect_catalog() as con:
+        with connect_catalog(root) as con:
             assert con.execute("select count(*) from rollouts").fetchone() == (2,)
         assert holder.wait(timeout=30) == 0
     finally:
@@ -90,7 +91,7 @@ def test_the_catalog_waits_while_another_process_holds_its_write_lock(tmp_path: 
     holder = _hold_catalog_lock(root.catalog_path, seconds=60)
     try:
         with pytest.raises(duckdb.IOException):  # a lock that outlasts the retries is still an error
-            root.connect_catalog(attempts=2).close()
+            connect_catalog(root, attempts=2).close()
     finally:
         holder.kill()
         holder.wait()
@@ -121,7 +122,7 @@ def test_disagreements_view_lists_samples_whose_checkers_differ(tmp_path: Path) 
         {**key, "sample_index": 1, "rule": "exact_match", "verdict": "correct", "reason": "same"},
     ]
     root.write_table("verdict_audit", to_table(rows, VERDICT_AUDIT), {"student": "s"})
-    assert "disagreements" in root.refresh_catalog()
+    assert "disagreements" in refresh_catalog(root)
     with duckdb.connect(str(root.catalog_path), read_only=True) as con:
         found = con.execute("select sample_index, verdicts['exact_match'] from disagreements").fetchall()
     assert found == [(0, "wrong")]

@@ -18,10 +18,12 @@ from pydantic import ValidationError
 
 import scoring.training.grpo as trainer_module
 from engines.errors import ConfigError, IntegrityError
-from scoring.curriculum.strategies import CurriculumConfig, CurriculumReader, plan_curriculum, write_shards
+from scoring.curriculum.shards import CurriculumReader, write_shards
+from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
 from scoring.grading.verify import CheckItem, Verifier
 from scoring.schemas import DIFFICULTY, PROBLEMS, to_table
-from scoring.training.grpo import TrainerConfig, VerifiedReward, plan_steps, train_on_curriculum
+from scoring.training.grpo import TrainerConfig, plan_steps, train_on_curriculum
+from scoring.training.rewards import VerifiedReward
 from synthesis.problem import Problem
 
 EASY_SUMS = [(3, 4), (2, 5), (6, 1), (4, 4), (7, 2), (5, 3)]

@@ -13,6 +13,13 @@ from pydantic import ValidationError
 
 from engines.errors import ConfigError
 from synthesis import glan
+from synthesis.glan_combinations import (
+    sample_combinations,
+    single_session_combinations,
+    single_session_count,
+    two_session_combinations,
+    two_session_count,
+)
 from synthesis.structured import ParseError
 from synthesis.taxonomies import DEFAULT_TAXONOMY, TAXONOMY_DIR, Discipline, load_taxonomy, taxonomy_path
 
@@ -109,14 +116,14 @@ def test_discipline_sample_is_seeded_and_keeps_taxonomy_order() -> None:
 
 
 def test_single_session_count_matches_the_paper() -> None:
-    assert glan.single_session_count(5) == 31  # the paper's worked number
-    assert glan.two_session_count(5, 5) == 575  # 627 − 26 − 26
+    assert single_session_count(5) == 31  # the paper's worked number
+    assert two_session_count(5, 5) == 575  # 627 − 26 − 26
 
 
 @pytest.mark.parametrize("m", range(0, 9))
 def test_single_session_enumeration_matches_the_formula(m: int) -> None:
-    combos = list(glan.single_session_combinations(m))
-    assert len(combos) == len(set(combos)) == glan.single_session_count(m) == sum(comb(m, i) for i in range(1, 6))
+    combos = list(single_session_combinations(m))
+    assert len(combos) == len(set(combos)) == single_session_count(m) == sum(comb(m, i) for i in range(1, 6))
     assert all(1 <= len(c) <= 5 for c in combos)
 
 
@@ -127,15 +134,15 @@ def test_two_session_enumeration_matches_the_formula(m1: int, m2: int) -> None:
     brute = [
         c for i in range(2, 6) for c in combinations(range(m1 + m2), i) if min(c) < m1 <= max(c)
     ]  # subsets of the union that touch both sessions
-    combos = list(glan.two_session_combinations(m1, m2))
-    assert len(combos) == len(set(combos)) == len(brute) == glan.two_session_count(m1, m2) == formula
+    combos = list(two_session_combinations(m1, m2))
+    assert len(combos) == len(set(combos)) == len(brute) == two_session_count(m1, m2) == formula
     assert all(first and second and len(first) + len(second) <= 5 for first, second in combos)
 
 
 def test_sampling_is_seeded_distinct_and_respects_the_two_session_share() -> None:
-    combos = glan.sample_combinations([COURSE], 10, 0.3, seed=7)
-    assert combos == glan.sample_combinations([COURSE], 10, 0.3, seed=7)
-    assert combos != glan.sample_combinations([COURSE], 10, 0.3, seed=8)
+    combos = sample_combinations([COURSE], 10, 0.3, seed=7)
+    assert combos == sample_combinations([COURSE], 10, 0.3, seed=7)
+    assert combos != sample_combinations([COURSE], 10, 0.3, seed=8)
     assert len(combos) == len(set(combos)) == 10
     assert sum(len(c.positions) == 2 for c in combos) == 3
     for combo in combos:
@@ -147,14 +154,14 @@ def test_sampling_is_seeded_distinct_and_respects_the_two_session_share() -> Non
 
 def test_sampling_exhausts_small_syllabi_without_repeats() -> None:
     one = glan.Course("D", "S", "l", (glan.CourseSession(1, "t", ("a", "b", "c")),))
-    combos = glan.sample_combinations([one], 50, 0.5, seed=0)  # no second session: all single-session
-    assert len(combos) == glan.single_session_count(3) == 7
-    assert {tuple(c for _, c in combo.picks) for combo in combos} == set(glan.single_session_combinations(3))
+    combos = sample_combinations([one], 50, 0.5, seed=0)  # no second session: all single-session
+    assert len(combos) == single_session_count(3) == 7
+    assert {tuple(c for _, c in combo.picks) for combo in combos} == set(single_session_combinations(3))
 
 
 def test_sessions_without_concepts_are_never_sampled() -> None:
     course = glan.Course("D", "S", "l", (glan.CourseSession(1, "t", ()), glan.CourseSession(2, "u", ("x", "y"))))
-    combos = glan.sample_combinations([course], 10, 1.0, seed=0)
+    combos = sample_combinations([course], 10, 1.0, seed=0)
     assert len(combos) == 3 and all(c.positions == (1,) for c in combos)
 
 

@@ -1,4 +1,4 @@
-"""Assets `duplicates` and `contamination`: the pool between sources and grading (scoring/curation/pool.py)."""
+"""Assets `duplicates` and `contamination`: the pool between sources and grading (scoring/stages/curation.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.metadata import counts_metadata, preview_markdown, table_metadata
 from assets.resources import CatalogResource, DataRootResource, ProjectResource
-from scoring.stages.pipeline import build_decontamination, build_dedup
+from scoring.stages.curation import build_decontamination, build_dedup
 
 
 @dg.asset(

@@ -1,0 +1,71 @@
+"""Online curricula in the trainer: each step's problems chosen by a bandit sampler from the rewards so far.
+
+`OnlineSchedule` is trainer-agnostic: `next_batch(n)` asks the sampler (`scoring.curriculum.samplers`: SEC,
+methods §2; DUMP, methods §3) for the step's problem ids, and `feedback(problem_ids, rewards)` turns the step's
+rewards into GRPO advantages per group of `group_size` samples and updates each category once with them.
+
+`online_grpo_trainer_class()` wires a schedule into TRL's `GRPOTrainer` with no delay: the dataloader still walks
+its (ignored) dataset, but at the moment a step generates, the batch is replaced by the schedule's choice, so step
+t's problems are chosen after step t−1's rewards were fed back (a sampler that read the dataloader would run one
+batch ahead, because accelerate prefetches one batch).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scoring.curriculum.category_sampler import CategorySampler, grpo_advantages
+
+
+class OnlineSchedule:
+    """The step-by-step problem choice of an online sampler, and its feedback loop (one call of each per step)."""
+
+    def __init__(self, sampler: CategorySampler, group_size: int) -> None:
+        self.sampler = sampler
+        self.group_size = group_size
+        self.history: list[dict[str, Any]] = []  # per step: the category probabilities the batch was drawn from
+
+    def next_batch(self, size: int) -> list[str]:
+        """The problem ids of the next step, drawn under the sampler's current category distribution."""
+        self.history.append({"probabilities": self.sampler.probabilities()})
+        return self.sampler.sample(size)
+
+    def feedback(self, problem_ids: Sequence[str], rewards: Sequence[float]) -> dict[str, list[float]]:
+        """Update the sampler with one step's rewards: `problem_ids[i]` is the problem of sample i, and samples come
+        in consecutive groups of `group_size` per problem (TRL's layout). Returns the advantages per category."""
+        if len(problem_ids) != len(rewards) or len(rewards) % self.group_size:
+            raise ValueError(f"{len(rewards)} rewards for {len(problem_ids)} samples in groups of {self.group_size}")
+        advantages = grpo_advantages(list(rewards), self.group_size)
+        by_category: dict[str, list[float]] = defaultdict(list)
+        for start in range(0, len(rewards), self.group_size):
+            group = problem_ids[start : start + self.group_size]
+            if len(set(group)) != 1:
+                raise ValueError(f"a group of samples spans several problems: {sorted(set(group))}")
+            by_category[self.sampler.category_of(group[0])] += advantages[start : start + self.group_size]
+        for category in sorted(by_category):
+            self.sampler.update(category, by_category[category])
+        if self.history:
+            self.history[-1]["advantages"] = {c: list(v) for c, v in sorted(by_category.items())}
+        return dict(by_category)
+
+
+def online_grpo_trainer_class() -> type:
+    """A `GRPOTrainer` subclass whose every generation batch is chosen by `self.online_schedule` (set after
+    construction) from `self.online_rows` (problem id → dataset row). Imported lazily: TRL is an optional extra."""
+    from trl import GRPOTrainer
+
+    class OnlineGRPOTrainer(GRPOTrainer):
+        online_schedule: OnlineSchedule
+        online_rows: Mapping[str, dict[str, Any]]
+
+        def _prepare_inputs(self, generation_batch: Any) -> Any:
+            generate_every = self.args.steps_per_generation * self.num_iterations
+            if self.model.training and (self._step % generate_every == 0 or self._buffered_inputs is None):
+                # Same shape as the sampler's batch: each chosen prompt repeated num_generations times, in order.
+                chosen = self.online_schedule.next_batch(len(generation_batch) // self.num_generations)
+                generation_batch = [dict(self.online_rows[pid]) for pid in chosen for _ in range(self.num_generations)]
+            return super()._prepare_inputs(generation_batch)
+
+    return OnlineGRPOTrainer
