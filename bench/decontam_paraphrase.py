@@ -4,7 +4,7 @@
         [--no-embed] [--model qwen2.5-coder-0.5b-instruct-q4_k_m] [--shared ../shared]
         [--out bench/results/decontamination.md]
 
-Planted problems are benchmark questions (GSM8K test, MATH-500) edited the way `tests/scoring/test_decontam.py`
+Planted problems are benchmark questions (GSM8K test, MATH-500) edited the way `tests/scoring/curation/test_decontam.py`
 edits them (verbatim, numbers changed, whitespace/LaTeX, lightly reworded — the same functions) or paraphrased
 by the embedded model (through the Gradus engine and its persistent cache under `.gradus-bench/`). A planted
 problem counts as found only when a detector names the item it was made from. Every pool is checked
@@ -49,7 +49,7 @@ from engines import ChatRequest, Message, SamplingParams  # noqa: E402
 from engines.config import EngineConfig, build_engine  # noqa: E402
 from scoring.curation.decontam import Benchmark, BenchmarkSpec, DecontamConfig, NgramRule, decontaminate, load_benchmark  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
-from tests.scoring.test_decontam import CLEAN_PER_LEVEL, EDITS, PLANTED_PER_BENCHMARK, _clean_pool  # noqa: E402
+from tests.scoring.curation.test_decontam import CLEAN_PER_LEVEL, EDITS, PLANTED_PER_BENCHMARK, _clean_pool  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = (

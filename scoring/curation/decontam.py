@@ -88,7 +88,7 @@ class NgramRule(BaseModel):
 class DecontamConfig(BaseModel):
     """Detectors and thresholds. `embedding_threshold` applies only when an embed function is given.
 
-    The defaults come from the planted measurement in `tests/scoring/test_decontam.py`: with numbers masked,
+    The defaults come from the planted measurement in `tests/scoring/curation/test_decontam.py`: with numbers masked,
     one shared 13-gram flags almost no clean problem, but one shared 8-gram flagged 30% of a procedural pool
     (templated phrases like "is the remainder when 0 is divided by" and runs of numbers); requiring the item
     to hold 30% of the problem's 8-grams brings that to ~0.1% without losing any verbatim or re-numbered item.

@@ -2,7 +2,7 @@
 
 Shingles are *character* n-grams (default 5) of the comparable text (`scoring.curation.normalize`). Word
 shingles lose every shingle that touches a changed number, so a problem whose numbers were edited falls below
-the threshold; character shingles lose only the few that overlap the digits (`tests/scoring/test_dedup.py`
+the threshold; character shingles lose only the few that overlap the digits (`tests/scoring/curation/test_dedup.py`
 measures both). Signature rows are datasketch "affine32" MinHash values, computed vectorized in bounded batches.
 Candidates from the LSH bands are verified by their estimated Jaccard (the share of equal signature values)
 before they become pairs. The bands favour recall (see `DedupConfig.lsh_recall_weight`): a missed candidate is

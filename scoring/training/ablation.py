@@ -34,7 +34,7 @@ from scoring.curriculum.shards import write_shards
 from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
 from scoring.training.evaluation import HARD, HELDOUT, HeldoutConfig, HeldoutSplit
 from scoring.training.grpo import TrainerConfig, TrainingRun, train_on_curriculum, train_online
-from scoring.training.online import OnlineSchedule
+from scoring.training.online import OnlineSchedule, RegradingSchedule
 from synthesis.registry import Registry
 
 ABLATION_METHOD = "curriculum_ablation_v1"
@@ -44,7 +44,7 @@ ABLATION_METHOD = "curriculum_ablation_v1"
 class Arm:
     """How an arm picks problems: an offline strategy over the graded pool, or an online sampler."""
 
-    kind: Literal["static", "online"]
+    kind: Literal["static", "online", "regrading"]
     uses_grades: bool  # charged the pool's grading rollouts
     description: str
 
@@ -58,6 +58,7 @@ for _name, _arm in {
     "balanced_band": Arm("static", True, "Gradus posterior mean inside the band, closest to 0.5 first (ODF)"),
     "sec": Arm("online", False, "SEC bandit over family:knob categories, fed |advantage| each step"),
     "dump": Arm("online", False, "DUMP UCB bandit over family:knob categories, fed |advantage| each step"),
+    "adcl": Arm("regrading", True, "ADCL: re-grade a sample with the current policy each chunk, train the learnable"),
 }.items():
     ARMS.add(_name, _arm, description=_arm.description)
 
@@ -79,6 +80,16 @@ def _default_trainer() -> TrainerConfig:
     )
 
 
+class AdclConfig(BaseModel):
+    """How the `adcl` arm re-grades (methods §12 leaves chunk size and sample counts open)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chunk_steps: int = Field(10, ge=1, description="steps trained between re-gradings")
+    sample_size: int = Field(48, ge=1, description="problems re-graded each time (a seeded draw from the pool)")
+    samples: int = Field(4, ge=1, description="answers per re-graded problem, from the current policy")
+
+
 class AblationConfig(BaseModel):
     """Which arms and seeds to compare and how each run trains (`ablation` in gradus.yaml)."""
 
@@ -88,6 +99,7 @@ class AblationConfig(BaseModel):
     seeds: tuple[int, ...] = Field((0, 1, 2, 3, 4), description="one run per arm and seed")
     trainer: TrainerConfig = Field(default_factory=_default_trainer, description="the run's student and budget")
     band: tuple[float, float] = Field((0.25, 0.75), description="balanced_band: posterior-mean band kept")
+    adcl: AdclConfig = Field(default_factory=lambda: AdclConfig(), description="the adcl arm's re-grading")
 
     @field_validator("arms")
     @classmethod
@@ -116,12 +128,15 @@ def run_arm(
     held-out evaluations (`TRAINER_EVAL` rows)."""
     spec = ARMS.get(arm)
     trainer = config.trainer.model_copy(update={"seed": seed})
+    regrading: dict[int, int] = {}
     if spec.kind == "online":
         run = _train_online_arm(arm, seed, pool, trainer, models_dir, out_dir, heldout, progress)
+    elif spec.kind == "regrading":
+        run, regrading = _train_regrading_arm(seed, pool, difficulty, config, trainer, models_dir, out_dir, heldout)
     else:
         run = _train_static_arm(arm, seed, pool, difficulty, config, trainer, models_dir, out_dir, heldout, progress)
     charge = grading_charge(difficulty) if spec.uses_grades else 0
-    return step_rows(arm, seed, run, charge), list(run.evaluations)
+    return step_rows(arm, seed, run, charge, regrading), list(run.evaluations)
 
 
 def _train_static_arm(
@@ -172,10 +187,36 @@ def _train_online_arm(
     return train_online(rows, schedule, trainer, models_dir, out_dir, progress=progress, problems=pool, heldout=heldout)
 
 
-def step_rows(arm: str, seed: int, run: TrainingRun, grading_rollouts: int) -> list[dict[str, Any]]:
+def _train_regrading_arm(
+    seed: int,
+    pool: pa.Table,
+    difficulty: pa.Table,
+    config: AblationConfig,
+    trainer: TrainerConfig,
+    models_dir: Path,
+    out_dir: Path,
+    heldout: HeldoutSplit,
+) -> tuple[TrainingRun, dict[int, int]]:
+    """ADCL over every graded problem (signal-free ones too: their grades may be stale), starting from Gradus's
+    easy→hard order; returns the run and the re-grading rollouts spent before each step."""
+    post_mean = {r["problem_id"]: r["post_mean"] for r in difficulty.select(["problem_id", "post_mean"]).to_pylist()}
+    rows = [{**row, "position": i} for i, row in enumerate(pool.to_pylist()) if row["problem_id"] in post_mean]
+    order = [r["problem_id"] for r in sorted(rows, key=lambda r: (-post_mean[r["problem_id"]], r["problem_id"]))]
+    adcl = config.adcl
+    schedule = RegradingSchedule(
+        order, chunk_steps=adcl.chunk_steps, sample_size=adcl.sample_size, samples=adcl.samples, seed=seed
+    )
+    run = train_online(rows, schedule, trainer, models_dir, out_dir, progress=False, problems=pool, heldout=heldout)
+    return run, {entry["step"]: entry["rollouts"] for entry in schedule.history}
+
+
+def step_rows(
+    arm: str, seed: int, run: TrainingRun, grading_rollouts: int, regrading: dict[int, int] | None = None
+) -> list[dict[str, Any]]:
     """Per step: reward, the GRPO groups with zero reward variance (no learning signal), rollouts spent (training
-    so far, grading charged, total), held-out accuracy where it was measured, and wall seconds so far (model load
-    and training steps; the held-out evaluations are measurement, not training, and are left out)."""
+    so far, grading charged — the pool's grading plus any re-grading before that step, `regrading` — and total),
+    held-out accuracy where it was measured, and wall seconds so far (model load and training steps; the held-out
+    evaluations are measurement, not training, and are left out)."""
     groups: dict[int, dict[tuple[str, int], list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in run.rollouts.to_pylist():
         groups[r["step"]][(r["problem_id"], r["position"])].append(r["reward"])
@@ -189,6 +230,7 @@ def step_rows(arm: str, seed: int, run: TrainingRun, grading_rollouts: int) -> l
         step_groups = list(groups.get(step, {}).values())
         flat = sum(1 for g in step_groups if len(set(g)) == 1)
         trained += int(info.get("rollouts", 0))
+        grading_rollouts += (regrading or {}).get(step, 0)
         elapsed += float(info.get("seconds", 0.0))
         rows.append(
             {

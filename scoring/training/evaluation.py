@@ -164,11 +164,47 @@ def evaluate_policy(
     return rows
 
 
+def estimate_pass_rates(
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    *,
+    verifier: Verifier,
+    prompt: str,
+    max_tokens: int,
+    samples: int,
+    temperature: float,
+    seed: int,
+    batch_size: int = 16,
+) -> dict[str, float]:
+    """Each problem's pass rate over `samples` sampled answers of the current policy (ADCL's re-estimation,
+    methods §12). The torch random state is restored afterwards, so training draws the same samples as without it."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        repeated = [p for p in problems for _ in range(samples)]
+        texts, _ = generate_answers(model, tokenizer, repeated, prompt, max_tokens, batch_size, temperature=temperature)
+    verdicts = verifier.check([CheckItem(p.answer, text, p) for p, text in zip(repeated, texts, strict=True)])
+    correct: dict[str, int] = dict.fromkeys((p.problem_id for p in problems), 0)
+    for problem, verdict in zip(repeated, verdicts, strict=True):
+        correct[problem.problem_id] += verdict.label == "correct"
+    return {pid: n / samples for pid, n in correct.items()}
+
+
 def generate_answers(
-    model: Any, tokenizer: Any, problems: Sequence[Problem], prompt: str, max_tokens: int, batch_size: int
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    prompt: str,
+    max_tokens: int,
+    batch_size: int,
+    *,
+    temperature: float = 0.0,
 ) -> tuple[list[str], list[int]]:
-    """Greedy completions (text, generated token count) for `problems` with the rollout prompt `prompt`, decoded in
-    left-padded batches; the model is put in eval mode for the call and restored after."""
+    """Completions (text, generated token count) for `problems` with the rollout prompt `prompt`, decoded in
+    left-padded batches: greedy at temperature 0, else sampled. The model is put in eval mode for the call and
+    restored after."""
     import torch
 
     system, suffix = PROMPTS[prompt]
@@ -188,11 +224,12 @@ def generate_answers(
         for lo in range(0, len(chats), batch_size):
             batch = tokenizer(chats[lo : lo + batch_size], return_tensors="pt", padding=True, padding_side="left")
             with torch.no_grad():
+                sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {}
                 out = model.generate(
                     **batch,
                     max_new_tokens=max_tokens,
-                    do_sample=False,
                     pad_token_id=tokenizer.pad_token_id,
+                    **(sampling or {"do_sample": False}),
                 )
             new = out[:, batch["input_ids"].shape[1] :]
             for row in new:

@@ -29,7 +29,6 @@ guard.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -40,15 +39,14 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engines.errors import ConfigError, did_you_mean
-from engines.models import EMBEDDED_MODELS, is_model_path, resolve_model_file
-from scoring.curriculum.shards import CurriculumReader
+from engines.models import EMBEDDED_MODELS, is_model_path
 from scoring.grading.rollouts import PROMPTS
 from scoring.grading.verify import Verifier, VerifyConfig
 from scoring.schemas import TRAINER_CONSUMPTION, TRAINER_ROLLOUTS, TRAINER_STEPS, to_table
-from scoring.training.evaluation import HeldoutConfig, HeldoutEvaluator, HeldoutSplit
-from scoring.training.online import OnlineSchedule, online_grpo_trainer_class
+from scoring.training.evaluation import HeldoutConfig, HeldoutEvaluator, HeldoutSplit, estimate_pass_rates
+from scoring.training.online import OnlineSchedule, RegradingSchedule, online_grpo_trainer_class
 from scoring.training.rewards import VerifiedReward, step_recorder
-from synthesis.families import FAMILIES
+from scoring.training.student import as_problem, curriculum_dataset, dataset_record, load_student, save_adapter
 from synthesis.problem import Problem
 
 METHOD = "grpo_lora_v1"
@@ -118,54 +116,6 @@ class TrainingRun:
     evaluations: tuple[dict[str, Any], ...] = field(default=())
 
 
-def load_student(model: str, models_dir: Path) -> tuple[Any, Any, str]:
-    """(fp32 causal LM, tokenizer, revision) for a config `model`; a model that cannot load is a `ConfigError`
-    naming it. GGUF weights are de-quantized by transformers, so the quantizer marker is cleared for training."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(model).expanduser()
-    if is_model_path(model) and path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"model {model!r} is a directory without config.json, so not an HF model directory")
-        where, kwargs, revision = path, {}, str(path.resolve())
-    else:
-        gguf, revision = resolve_model_file(model, models_dir)
-        where, kwargs = gguf.parent, {"gguf_file": gguf.name}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(where), **kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(str(where), dtype=torch.float32, **kwargs)
-    except Exception as exc:  # third-party loaders raise many types (struct.error, OSError, …): name the model
-        raise ConfigError(f"model {model!r} could not be loaded from {where}: {type(exc).__name__}: {exc}") from exc
-    # The GGUF weights are plain fp32 tensors by now, but the loader's quantizer marker makes Trainer refuse them.
-    lm.hf_quantizer = None
-    lm.is_quantized = False
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return lm, tokenizer, revision
-
-
-def curriculum_dataset(shard_dir: Path, prompt: str) -> tuple[list[dict[str, Any]], Any]:
-    """The shard rows in manifest order (sha256-checked by `CurriculumReader`) and the matching TRL dataset:
-    a conversational `prompt` plus the columns the reward function receives."""
-    from datasets import Dataset
-
-    rows = list(CurriculumReader(shard_dir).rows())
-    return rows, Dataset.from_list([dataset_record(r, prompt) for r in rows])
-
-
-def dataset_record(row: dict[str, Any], prompt: str) -> dict[str, Any]:
-    """One TRL dataset row for a problem row (`problem_id`, `position`, `question`, `answer`): a conversational
-    prompt with the same text as grading, plus the columns the reward function receives."""
-    system, suffix = PROMPTS[prompt]
-    return {
-        "prompt": [{"role": "system", "content": system}, {"role": "user", "content": row["question"] + suffix}],
-        "problem_id": row["problem_id"],
-        "position": row["position"],
-        "answer": row["answer"],
-    }
-
-
 def plan_steps(num_problems: int, config: TrainerConfig) -> tuple[int, int]:
     """(optimizer steps to run, steps per pass). A pass is `num_problems // batch_size` steps (the sampler drops
     an incomplete last batch); `steps` is capped at `epochs` passes, so training stops at the curriculum's end."""
@@ -191,24 +141,6 @@ def plan_steps(num_problems: int, config: TrainerConfig) -> tuple[int, int]:
             config.batch_size,
         )
     return max_steps, steps_per_epoch
-
-
-def _as_problem(row: dict[str, Any], pool: dict[str, dict[str, Any]]) -> Problem | None:
-    """The full problem for family scorers: from the pool when given, else from the shard row for a registered
-    family (whose scorers need no metadata beyond the question and answer)."""
-    if row["problem_id"] in pool:
-        return Problem(**pool[row["problem_id"]])
-    if row["family"] not in FAMILIES:
-        return None
-    return Problem(
-        problem_id=row["problem_id"],
-        source=row["source"],
-        family=row["family"],
-        question=row["question"],
-        answer=row["answer"],
-        source_ref=f"curriculum:{row['position']}",
-        difficulty_knob=row["difficulty_knob"],
-    )
 
 
 def _grpo_args(config: TrainerConfig, out_dir: Path, max_steps: int, progress: bool) -> Any:
@@ -281,7 +213,7 @@ def train_on_curriculum(
 
 def train_online(
     rows: list[dict[str, Any]],
-    schedule: OnlineSchedule,
+    schedule: OnlineSchedule | RegradingSchedule,
     config: TrainerConfig,
     models_dir: Path,
     out_dir: Path,
@@ -335,14 +267,14 @@ def _train(
     problems: pa.Table | None,
     verify_config: VerifyConfig | None,
     heldout: HeldoutSplit | None,
-    schedule: OnlineSchedule | None = None,
+    schedule: OnlineSchedule | RegradingSchedule | None = None,
 ) -> TrainingRun:
     """Load the student, run GRPO with our reward (and the held-out evaluator and online schedule when given),
     save the adapter and return the run's tables."""
     from transformers import set_seed
 
     pool = {r["problem_id"]: r for r in problems.to_pylist()} if problems is not None else {}
-    by_id = {r["problem_id"]: _as_problem(r, pool) for r in rows}
+    by_id = {r["problem_id"]: as_problem(r, pool) for r in rows}
     set_seed(config.seed)  # before the LoRA weights are drawn
     lm, tokenizer, revision = load_student(config.model, models_dir)
     load_seconds = time.perf_counter() - plan.started
@@ -375,9 +307,11 @@ def _train(
         if schedule is not None:
             trainer.online_schedule = schedule
             trainer.online_rows = {r["problem_id"]: dataset_record(r, config.prompt) for r in rows}
+        if isinstance(schedule, RegradingSchedule):
+            schedule.estimator = _policy_estimator(trainer, tokenizer, by_id, verifier, config, schedule)
         trainer.train()
     recorder = callbacks[0]
-    adapter_dir = _save_adapter(trainer.model, out_dir / "adapter", config, revision, len(recorder.rows))
+    adapter_dir = save_adapter(trainer.model, out_dir / "adapter", config, revision, len(recorder.rows), method=METHOD)
     return TrainingRun(
         steps=to_table(recorder.rows, TRAINER_STEPS),
         consumption=to_table(reward.consumption, TRAINER_CONSUMPTION),
@@ -388,6 +322,36 @@ def _train(
         model_revision=revision,
         evaluations=tuple(evaluator.rows) if evaluator is not None else (),
     )
+
+
+def _policy_estimator(
+    trainer: Any,
+    tokenizer: Any,
+    problems: dict[str, Problem | None],
+    verifier: Verifier,
+    config: TrainerConfig,
+    schedule: RegradingSchedule,
+) -> Any:
+    """Problem ids -> pass rates of the policy as it is now (`schedule.samples` sampled answers each)."""
+
+    def estimate(problem_ids: list[str]) -> dict[str, float]:
+        missing = [pid for pid in problem_ids if problems.get(pid) is None]
+        if missing:
+            raise ConfigError(f"cannot re-grade {missing[:3]}: pass the pool table (`problems`) to the trainer")
+        return estimate_pass_rates(
+            trainer.model,
+            tokenizer,
+            [problems[pid] for pid in problem_ids],  # type: ignore[misc]
+            verifier=verifier,
+            prompt=config.prompt,
+            max_tokens=config.max_completion_tokens,
+            samples=schedule.samples,
+            temperature=config.temperature,
+            seed=config.seed * 1000 + len(schedule.history),
+            batch_size=config.heldout.batch_size,
+        )
+
+    return estimate
 
 
 def _grpo_trainer(
@@ -429,25 +393,3 @@ def _grpo_trainer(
     if not progress:
         trainer.remove_callback(PrinterCallback)
     return trainer
-
-
-def _save_adapter(model: Any, adapter_dir: Path, config: TrainerConfig, revision: str, steps: int) -> Path:
-    """The LoRA weights and config (peft's format) plus `run.json`: what base model and settings produced them."""
-    import peft
-    import torch
-    import transformers
-    import trl
-
-    adapter_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(adapter_dir), save_embedding_layers=False)  # LoRA targets linear layers only
-    versions = {"torch": torch, "transformers": transformers, "trl": trl, "peft": peft}
-    run = {
-        "method": METHOD,
-        "config": config.model_dump(),
-        "base_model_revision": revision,
-        "steps": steps,
-        "versions": {name: module.__version__ for name, module in versions.items()},
-        "torch_threads": torch.get_num_threads(),
-    }
-    (adapter_dir / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
-    return adapter_dir

@@ -16,6 +16,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from scoring.curriculum.category_sampler import CategorySampler, grpo_advantages
 
 
@@ -57,7 +59,7 @@ def online_grpo_trainer_class() -> type:
     from trl import GRPOTrainer
 
     class OnlineGRPOTrainer(GRPOTrainer):
-        online_schedule: OnlineSchedule
+        online_schedule: OnlineSchedule | RegradingSchedule
         online_rows: Mapping[str, dict[str, Any]]
 
         def _prepare_inputs(self, generation_batch: Any) -> Any:
@@ -69,3 +71,60 @@ def online_grpo_trainer_class() -> type:
             return super()._prepare_inputs(generation_batch)
 
     return OnlineGRPOTrainer
+
+
+class RegradingSchedule:
+    """ADCL (methods §12; Zhang et al., arXiv 2505.08364): grades go stale as the policy learns, so re-estimate
+    difficulty with the current policy before each chunk of training, and train the chunk on what is learnable now.
+
+    Before every `chunk_steps` steps, `sample_size` problems (a seeded draw from the graded pool, taken in the
+    pool's initial easy→hard order) are re-graded by `estimator` (the trainer sets it: `samples` answers each from
+    the current policy); the chunk's batches are those with 0 < pass rate < 1, closest to 0.5 first, topped up with
+    the rest by the same closeness when too few remain. The re-grading rollouts are recorded per step (`history`)
+    so the ablation can charge them. `feedback` is accepted and ignored: this schedule learns only from re-grading.
+    """
+
+    def __init__(
+        self, order: Sequence[str], *, chunk_steps: int, sample_size: int, samples: int, seed: int = 0
+    ) -> None:
+        if not order:
+            raise ValueError("a regrading schedule needs at least one problem")
+        self.order = list(order)
+        self.chunk_steps, self.sample_size, self.samples = chunk_steps, sample_size, samples
+        self.estimator: Any = None  # problem ids -> {problem id: pass rate}, set by the trainer
+        self.history: list[dict[str, Any]] = []  # per re-grading: step, problems, rollouts, learnable
+        self._rank = {pid: i for i, pid in enumerate(self.order)}
+        self._rng = np.random.default_rng(seed)
+        self._queue: list[str] = []
+        self._step = 0
+
+    def next_batch(self, size: int) -> list[str]:
+        """The next step's problems; re-grades a fresh sample first when the current chunk is used up."""
+        self._step += 1
+        if len(self._queue) < size:
+            self._queue = self._regrade(size)
+        batch, self._queue = self._queue[:size], self._queue[size:]
+        return batch
+
+    def feedback(self, problem_ids: Sequence[str], rewards: Sequence[float]) -> None:
+        """Nothing to learn from training rewards: the next chunk is chosen by re-grading."""
+
+    def _regrade(self, size: int) -> list[str]:
+        if self.estimator is None:
+            raise RuntimeError("RegradingSchedule.estimator is not set: the trainer sets it to the current policy")
+        drawn = self._rng.choice(len(self.order), size=min(self.sample_size, len(self.order)), replace=False)
+        candidates = [self.order[i] for i in sorted(drawn.tolist())]
+        rates = self.estimator(candidates)
+        closeness = sorted(candidates, key=lambda pid: (abs(rates[pid] - 0.5), self._rank[pid]))
+        learnable = [pid for pid in closeness if 0.0 < rates[pid] < 1.0]
+        chosen = learnable + [pid for pid in closeness if pid not in set(learnable)]
+        need = self.chunk_steps * size
+        self.history.append(
+            {
+                "step": self._step,
+                "problems": len(candidates),
+                "rollouts": len(candidates) * self.samples,
+                "learnable": len(learnable),
+            }
+        )
+        return (chosen * (need // len(chosen) + 1))[:need]

@@ -21,8 +21,7 @@ from engines.cache import CompletionCache, cache_key
 from engines.config import EngineConfig, build_backend
 from engines.embedded import EmbeddedBackend
 from engines.models import EMBEDDED_MODELS, ensure_model
-from tests.conftest import REPO, SMALL_MODEL
-from tests.pipelines.test_resume import _cached
+from tests.conftest import REPO, SMALL_MODEL, cached_completions
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pre_batching_cache.jsonl"
 QUESTIONS = ("What is 17 * 23?", "Solve 3x + 5 = 20 for x.", "What is 2 to the power 10?", "What is 144 / 12 + 7?")
@@ -118,11 +117,11 @@ def test_sigkill_mid_generation_then_resume_gives_the_uninterrupted_texts(sessio
     script = CHILD.format(repo=str(REPO), model=SMALL_MODEL, models=str(session_root / "models"), cache=str(cache))
     child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
-    while _cached(cache) < 1 and child.poll() is None and time.monotonic() < deadline:
+    while cached_completions(cache) < 1 and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     child.send_signal(signal.SIGKILL)
     child.wait(30)
-    at_kill = _cached(cache)
+    at_kill = cached_completions(cache)
     assert 1 <= at_kill < 16, f"the kill must land mid-generation ({at_kill} of 16 samples cached)"
     backend = _backend(session_root, parallel=2)
     resumed = Engine(backend, CompletionCache(cache))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,10 @@ import pytest
 from engines import ChatRequest, Engine, Message, SamplingParams
 from engines.base import SampleCall
 from engines.cache import CompletionCache
-from engines.models import EMBEDDED_MODELS, ensure_model
 from engines.openai_compat import OpenAICompatBackend
-from tests.conftest import SMALL_MODEL
-from tests.engines.servers import chat_body, llama_cpp_server, scripted_server
+from tests.engines.servers import chat_body, scripted_server
 
 PROMPT = (Message("system", "Answer with a number only."), Message("user", "What is 9 + 4?"))
-
-
-@pytest.fixture(scope="module")
-def llama_server(session_root: Path) -> Iterator[str]:
-    model = ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    with llama_cpp_server(model, "small", session_root / "llama_server.log") as url:
-        yield url
 
 
 def test_real_server_samples_through_engine_and_cache(llama_server: str, tmp_path: Path) -> None:

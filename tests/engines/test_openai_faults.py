@@ -20,8 +20,8 @@ from engines.base import SampleCall
 from engines.cache import CompletionCache
 from engines.http_faults import CircuitBreaker, backoff_s, classify_status, parse_retry_after, split_tokens
 from engines.openai_compat import OpenAICompatBackend, plan_jobs
+from tests.conftest import free_port
 from tests.engines.fault_server import fault_server, first_then
-from tests.engines.servers import free_port
 
 # Short waits, and a breaker that stays out of the way unless a test is about it.
 FAST = {"backoff_base_s": 0.02, "backoff_max_s": 0.1, "timeout_s": 5.0, "breaker_failures": 1000}

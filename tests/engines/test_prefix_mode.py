@@ -6,33 +6,33 @@ cache keys must not move."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bench.vllm_vs_embedded import run_vllm_worker
 from engines import ChatRequest, Engine, Message, SamplingParams
-from engines.base import CHATML_TEMPLATE, SampleCall, open_turn_prompt
+from engines.base import SampleCall, open_turn_prompt
 from engines.cache import CompletionCache, cache_key
 from engines.errors import ConfigError
 from engines.gguf_convert import ensure_hf_model
-from engines.models import EMBEDDED_MODELS, ensure_model
-from engines.openai_compat import OpenAICompatBackend, compile_chat_template
+from engines.models import EMBEDDED_MODELS
+from engines.openai_compat import OpenAICompatBackend
 from engines.vllm_offline import VLLMBackend
 from tests.conftest import SMALL_MODEL
-from tests.engines.conftest import VLLM_CPU_ENGINE, vllm_models_dir
-from tests.engines.servers import llama_cpp_server, scripted_server
+from tests.engines.conftest import (
+    VLLM_CPU_ENGINE,
+    FakeVLLMForTestsNoGPU,
+    SamplingParamsForTestsNoGPU,
+    chatml,
+    vllm_models_dir,
+)
+from tests.engines.servers import scripted_server
 
 SYSTEM = "You are a helpful math teacher. The user sends you one math word problem."
 # What ScaleQuest's code feeds its Qwen2 generator (src/data_generation/gen.py), with our system line.
 QWEN_PREFIX = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
 MARKUP = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
-
-
-def _chatml(messages: list[dict[str, str]]) -> str:
-    return compile_chat_template(CHATML_TEMPLATE).render(messages=messages, add_generation_prompt=False)
 
 
 # --- the request shape and the cache key ------------------------------------------------------------------------
@@ -70,12 +70,12 @@ def test_only_the_final_message_can_be_open() -> None:
 
 
 def test_open_turn_prompt_cuts_the_template_where_the_open_message_ends() -> None:
-    prompt = open_turn_prompt(ChatRequest.open_turn(SYSTEM).messages, _chatml)
+    prompt = open_turn_prompt(ChatRequest.open_turn(SYSTEM).messages, chatml)
     assert prompt.text == QWEN_PREFIX and prompt.end_of_turn == "<|im_end|>"
     assert prompt.stop(["\n\n"]) == ["\n\n", "<|im_end|>"]
     # An open assistant turn with content is continued after that content (prefill), not after a new header.
     prefill = (Message("user", "2+2?"), Message("assistant", "The answer is", open=True))
-    assert open_turn_prompt(prefill, _chatml).text.endswith("<|im_start|>assistant\nThe answer is")
+    assert open_turn_prompt(prefill, chatml).text.endswith("<|im_start|>assistant\nThe answer is")
     with pytest.raises(ValueError, match="dropped"):
         open_turn_prompt(prefill, lambda messages: "a template that ignores its messages")
 
@@ -103,13 +103,6 @@ def test_embedded_prefix_mode_writes_the_user_turn_and_is_cached(small_engine: E
 
 
 # --- openai: llama.cpp's server and a scripted one ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def llama_server(session_root: Path) -> Iterator[str]:
-    model = ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    with llama_cpp_server(model, "small", session_root / "llama_server_prefix.log") as url:
-        yield url
 
 
 def test_openai_prefix_mode_on_a_real_server_through_engine_and_cache(llama_server: str, tmp_path: Path) -> None:
@@ -197,80 +190,23 @@ def test_vllm_prefix_mode_on_the_real_cpu_engine(vllm_interpreter: Path, tmp_pat
     assert [c["text"] for g in rerun["completions"] for c in g] == [c["text"] for g in cold["completions"] for c in g]
 
 
-@dataclass
-class _ParamsForTestsNoGPU:
-    n: int
-    temperature: float
-    top_p: float
-    max_tokens: int
-    seed: int
-    stop: list[str] | None
-
-
-@dataclass
-class _Sample:
-    text: str
-    token_ids: list[int]
-    finish_reason: str
-
-
-@dataclass
-class _Output:
-    prompt_token_ids: list[int]
-    outputs: list[_Sample]
-
-
-class _ChatMLTokenizerForTestsNoGPU:
-    """Stands in for a Hugging Face tokenizer: ChatML template, one id per character."""
-
-    def apply_chat_template(self, messages: list, tokenize: bool, add_generation_prompt: bool) -> str:
-        assert not tokenize and not add_generation_prompt
-        return _chatml(messages)
-
-    def encode(self, text: str, add_special_tokens: bool) -> list[int]:
-        assert not add_special_tokens, "the template already holds the special tokens"
-        return [ord(ch) for ch in text]
-
-    def decode(self, ids: list[int]) -> str:
-        return "".join(map(chr, ids))
-
-
-class FakeVLLMForTestsNoGPU:
-    """Stands in for `vllm.LLM` only because this machine has no GPU: echoes what it was asked."""
-
-    def __init__(self) -> None:
-        self.tokenizer = _ChatMLTokenizerForTestsNoGPU()
-        self.chats: list[list] = []
-        self.prompts: list[tuple[list, list]] = []
-
-    def get_tokenizer(self) -> _ChatMLTokenizerForTestsNoGPU:
-        return self.tokenizer
-
-    def chat(self, messages: list, sampling_params: list, use_tqdm: bool = False) -> list[_Output]:
-        self.chats.append(messages)
-        return [_Output([1, 2], [_Sample("chat answer", [7], "stop")]) for _ in messages]
-
-    def generate(self, prompts: list, sampling_params: list, use_tqdm: bool = False) -> list[_Output]:
-        self.prompts.append((prompts, sampling_params))
-        return [
-            _Output(p["prompt_token_ids"], [_Sample(f"question {s.seed}", [9, 9, 9], "stop")])
-            for p, s in zip(prompts, sampling_params, strict=True)
-        ]
-
-
-def test_vllm_prefix_mode_generates_from_the_tokenized_prefix_with_test_double(tmp_path: Path) -> None:
+def test_vllm_prefix_mode_generates_from_the_tokenized_prefix_with_test_double(
+    tmp_path: Path, vllm_double: FakeVLLMForTestsNoGPU
+) -> None:
     """Fast path: what the backend hands `vllm.LLM` (decoded prompt ids, stop strings, seeds), without vLLM."""
-    fake = FakeVLLMForTestsNoGPU()
-    backend = VLLMBackend("Qwen/Qwen2.5-0.5B-Instruct", llm=fake, sampling_params_cls=_ParamsForTestsNoGPU)
+    backend = VLLMBackend(
+        "Qwen/Qwen2.5-0.5B-Instruct", llm=vllm_double, sampling_params_cls=SamplingParamsForTestsNoGPU
+    )
     engine = Engine(backend, CompletionCache(tmp_path / "c.sqlite"))
     chat = ChatRequest((Message("user", "What is 2 + 2?"),), SamplingParams(max_tokens=4, seed=1))
     opened = ChatRequest.open_turn(SYSTEM, SamplingParams(max_tokens=8, n=2, seed=7))
     [[answer], questions] = engine.generate([chat, opened], progress=False)
-    assert answer.text == "chat answer" and fake.chats == [[[{"role": "user", "content": "What is 2 + 2?"}]]]
-    [(prompts, params)] = fake.prompts
-    assert [fake.tokenizer.decode(p["prompt_token_ids"]) for p in prompts] == [QWEN_PREFIX, QWEN_PREFIX]
+    [(chats, [chat_params])] = vllm_double.calls
+    assert chats == [[{"role": "user", "content": "What is 2 + 2?"}]] and answer.text == f"seed={chat_params.seed}"
+    [(prompts, params)] = vllm_double.prompts
+    assert [vllm_double.tokenizer.decode(p["prompt_token_ids"]) for p in prompts] == [QWEN_PREFIX, QWEN_PREFIX]
     assert all(p.stop == ["<|im_end|>"] for p in params) and len({p.seed for p in params}) == 2
     assert [q.text for q in questions] == [f"question {p.seed}" for p in params]
     assert all(q.prompt_tokens == len(QWEN_PREFIX) and q.completion_tokens == 3 for q in questions)
     engine.generate([chat, opened], progress=False)
-    assert len(fake.prompts) == 1 and len(fake.chats) == 1, "the second run is served from the cache"
+    assert len(vllm_double.prompts) == 1 and len(vllm_double.calls) == 1, "the second run is served from the cache"

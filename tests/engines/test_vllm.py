@@ -5,7 +5,6 @@ in tests/engines/test_vllm_cpu.py, and on a GPU in the `gpu`-marked test below (
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,46 +14,18 @@ from engines.cache import CompletionCache
 from engines.config import EngineConfig, build_backend
 from engines.errors import ConfigError
 from engines.vllm_offline import VLLMBackend
+from tests.engines.conftest import (
+    FakeVLLMForTestsNoGPU,
+    OutputForTestsNoGPU,
+    SampleForTestsNoGPU,
+    SamplingParamsForTestsNoGPU,
+)
 
 PROMPT = (Message("user", "What is 2 + 2?"),)
 
 
 def _has_gpu() -> bool:
     return shutil.which("nvidia-smi") is not None
-
-
-@dataclass
-class _FakeSamplingParamsForTestsNoGPU:
-    n: int
-    temperature: float
-    top_p: float
-    max_tokens: int
-    seed: int
-    stop: list[str] | None
-
-
-@dataclass
-class _Sample:
-    text: str
-    token_ids: list[int]
-    finish_reason: str
-
-
-@dataclass
-class _Output:
-    prompt_token_ids: list[int]
-    outputs: list[_Sample]
-
-
-class FakeVLLMForTestsNoGPU:
-    """Stands in for `vllm.LLM` only because this machine has no GPU: echoes what it was asked."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[list, list]] = []
-
-    def chat(self, messages: list, sampling_params: list, use_tqdm: bool = False) -> list[_Output]:
-        self.calls.append((messages, sampling_params))
-        return [_Output([1, 2, 3], [_Sample(f"seed={p.seed}", [9] * p.max_tokens, "length")]) for p in sampling_params]
 
 
 class EngineDeadError(RuntimeError):
@@ -69,7 +40,7 @@ class FailingVLLMForTestsNoGPU(FakeVLLMForTestsNoGPU):
         super().__init__()
         self.dead = False
 
-    def chat(self, messages: list, sampling_params: list, use_tqdm: bool = False) -> list[_Output]:
+    def chat(self, messages: list, sampling_params: list, use_tqdm: bool = False) -> list[OutputForTestsNoGPU]:
         self.calls.append((messages, sampling_params))
         if self.dead:
             raise EngineDeadError("EngineCore encountered an issue")
@@ -80,23 +51,28 @@ class FailingVLLMForTestsNoGPU(FakeVLLMForTestsNoGPU):
         if any("too long" in t for t in texts):
             raise ValueError("The decoder prompt (length 9000) is longer than the maximum model length of 512")
         return [
-            _Output([1], [_Sample("", [], "abort")]) if "abort" in t else _Output([1, 2], [_Sample(t, [5, 6], "stop")])
+            OutputForTestsNoGPU([1], [SampleForTestsNoGPU("", [], "abort")])
+            if "abort" in t
+            else OutputForTestsNoGPU([1, 2], [SampleForTestsNoGPU(t, [5, 6], "stop")])
             for t in texts
         ]
 
 
-def test_vllm_backend_maps_requests_and_outputs_with_test_double(tmp_path: Path) -> None:
-    fake = FakeVLLMForTestsNoGPU()
-    backend = VLLMBackend("Qwen/Qwen2.5-0.5B-Instruct", llm=fake, sampling_params_cls=_FakeSamplingParamsForTestsNoGPU)
+def test_vllm_backend_maps_requests_and_outputs_with_test_double(
+    tmp_path: Path, vllm_double: FakeVLLMForTestsNoGPU
+) -> None:
+    backend = VLLMBackend(
+        "Qwen/Qwen2.5-0.5B-Instruct", llm=vllm_double, sampling_params_cls=SamplingParamsForTestsNoGPU
+    )
     engine = Engine(backend, CompletionCache(tmp_path / "c.sqlite"))
     [group] = engine.generate([ChatRequest(PROMPT, SamplingParams(max_tokens=4, n=3, seed=7))], progress=False)
-    messages, params = fake.calls[0]
+    messages, params = vllm_double.calls[0]
     assert len(messages) == 3 and messages[0] == [{"role": "user", "content": "What is 2 + 2?"}]
     assert len({p.seed for p in params}) == 3 and all(p.n == 1 and p.max_tokens == 4 for p in params)
     assert [c.text for c in group] == [f"seed={p.seed}" for p in params]
     assert all(c.finish_reason == "length" and c.completion_tokens == 4 and c.prompt_tokens == 3 for c in group)
     engine.generate([ChatRequest(PROMPT, SamplingParams(max_tokens=4, n=3, seed=7))], progress=False)
-    assert len(fake.calls) == 1, "the second request is served from the cache"
+    assert len(vllm_double.calls) == 1, "the second request is served from the cache"
 
 
 def _request(text: str, n: int = 1) -> ChatRequest:
@@ -105,7 +81,7 @@ def _request(text: str, n: int = 1) -> ChatRequest:
 
 def test_a_rejected_prompt_fails_only_its_own_samples_with_test_double() -> None:
     fake = FailingVLLMForTestsNoGPU()
-    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=_FakeSamplingParamsForTestsNoGPU), None)
+    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=SamplingParamsForTestsNoGPU), None)
     groups = engine.generate(
         [_request("ok 1"), _request("too long", n=2), _request("abort"), _request("ok 2")], progress=False
     )
@@ -119,7 +95,7 @@ def test_a_rejected_prompt_fails_only_its_own_samples_with_test_double() -> None
 
 def test_a_dead_engine_fails_the_rest_and_later_calls_fast_with_test_double() -> None:
     fake = FailingVLLMForTestsNoGPU()
-    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=_FakeSamplingParamsForTestsNoGPU), None)
+    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=SamplingParamsForTestsNoGPU), None)
     groups = engine.generate([_request("ok"), _request("kill"), _request("ok again")], progress=False)
     assert all(not c.ok and "vllm engine died" in (c.error or "") for g in groups for c in g)
     calls = len(fake.calls)
@@ -127,18 +103,17 @@ def test_a_dead_engine_fails_the_rest_and_later_calls_fast_with_test_double() ->
     assert not later.ok and "vllm engine died" in (later.error or "") and len(fake.calls) == calls
 
 
-def test_rejected_sampling_parameters_fail_their_sample_with_test_double() -> None:
-    def strict_params(**kwargs: object) -> _FakeSamplingParamsForTestsNoGPU:
+def test_rejected_sampling_parameters_fail_their_sample_with_test_double(vllm_double: FakeVLLMForTestsNoGPU) -> None:
+    def strict_params(**kwargs: object) -> SamplingParamsForTestsNoGPU:
         if kwargs["max_tokens"] == 0:
             raise ValueError("max_tokens must be at least 1, got 0.")
-        return _FakeSamplingParamsForTestsNoGPU(**kwargs)  # type: ignore[arg-type]
+        return SamplingParamsForTestsNoGPU(**kwargs)  # type: ignore[arg-type]
 
-    fake = FakeVLLMForTestsNoGPU()
-    engine = Engine(VLLMBackend("m", llm=fake, sampling_params_cls=strict_params), None)
+    engine = Engine(VLLMBackend("m", llm=vllm_double, sampling_params_cls=strict_params), None)
     bad = ChatRequest(PROMPT, SamplingParams(max_tokens=0, seed=1))
     [[good], [rejected]] = engine.generate([ChatRequest(PROMPT, SamplingParams(max_tokens=2)), bad], progress=False)
     assert good.ok and not rejected.ok and "max_tokens must be at least 1" in (rejected.error or "")
-    assert len(fake.calls[0][1]) == 1, "the rejected sample never reaches vLLM"
+    assert len(vllm_double.calls[0][1]) == 1, "the rejected sample never reaches vLLM"
 
 
 def test_vllm_backend_without_vllm_is_a_config_error(tmp_path: Path) -> None:

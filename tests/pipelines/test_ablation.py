@@ -7,21 +7,22 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from pipelines.ablation import missing_runs, run_ablation
 from scoring.config import load_config, resolve_data_root
 from scoring.stages.ablation import run_partition
+from tests.conftest import write_project
 
 
 def _config(tmp_path: Path) -> Path:
-    config = {
-        "data_root": str(tmp_path / "root"),
-        "student": {"id": "smol", "engine": {"model": "smollm2-135m-instruct-q4_1", "n_ctx": 256, "parallel": 4}},
-        "sources": {"procedural": [{"family": "elementary", "levels": [1, 2], "per_level": 3, "seed": 5}]},
-        "rollouts": {"k": 2, "max_tokens": 6, "prompt": "answer_only_v1"},
-        "decontamination": {"benchmarks": []},
-        "ablation": {
+    return write_project(
+        tmp_path,
+        tmp_path / "root",
+        student={"id": "smol", "engine": {"model": "smollm2-135m-instruct-q4_1", "n_ctx": 256, "parallel": 4}},
+        sources={"procedural": [{"family": "elementary", "levels": [1, 2], "per_level": 3, "seed": 5}]},
+        rollouts={"k": 2, "max_tokens": 6, "prompt": "answer_only_v1"},
+        decontamination={"benchmarks": []},
+        ablation={
             "arms": ["random", "sec"],
             "seeds": [0],
             "trainer": {
@@ -33,10 +34,7 @@ def _config(tmp_path: Path) -> Path:
                 "heldout": {"per_knob": 1, "hard_per_family": 1},
             },
         },
-    }
-    path = tmp_path / "gradus.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    )
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from assets import contamination, curriculum_shards, difficulty, duplicates, problems, rollouts
 from engines.config import EngineConfig, build_engine
@@ -17,7 +16,7 @@ from pipelines.definitions import build_definitions
 from pipelines.execution import execute_project_job
 from pipelines.materialize import materialize_project
 from scoring.storage import DataRoot
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, linked_data_root, write_project
 
 pytestmark = pytest.mark.slow
 STUDENT = "mp-test"
@@ -28,20 +27,16 @@ SPINE = [problems, duplicates, contamination, rollouts, difficulty, curriculum_s
 
 
 def _project(work: Path, name: str, models: Path, executor: str) -> Path:
-    root = work / f"root-{name}"
-    root.mkdir(parents=True)
-    (root / "models").symlink_to(models, target_is_directory=True)
-    config = {
-        "data_root": str(root),
-        "student": {"id": STUDENT, "engine": {"backend": "embedded", "model": SMALL_MODEL, "n_ctx": 512}},
-        "sources": {"procedural": [{"family": "arithmetic", "levels": [1, 3], "per_level": 1, "seed": 0}]},
-        "rollouts": {"k": 2, "max_tokens": 24, "prompt": "answer_only_v1", "seed": 0},
-        "curriculum": {"shard_size": 1},
-        "distributed": {"executor": executor, "max_concurrent": 2},
-    }
-    path = work / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_project(
+        work,
+        linked_data_root(work / f"root-{name}", models),
+        name=f"{name}.yaml",
+        student={"id": STUDENT, "engine": {"backend": "embedded", "model": SMALL_MODEL, "n_ctx": 512}},
+        sources={"procedural": [{"family": "arithmetic", "levels": [1, 3], "per_level": 1, "seed": 0}]},
+        rollouts={"k": 2, "max_tokens": 24, "prompt": "answer_only_v1", "seed": 0},
+        curriculum={"shard_size": 1},
+        distributed={"executor": executor, "max_concurrent": 2},
+    )
 
 
 def _outputs(root: Path) -> dict[str, object]:

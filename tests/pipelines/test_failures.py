@@ -6,17 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import yaml
 
 from pipelines.materialize import materialize_project
+from tests.conftest import write_project
 from tests.engines.servers import chat_body, scripted_server
 
 
 def test_garbage_server_yields_reject_rows_and_ungraded_exclusions(tmp_path: Path) -> None:
     replies = [lambda body: (200, {}, b"<html>not json</html>")]
     with scripted_server(replies) as (url, received):
-        config = {
-            "data_root": str(tmp_path / "root"),
+        sections = {
             "student": {
                 "id": "flaky",
                 # One request per sample (server_n false), so the requests count the samples retried; `n` per
@@ -33,8 +32,7 @@ def test_garbage_server_yields_reject_rows_and_ungraded_exclusions(tmp_path: Pat
             "sources": {"procedural": [{"family": "arithmetic", "levels": [1], "per_level": 2, "seed": 0}]},
             "rollouts": {"k": 2},
         }
-        path = tmp_path / "gradus.yaml"
-        path.write_text(yaml.safe_dump(config))
+        path = write_project(tmp_path, tmp_path / "root", **sections)
         result = materialize_project(path)
     assert result.success and len(received) == 4
     meta = result.asset_materializations_for_node("rollouts")[0].metadata
@@ -48,8 +46,8 @@ def test_garbage_server_yields_reject_rows_and_ungraded_exclusions(tmp_path: Pat
 
     # The server recovers: the next run retries exactly the failed samples and grades them.
     with scripted_server([lambda body: (200, {}, chat_body("\\boxed{1}"))]) as (url, received):
-        config["student"]["engine"]["base_url"] = url
-        path.write_text(yaml.safe_dump(config))
+        sections["student"]["engine"]["base_url"] = url
+        write_project(tmp_path, tmp_path / "root", **sections)
         again = materialize_project(path)
     assert again.success and len(received) == 4
     with duckdb.connect(str(tmp_path / "root" / "catalog.duckdb"), read_only=True) as con:

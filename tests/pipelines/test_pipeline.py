@@ -12,10 +12,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-import yaml
 
 from pipelines.materialize import materialize_project
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, write_project
 
 STUDENT = "qwen05-test"
 
@@ -43,7 +42,6 @@ def first_run(session_root: Path, shared_dir: Path, tmp_path_factory: pytest.Tem
     seeds = work / "seeds.jsonl"
     seeds.write_text(gsm8k_line + "\n" + '{"question": "broken line", "answer": \n')
     config = {
-        "data_root": str(session_root),
         "student": {"id": STUDENT, "engine": {"backend": "embedded", "model": SMALL_MODEL, "n_ctx": 1024}},
         "sources": {
             "procedural": [{"family": "arithmetic", "levels": [1, 5], "per_level": 3, "seed": 0}],
@@ -52,8 +50,7 @@ def first_run(session_root: Path, shared_dir: Path, tmp_path_factory: pytest.Tem
         "rollouts": {"k": 4, "max_tokens": 160, "temperature": 0.8, "seed": 0},
         "curriculum": {"shard_size": 2},
     }
-    config_path = work / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path = write_project(work, session_root, **config)
     result = _materialize(config_path)
     assert result.success
     return Run(config_path, session_root, result, _shards(session_root))

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import duckdb
-import yaml
 
 from engines.models import EMBEDDED_MODELS, ensure_model
 from pipelines.materialize import materialize_project
@@ -16,7 +15,7 @@ from scoring.curation.pool import contaminated_in_shards
 from scoring.curriculum.shards import CurriculumReader
 from scoring.storage import DataRoot
 from synthesis.families import FAMILIES
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, linked_data_root, write_project
 
 # MATH-500 item 77, "If $2^8=4^x$, what is the value of $x$?": cut at 16 tokens the 0.5B's attempts are scored
 # 3 of 4 correct, so it would be a learnable curriculum problem — only decontamination keeps it out.
@@ -27,10 +26,8 @@ ROLLOUTS = {"k": 4, "max_tokens": 16, "prompt": "answer_only_v1", "seed": 0}
 def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
     session_root: Path, shared_dir: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "root"
-    root.mkdir()
     ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    (root / "models").symlink_to(session_root / "models")
+    root = linked_data_root(tmp_path / "root", session_root / "models")
     # Answer-only in 16 tokens, the 0.5B gets the two sums right 2 and 3 times of 4, and the third remainder
     # (10^2 mod 7) once: the curriculum's three rows, in two families (the other two remainders: never).
     sums = FAMILIES.get("arithmetic")().sample(seed=0, difficulties=[1], per_level=2)
@@ -43,7 +40,6 @@ def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
     leak = json.loads(math500.read_text().splitlines()[LEAK_LINE])
     (tmp_path / "leak.jsonl").write_text(json.dumps(leak) + "\n")
     config = {
-        "data_root": str(root),
         "student": {"id": "pool-test", "engine": {"model": SMALL_MODEL, "n_ctx": 1024}},
         "sources": {
             "procedural": [
@@ -65,9 +61,7 @@ def test_planted_duplicate_and_benchmark_leak_never_reach_the_shards(
         "curriculum": {"shard_size": 2},
         "skills": {"max_share": 0.7},  # two of three rows are sums: the balance check sees a real spread
     }
-    config_path = tmp_path / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    result = materialize_project(config_path)
+    result = materialize_project(write_project(tmp_path, root, **config))
     assert result.success
 
     with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from engines.errors import ConfigError
 from engines.models import EMBEDDED_MODELS, ensure_model
@@ -18,20 +17,18 @@ from pipelines.definitions import build_definitions
 from pipelines.materialize import add_student
 from scoring.checkpoints import read_registry
 from scoring.storage import DataRoot
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, linked_data_root, write_project
 
 
 def _project(tmp_path: Path, **regeneration: object) -> Path:
-    config = {
-        "data_root": str(tmp_path / "root"),
-        "student": {"id": "base", "engine": {"model": SMALL_MODEL, "n_ctx": 1024}},
-        "sources": {"procedural": [{"family": "arithmetic", "levels": [1], "per_level": 2, "seed": 0}]},
-        "rollouts": {"k": 2, "max_tokens": 16, "prompt": "answer_only_v1"},
-        "regeneration": regeneration,
-    }
-    path = tmp_path / "gradus.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return write_project(
+        tmp_path,
+        tmp_path / "root",
+        student={"id": "base", "engine": {"model": SMALL_MODEL, "n_ctx": 1024}},
+        sources={"procedural": [{"family": "arithmetic", "levels": [1], "per_level": 2, "seed": 0}]},
+        rollouts={"k": 2, "max_tokens": 16, "prompt": "answer_only_v1"},
+        regeneration=regeneration,
+    )
 
 
 @dataclass
@@ -109,8 +106,7 @@ def test_a_new_checkpoint_is_graded_as_its_own_student(session_root: Path, tmp_p
     watched = tmp_path / "checkpoints"
     watched.mkdir()
     gguf = ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    (tmp_path / "root").mkdir()
-    (tmp_path / "root" / "models").symlink_to(session_root / "models")
+    linked_data_root(tmp_path / "root", session_root / "models")
     defs = build_definitions(_project(tmp_path, checkpoints={"directory": str(watched), "min_age_s": 0}))
     instance = dg.DagsterInstance.ephemeral()
     add_student(instance, "base")

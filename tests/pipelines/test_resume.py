@@ -6,38 +6,20 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import duckdb
-import yaml
 
-from engines.models import EMBEDDED_MODELS, ensure_model
-from tests.conftest import SMALL_MODEL
-
-
-def _cached(cache: Path) -> int:
-    if not cache.exists():
-        return 0
-    try:
-        with sqlite3.connect(cache, timeout=5) as con:
-            return int(con.execute("select count(*) from completions").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # the table is being created
+from tests.conftest import SMALL_MODEL, cached_completions, small_model_project
 
 
 def _project(session_root: Path, tmp_path: Path, config: dict) -> tuple[Path, Path, str, dict[str, str]]:
     """A data root reusing the session's assembled model, the config written beside it, the `gradus` CLI and an
     environment with a private DAGSTER_HOME: (root, config path, gradus, env)."""
-    root = tmp_path / "root"
-    root.mkdir()
-    ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    (root / "models").symlink_to(session_root / "models")  # reuse the assembled model file
-    config_path = tmp_path / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump({"data_root": str(root), **config}))
+    root, config_path = small_model_project(session_root, tmp_path, **config)
     gradus = str(Path(sys.executable).parent / "gradus")
     return root, config_path, gradus, {**os.environ, "DAGSTER_HOME": str(tmp_path)}
 
@@ -56,11 +38,11 @@ def test_sigkill_during_rollouts_then_resume(session_root: Path, tmp_path: Path)
         [gradus, "run", "--config", str(config_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 300
-    while _cached(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
+    while cached_completions(cache) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    done_before_kill = _cached(cache)
+    done_before_kill = cached_completions(cache)
     assert 2 <= done_before_kill < 8, "the kill must land mid-rollouts"
     assert not (root / "shards").exists(), "nothing downstream was published by the killed run"
 
@@ -101,7 +83,7 @@ def test_sigkill_during_adaptive_grading_resumes_from_stored_rounds(session_root
     assert stored.exists(), "the first round was stored before the kill"
     with duckdb.connect() as con:
         rows_at_kill = con.execute(f"select count(*) from read_parquet('{stored}')").fetchone()[0]
-    done_before_kill = _cached(cache)
+    done_before_kill = cached_completions(cache)
     assert rows_at_kill >= 12 and done_before_kill >= rows_at_kill
 
     rerun = subprocess.run(
@@ -118,5 +100,5 @@ def test_sigkill_during_adaptive_grading_resumes_from_stored_rounds(session_root
     assert total == distinct, "no rollout stored twice"
     # stored rounds were not drawn again; the cut-off round came from the cache; every sample was paid once
     assert hits <= done_before_kill - rows_at_kill and calls + hits == total - rows_at_kill
-    assert _cached(cache) == total, "the cache and the rollouts table agree"
+    assert cached_completions(cache) == total, "the cache and the rollouts table agree"
     assert methods == [("adaptive_v1",)]

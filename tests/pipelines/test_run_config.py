@@ -6,7 +6,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from assets import problems, rollouts
 from assets.run_config import ProblemsRun, RolloutsRun
@@ -14,21 +13,15 @@ from engines.errors import ConfigError
 from pipelines.materialize import materialize_project
 from pipelines.resources import build_resources
 from scoring.storage import DataRoot
+from tests.conftest import write_project
 
 
 def _config(tmp_path: Path) -> Path:
-    config = {
-        "data_root": str(tmp_path / "root"),
-        "sources": {
-            "procedural": [
-                {"family": "arithmetic", "levels": [1, 2], "per_level": 3, "seed": 0},
-                {"family": "fractions", "levels": [1], "per_level": 3, "seed": 0},
-            ]
-        },
-    }
-    path = tmp_path / "gradus.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    procedural = [
+        {"family": "arithmetic", "levels": [1, 2], "per_level": 3, "seed": 0},
+        {"family": "fractions", "levels": [1], "per_level": 3, "seed": 0},
+    ]
+    return write_project(tmp_path, tmp_path / "root", sources={"procedural": procedural})
 
 
 def test_problems_run_config_narrows_families_and_counts(tmp_path: Path) -> None:

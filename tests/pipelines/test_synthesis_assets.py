@@ -10,38 +10,34 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-import yaml
 
 from assets import problem_skills, problems, skill_vocabulary
 from assets.synthesis import glan_problems, glan_syllabus, glan_taxonomy
 from pipelines.materialize import materialize_project
 from scoring.catalog import refresh_catalog
 from scoring.storage import DataRoot
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, write_project
 
-
-def _config(root: Path) -> dict[str, object]:
-    return {
-        "data_root": str(root),
-        "student": {"id": "synth-test", "engine": {"backend": "embedded", "model": SMALL_MODEL, "n_ctx": 1024}},
-        "sources": {"procedural": [{"family": "arithmetic", "levels": [1], "per_level": 2, "seed": 0}]},
-        "synthesis": {
-            "answers": {"k": 2, "min_votes": 1, "max_tokens": 160},
-            "glan": {
-                "enabled": True,
-                "disciplines": 1,
-                "subjects_per_discipline": 1,
-                "sessions_per_subject": 2,
-                "concepts_per_session": 2,
-                "questions": 2,
-                "list_max_tokens": 320,
-                "question_max_tokens": 128,
-                "answer_max_tokens": 160,
-            },
+CONFIG = {
+    "student": {"id": "synth-test", "engine": {"backend": "embedded", "model": SMALL_MODEL, "n_ctx": 1024}},
+    "sources": {"procedural": [{"family": "arithmetic", "levels": [1], "per_level": 2, "seed": 0}]},
+    "synthesis": {
+        "answers": {"k": 2, "min_votes": 1, "max_tokens": 160},
+        "glan": {
+            "enabled": True,
+            "disciplines": 1,
+            "subjects_per_discipline": 1,
+            "sessions_per_subject": 2,
+            "concepts_per_session": 2,
+            "questions": 2,
+            "list_max_tokens": 320,
+            "question_max_tokens": 128,
+            "answer_max_tokens": 160,
         },
-        "skills": {"enabled": True, "propose_from": 0},
-        "decontamination": {"benchmarks": []},
-    }
+    },
+    "skills": {"enabled": True, "propose_from": 0},
+    "decontamination": {"benchmarks": []},
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +56,7 @@ def _materialize(config_path: Path) -> dg.ExecuteInProcessResult:
 
 
 def test_glan_and_skills_assets_materialize_with_metadata(synth_root: Path) -> None:
-    config_path = synth_root / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump(_config(synth_root)))
+    config_path = write_project(synth_root, synth_root, **CONFIG)
     first = _materialize(config_path)
     assert first.success
 

@@ -8,36 +8,18 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import yaml
 
 from assets import trainer
 from pipelines.materialize import materialize_project
 from scoring.curriculum.shards import CurriculumReader
-from scoring.schemas import PROBLEMS, to_table
 from scoring.storage import DataRoot
-from tests.scoring.test_trainer import _easy_problems, _write_curriculum
+from tests.conftest import trainer_project
 
 
 def test_trainer_asset_consumes_in_order_and_writes_back_evidence(tmp_path: Path, smollm2_gguf: Path) -> None:
-    root = DataRoot(tmp_path / "root")
-    problems = _easy_problems()
-    root.write_table("problems", to_table([{n: getattr(p, n) for n in PROBLEMS.names} for p in problems], PROBLEMS))
+    path, config_path = trainer_project(tmp_path, smollm2_gguf)
+    root = DataRoot(path)
     shard_dir = root.shards_dir / "tiny" / "easy_to_hard_v1"
-    _write_curriculum(shard_dir, problems, shard_size=4)
-    config = {
-        "data_root": str(root.path),
-        "student": {"id": "tiny", "engine": {"model": str(smollm2_gguf)}},
-        "trainer": {
-            "enabled": True,
-            "model": str(smollm2_gguf),
-            "steps": 2,
-            "batch_size": 2,
-            "num_generations": 4,
-            "max_completion_tokens": 16,
-        },
-    }
-    config_path = tmp_path / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump(config))
     instance = dg.DagsterInstance.ephemeral()
     result = materialize_project(config_path, selection=[trainer], instance=instance)
     assert result.success

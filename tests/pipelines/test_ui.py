@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from dagster_graphql import DagsterGraphQLClient
 
 from scoring.storage import DataRoot
+from tests.conftest import write_project
 from tests.ui_server import HOST, LOCATION_NAME, REPOSITORY_NAME, WebServer, running_webserver
 
 RUN_TIMEOUT_S = 180
@@ -70,19 +70,6 @@ query LatestMaterialization($path: [String!]!) {
 """
 
 
-def write_project_config(tmp_path: Path) -> tuple[Path, Path]:
-    """A `gradus.yaml` with a temp data root and one cheap procedural source; returns (config, data root)."""
-    root = tmp_path / "root"
-    config = {
-        "data_root": str(root),
-        "student": {"id": "ui-check"},
-        "sources": {"procedural": [{"family": "arithmetic", "levels": [1, 2], "per_level": 2, "seed": 0}]},
-    }
-    path = tmp_path / "gradus.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path, root
-
-
 def run_errors(run: dict[str, Any]) -> str:
     """The error and failure events in a run's event log, each with its chain of causes (innermost with its
     stack, since that is the user code's exception), for an assertion message."""
@@ -118,7 +105,13 @@ def wait_for_run(server: WebServer, run_id: str, timeout_s: float) -> dict[str, 
 
 @pytest.mark.filterwarnings("ignore:Using variable_values:DeprecationWarning")  # inside dagster_graphql's client
 def test_webserver_lists_the_assets_and_materializes_problems(tmp_path: Path) -> None:
-    config_path, data_root = write_project_config(tmp_path)
+    data_root = tmp_path / "root"  # one cheap procedural source
+    config_path = write_project(
+        tmp_path,
+        data_root,
+        student={"id": "ui-check"},
+        sources={"procedural": [{"family": "arithmetic", "levels": [1, 2], "per_level": 2, "seed": 0}]},
+    )
     with running_webserver(tmp_path / "dagster_home", config_path) as server:
         # the global asset graph lists our assets in their groups
         nodes = server.graphql(ASSET_NODES_QUERY)["assetNodes"]

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
+
+from tests.conftest import cached_completions
 
 REPO = Path(__file__).resolve().parents[2]
 # Columns whose value legitimately differs between two runs of the same config (wall clock, durations).
@@ -190,7 +191,7 @@ def copy_cache(source: Path, target: Path) -> int:
     dst.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(source / "cache" / "completions.sqlite") as src, sqlite3.connect(dst) as out:
         src.backup(out)
-    return cached_completions(target)
+    return cached_completions(dst)
 
 
 def partial_files(root: Path) -> list[Path]:
@@ -222,29 +223,6 @@ def table_rows(root: Path, under: str = "tables") -> dict[str, list[tuple]]:
         rows = [tuple(repr(v) for v in row.values()) for row in table.to_pylist()]
         out[path.relative_to(root).as_posix()] = sorted(rows)
     return out
-
-
-def project(models: Path, directory: Path, config: dict) -> tuple[Path, Path]:
-    """A fresh data root under `directory` (its own cache; `models` — an assembled models directory — linked in)
-    and its `gradus.yaml`: (root, config path)."""
-    directory.mkdir(parents=True)
-    root = directory / "root"
-    root.mkdir()
-    (root / "models").symlink_to(models)
-    config_path = directory / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump({"data_root": str(root), **config}))
-    return root, config_path
-
-
-def cached_completions(root: Path) -> int:
-    cache = root / "cache" / "completions.sqlite"
-    if not cache.exists():
-        return 0
-    with sqlite3.connect(cache, timeout=30) as con:
-        try:
-            return int(con.execute("select count(*) from completions").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 if __name__ == "__main__":

@@ -21,14 +21,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from engines.models import EMBEDDED_MODELS, ensure_model
+from scoring.storage import DataRoot
 from scoring.training import exports
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, cached_completions, small_model_project
 from tests.reliability.killing import (
     REPO,
-    cached_completions,
     partial_files,
-    project,
     run_child,
     table_rows,
     unreadable_parquet,
@@ -47,8 +45,7 @@ SAMPLES = 4
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_two_runs_on_one_data_root_at_once_leave_consistent_tables(session_root: Path, tmp_path: Path) -> None:
-    ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    root, config = project(session_root / "models", tmp_path / "twin", TWIN)
+    root, config = small_model_project(session_root, tmp_path / "twin", **TWIN)
     # Both runs share one fresh DAGSTER_HOME (the children use root.parent): `gradus run` creates the instance
     # under a file lock, else both could stamp the run storage's schema version (see RELIABILITY.md).
     with ThreadPoolExecutor(2) as pool:
@@ -58,9 +55,10 @@ def test_two_runs_on_one_data_root_at_once_leave_consistent_tables(session_root:
     assert not partial_files(root), partial_files(root)
     assert not unreadable_parquet(root)
 
-    with sqlite3.connect(root / "cache" / "completions.sqlite") as con:
+    cache = DataRoot(root).cache_path
+    with sqlite3.connect(cache) as con:
         assert con.execute("pragma integrity_check").fetchone() == ("ok",)
-    assert cached_completions(root) == SAMPLES, "each sample is stored once"
+    assert cached_completions(cache) == SAMPLES, "each sample is stored once"
     with duckdb.connect(str(root / "catalog.duckdb"), read_only=True) as con:
         for table, key in [
             ("problems", "problem_id"),

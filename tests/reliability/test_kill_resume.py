@@ -16,24 +16,18 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
 
-from engines.models import EMBEDDED_MODELS, ensure_model
 from scoring.catalog import refresh_catalog
-from scoring.schemas import PROBLEMS, to_table
 from scoring.storage import DataRoot
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, cached_completions, small_model_project, trainer_project
 from tests.reliability.killing import (
-    cached_completions,
     copy_cache,
     kill_when,
     partial_files,
-    project,
     run_child,
     table_rows,
     unreadable_parquet,
 )
-from tests.scoring.test_trainer import _easy_problems, _write_curriculum
 
 SEED = 20261126
 # Arithmetic at knobs 1 and 3 with answer-only rollouts: 8 short samples, and at temperature 1.0 the 0.5B
@@ -46,11 +40,6 @@ PIPELINE = {
     "trainer": {"enabled": False},
 }
 SAMPLES = 8
-
-
-def _project(session_root: Path, directory: Path, config: dict) -> tuple[Path, Path]:
-    ensure_model(EMBEDDED_MODELS[SMALL_MODEL], session_root / "models")
-    return project(session_root / "models", directory, config)
 
 
 def _calls(stdout: str, node: str = "") -> tuple[int, int]:
@@ -68,7 +57,8 @@ def _published(root: Path) -> dict[str, list[tuple]]:
 def test_pipeline_killed_in_dedup_shards_and_exports_resumes_to_the_same_tables(
     session_root: Path, tmp_path: Path
 ) -> None:
-    root, config = _project(session_root, tmp_path / "killed", PIPELINE)
+    root, config = small_model_project(session_root, tmp_path / "killed", **PIPELINE)
+    cache = DataRoot(root).cache_path
     rng = random.Random(SEED)
     # One kill per stage, each before or after its publish (seeded): before leaves a finished temporary file
     # beside the old version; after leaves the new version with everything downstream missing.
@@ -85,17 +75,17 @@ def test_pipeline_killed_in_dedup_shards_and_exports_resumes_to_the_same_tables(
         if when == "before":
             assert partial_files(root), "the kill landed between the temporary write and its rename"
 
-    cached_before = cached_completions(root)
+    cached_before = cached_completions(cache)
     final = run_child(config, root)
     assert final.returncode == 0, final.stdout + final.stderr
     calls, hits = _calls(final.stdout)
     assert calls + hits == SAMPLES and calls == SAMPLES - cached_before, "a cached sample was paid for again"
-    assert cached_completions(root) == SAMPLES
+    assert cached_completions(cache) == SAMPLES
     assert not partial_files(root), f"partial files left: {partial_files(root)}"
     assert not unreadable_parquet(root)
     assert list((root / "shards" / "killed" / "easy_to_hard_v1").glob("shard-*.parquet")), "a shard was written"
 
-    reference, reference_config = _project(session_root, tmp_path / "reference", PIPELINE)
+    reference, reference_config = small_model_project(session_root, tmp_path / "reference", **PIPELINE)
     copy_cache(root, reference)
     clean = run_child(reference_config, reference)
     assert clean.returncode == 0, clean.stdout + clean.stderr
@@ -133,10 +123,11 @@ SCALEQUEST = {
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_scalequest_killed_mid_synthesis_resumes_without_paying_twice(session_root: Path, tmp_path: Path) -> None:
-    root, config = _project(session_root, tmp_path / "killed", SCALEQUEST)
+    root, config = small_model_project(session_root, tmp_path / "killed", **SCALEQUEST)
+    cache = DataRoot(root).cache_path
     kill_after = random.Random(SEED).randint(1, 2)  # completions cached when the kill lands
-    assert kill_when(config, root, lambda: cached_completions(root) >= kill_after, selection=["scalequest_problems"])
-    cached_before = cached_completions(root)
+    assert kill_when(config, root, lambda: cached_completions(cache) >= kill_after, selection=["scalequest_problems"])
+    cached_before = cached_completions(cache)
     assert cached_before >= kill_after
     assert not (root / "tables" / "synthesized_problems").exists(), "nothing is published before the stage ends"
     assert not unreadable_parquet(root)
@@ -145,10 +136,10 @@ def test_scalequest_killed_mid_synthesis_resumes_without_paying_twice(session_ro
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     calls, hits = _calls(resumed.stdout, "scalequest_problems")
     assert hits >= cached_before, "completions made before the kill were not reused"
-    assert calls == cached_completions(root) - cached_before, "every new call is a sample the cache lacked"
+    assert calls == cached_completions(cache) - cached_before, "every new call is a sample the cache lacked"
     assert not partial_files(root)
 
-    reference, reference_config = _project(session_root, tmp_path / "reference", SCALEQUEST)
+    reference, reference_config = small_model_project(session_root, tmp_path / "reference", **SCALEQUEST)
     copy_cache(root, reference)
     clean = run_child(reference_config, reference, selection=["scalequest_problems"])
     assert clean.returncode == 0, clean.stdout + clean.stderr
@@ -157,31 +148,6 @@ def test_scalequest_killed_mid_synthesis_resumes_without_paying_twice(session_ro
     assert resumed_rows == clean_rows and any("synthesis_log" in name for name in resumed_rows)
     log = resumed_rows[next(name for name in resumed_rows if "synthesis_log" in name)]
     assert len(log) == len(set(log)), "no synthesis decision recorded twice"
-
-
-def _trainer_project(directory: Path, smollm2_gguf: Path) -> tuple[Path, Path]:
-    """A data root holding the easy problems and their curriculum shards, with the SmolLM2 trainer configured:
-    the trainer stage alone, on the smallest model that trains on CPU."""
-    directory.mkdir(parents=True)
-    root = DataRoot(directory / "root")
-    problems = _easy_problems()
-    root.write_table("problems", to_table([{n: getattr(p, n) for n in PROBLEMS.names} for p in problems], PROBLEMS))
-    _write_curriculum(root.shards_dir / "tiny" / "easy_to_hard_v1", problems, shard_size=4)
-    config = {
-        "data_root": str(root.path),
-        "student": {"id": "tiny", "engine": {"model": str(smollm2_gguf)}},
-        "trainer": {
-            "enabled": True,
-            "model": str(smollm2_gguf),
-            "steps": 2,
-            "batch_size": 2,
-            "num_generations": 4,
-            "max_completion_tokens": 16,
-        },
-    }
-    config_path = directory / "gradus.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    return root.path, config_path
 
 
 def _training_record(root: Path) -> dict[str, list[tuple]]:
@@ -204,7 +170,7 @@ def _training_record(root: Path) -> dict[str, list[tuple]]:
 def test_trainer_killed_before_its_run_is_recorded_trains_again_without_duplicating_evidence(
     tmp_path: Path, smollm2_gguf: Path
 ) -> None:
-    root, config = _trainer_project(tmp_path / "killed", smollm2_gguf)
+    root, config = trainer_project(tmp_path / "killed", smollm2_gguf)
     # The evidence is written first and the run's own tables last (their presence marks the run complete), so a
     # kill just before `training_steps` is published leaves evidence behind and an unfinished run.
     when = random.Random(SEED).choice(["before", "after"])
@@ -222,7 +188,7 @@ def test_trainer_killed_before_its_run_is_recorded_trains_again_without_duplicat
     assert record["steps"] == [(1,), (2,)]
     assert record["evidence"] and all(n == distinct for _, n, distinct in record["evidence"]), "duplicate evidence"
 
-    reference, reference_config = _trainer_project(tmp_path / "reference", smollm2_gguf)
+    reference, reference_config = trainer_project(tmp_path / "reference", smollm2_gguf)
     clean = run_child(reference_config, reference, selection=["trainer"])
     assert clean.returncode == 0, clean.stdout + clean.stderr
     refresh_catalog(DataRoot(reference))

@@ -2,7 +2,7 @@
 Gradus family's own scorer, every reasoning-gym dataset Gradus allows, the general checker (no problem), the
 synthesis answer check (where a model's answer also plays the gold answer) and the trainer's reward function.
 A marker file must never appear, and every verdict must be `wrong` or `unparseable` — never `error`, `correct`
-or a crash. The verifier workers are also locked down (tests/scoring/test_verifier_sandbox.py); the scorer-level
+or a crash. The verifier workers are also locked down (tests/scoring/grading/test_verifier_sandbox.py); the scorer-level
 proof without that lock-down is tests/synthesis/test_rg_scoring.py."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from synthesis.families import FAMILIES
 from synthesis.problem import Problem
 from synthesis.reasoning_gym_source import rg_problems
 from synthesis.rg_scoring import NATIVE
-from tests.synthesis.test_rg_scoring import digitless_marker, payloads
+from tests.conftest import digitless_marker, payloads
 
 ALLOWED_LABELS = {"wrong", "unparseable"}
 
@@ -51,9 +51,8 @@ def allowed_rg_problems() -> list[Problem]:
 
 
 @pytest.fixture(scope="module")
-def verifier() -> Verifier:
-    with Verifier(timeout_s=3.0) as pool:
-        yield pool
+def verifier_timeout_s() -> float:
+    return 3.0  # the `verifier` fixture's limit per answer (tests/conftest.py)
 
 
 def _check(verifier: Verifier, problems: list[Problem | None], gold: list[str], marker: Path) -> None:

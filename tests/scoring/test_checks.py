@@ -13,11 +13,11 @@ from scoring.curriculum.shards import write_shards
 from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
 from scoring.schemas import PROBLEMS
 from scoring.storage import DataRoot
-from tests.scoring.test_curriculum import _tables
+from tests.scoring.conftest import graded_pool
 
 
 def _shards(tmp_path: Path, ks: dict[str, int], answers: dict[str, str] | None = None) -> tuple[Path, pa.Table]:
-    problems, grades = _tables(ks)
+    problems, grades = graded_pool(ks)
     if answers:
         rows = [{**r, "answer": answers.get(r["problem_id"], r["answer"])} for r in problems.to_pylist()]
         problems = pa.Table.from_pylist(rows, schema=PROBLEMS)
@@ -28,7 +28,7 @@ def _shards(tmp_path: Path, ks: dict[str, int], answers: dict[str, str] | None =
 
 def test_schema_conformance_names_the_file_and_column(tmp_path: Path) -> None:
     root = DataRoot(tmp_path / "root")
-    problems, _ = _tables({"p1": 1, "p2": 2})
+    problems, _ = graded_pool({"p1": 1, "p2": 2})
     root.write_table("problems", problems)
     assert schema_conformance(root, "problems").passed
     path = root.table_path("problems")

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import string
 import subprocess
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from synthesis.problem import Problem
 from synthesis.reasoning_gym_source import rg_problems, rg_score
 from synthesis.rg_scorer_audit import audit_scorer
 from synthesis.rg_scoring import NATIVE, REFUSED, RefusedDataset, check_scorer, scorer_problem
+from tests.conftest import digitless_marker, payloads
 
 REPO = Path(__file__).resolve().parents[2]
 # The datasets found evaluating the answer when this was first reviewed (issue 20): they must stay refused.
@@ -40,28 +38,6 @@ KNOWN_EVALUATING = {
     "simple_integration",
     "polynomial_multiplication",
 }
-
-
-def digitless_marker() -> Path:
-    """A marker path with no digits, so the payloads carry no number that answer extraction could pick up
-    (a payload that happened to contain the gold number would be judged right, which is correct behaviour)."""
-    name = "".join(random.Random().choices(string.ascii_lowercase, k=16))
-    return Path(tempfile.gettempdir()) / f"gradus-marker-{name}"
-
-
-def payloads(marker: Path) -> list[str]:
-    """Answers that create `marker` if anything evaluates them as Python (directly, or through sympify). They
-    hold no digits, so no number in them can match a gold answer by extraction."""
-    write = f"__import__('pathlib').Path({str(marker)!r}).write_text('x')"
-    return [
-        write,
-        f"[{write}]",
-        f"({write}, a)",
-        f"a + ({write} and b)",
-        f"x**y + {write}",
-        f"[[a, b], [{write}, c]]",
-        f"__import__('os').system('touch {marker}')",
-    ]
 
 
 # --- the review table against the installed registry ----------------------------------------------------------------

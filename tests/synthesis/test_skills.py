@@ -366,7 +366,7 @@ def test_proposal_parser_limits_and_rejects() -> None:
 
 def test_recorded_stat_syn_questions_parse() -> None:
     """The 0.5B teacher copied two of the three references it was shown, word for word: they parse (the STAT-Syn
-    stage's novelty filter rejects them, see tests/scoring/test_skill_stages.py)."""
+    stage's novelty filter rejects them, see tests/scoring/stages/test_skill_stages.py)."""
     (row,) = recorded("stat_syn")
     questions, rejected = parse_questions(row["completion"], 2)
     assert questions == row["context"]["references"][:2] and rejected == []

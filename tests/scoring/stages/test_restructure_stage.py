@@ -10,19 +10,18 @@ from pathlib import Path
 import pytest
 
 from engines import Engine
-from scoring.config import ProjectConfig, StudentConfig
+from scoring.config import ProjectConfig
 from scoring.grading.rollouts import RolloutConfig
 from scoring.stages.difficulty import build_difficulty, current_grades
 from scoring.stages.problems import build_problems, load_problems
 from scoring.stages.restructure import build_restructure
-from scoring.stages.roles import EngineRoles
 from scoring.stages.rollouts import build_rollouts
 from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.restructure import RestructureConfig, clpo_class, variant_kinds
 from synthesis.sources import ProceduralSource, SourcesConfig
-from tests.conftest import SMALL_MODEL
+from tests.scoring.stages.conftest import MakeRoles, project_config
 
 PART = synth_partition("restructure")
 
@@ -31,9 +30,10 @@ def restructure_project(tmp_path: Path) -> ProjectConfig:
     """The Socratic test's six sums and rollouts (so the session cache serves both) plus two knob-5 expressions the
     0.5B always fails in 16 tokens, whose family solutions ("(a * b - c) * d + e = …") feed GHPO hints; four parents
     per run."""
-    return ProjectConfig(
-        data_root=str(tmp_path),
-        student=StudentConfig(id="restructure", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
+    return project_config(
+        tmp_path,
+        student="restructure",
+        n_ctx=1024,
         sources=SourcesConfig(
             procedural=[
                 ProceduralSource(family="arithmetic", levels=[1], per_level=6, seed=1),
@@ -50,7 +50,9 @@ def restructure_project(tmp_path: Path) -> ProjectConfig:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # model-bound: 600 s is too tight when other runs share the 2 cores
-def test_variants_keep_parent_and_answer_and_rerun_for_free(small_engine: Engine, tmp_path: Path) -> None:
+def test_variants_keep_parent_and_answer_and_rerun_for_free(
+    small_engine: Engine, roles: MakeRoles, tmp_path: Path
+) -> None:
     config = restructure_project(tmp_path)
     root = DataRoot(tmp_path)
     build_problems(config, root)
@@ -58,9 +60,9 @@ def test_variants_keep_parent_and_answer_and_rerun_for_free(small_engine: Engine
     build_difficulty(config, root)
     rates = {r["problem_id"]: r["pass_rate"] for r in current_grades(config, root).to_pylist()}
     assert len(rates) == 8
-    roles = EngineRoles(config, root, overrides={"student": small_engine, "teacher": small_engine})
+    engine_roles = roles(config, root)
 
-    summary = build_restructure(config, root, roles, progress=False)
+    summary = build_restructure(config, root, engine_roles, progress=False)
     cfg = config.synthesis.restructure
     eligible = {pid for pid, p in rates.items() if variant_kinds(p, cfg)}
     assert summary.counts["candidates"] == len(eligible) >= 1, summary.markdown["funnel"]
@@ -100,7 +102,7 @@ def test_variants_keep_parent_and_answer_and_rerun_for_free(small_engine: Engine
     build_problems(config, root)
     before = {t: root.read_table(t, PART) for t in ("synthesis_log", "synthesized_problems")}
     calls = small_engine.stats.model_calls
-    again = build_restructure(config, root, roles, progress=False)
+    again = build_restructure(config, root, engine_roles, progress=False)
     assert small_engine.stats.model_calls == calls and again.figures["model_calls"] == 0
     assert again.counts == summary.counts
     for table, stored in before.items():

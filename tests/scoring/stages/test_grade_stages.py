@@ -11,9 +11,9 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from engines.config import EngineConfig, expected_revision
+from engines.config import expected_revision
 from scoring.catalog import refresh_catalog
-from scoring.config import ProjectConfig, StudentConfig
+from scoring.config import ProjectConfig
 from scoring.grading.policy import GradingConfig, PredictorConfig
 from scoring.grading.rollouts import sampling_hash
 from scoring.grading.verify import VERIFIER_VERSION
@@ -34,15 +34,10 @@ from scoring.stages.problems import load_problems
 from scoring.stages.report import student_partition
 from scoring.storage import DataRoot
 from synthesis.families import FAMILIES
-from tests.conftest import SMALL_MODEL
+from tests.scoring.stages.conftest import project_config
 
-
-def _config(tmp_path: Path, student: str = "s", **grading: object) -> ProjectConfig:
-    return ProjectConfig(
-        data_root=str(tmp_path),
-        student=StudentConfig(id=student, engine=EngineConfig(model=SMALL_MODEL)),
-        grading=GradingConfig(**grading),  # type: ignore[arg-type]
-    )
+# Adaptive grading with the pass-rate predictor screening the pool.
+SCREENED = GradingConfig(mode="adaptive", predictor=PredictorConfig(enabled=True, screen=True))
 
 
 def _pool(root: DataRoot, per_level: int = 8) -> list[dict[str, object]]:
@@ -89,7 +84,7 @@ def _add(root: DataRoot, config: ProjectConfig, table: pa.Table) -> None:
 def test_a_new_revision_is_diffed_against_the_one_graded_before_it(tmp_path: Path) -> None:
     root = DataRoot(tmp_path)
     pool = _pool(root, per_level=2)
-    config = _config(tmp_path)
+    config = project_config(tmp_path)
     ids = [str(p["problem_id"]) for p in pool]
     # the older revision has the lexically larger name: order must come from grading time, not names
     _add(root, config, _rollouts(config, {pid: (0, 4) for pid in ids}, revision="zz-old"))
@@ -116,7 +111,7 @@ def test_a_new_revision_is_diffed_against_the_one_graded_before_it(tmp_path: Pat
 def test_predicted_rows_fill_only_problems_without_measurements(tmp_path: Path) -> None:
     root = DataRoot(tmp_path)
     pool = _pool(root, per_level=1)
-    config = _config(tmp_path)
+    config = project_config(tmp_path)
     measured_id, predicted_id = str(pool[0]["problem_id"]), str(pool[1]["problem_id"])
     _add(root, config, _rollouts(config, {measured_id: (1, 4)}))
     revision = expected_revision(config.student.engine, root.models_dir)
@@ -147,7 +142,7 @@ def test_predicted_rows_fill_only_problems_without_measurements(tmp_path: Path) 
 def test_band_filters_decide_every_graded_problem(tmp_path: Path) -> None:
     root = DataRoot(tmp_path)
     pool = _pool(root, per_level=1)
-    config = _config(tmp_path)
+    config = project_config(tmp_path)
     counts = dict(
         zip([str(p["problem_id"]) for p in pool], [(0, 16), (1, 16), (8, 16), (15, 16), (16, 16)], strict=True)
     )
@@ -162,7 +157,7 @@ def test_band_filters_decide_every_graded_problem(tmp_path: Path) -> None:
 def test_predictor_trains_on_grades_and_guides_a_new_pool(tmp_path: Path) -> None:
     root = DataRoot(tmp_path)
     pool = _pool(root, per_level=10)
-    config = _config(tmp_path, mode="adaptive", predictor=PredictorConfig(enabled=True, screen=True))
+    config = project_config(tmp_path, grading=SCREENED)
     # harder knob, lower pass rate: a structure the predictor should pick up
     counts = {
         str(p["problem_id"]): (max(0, 16 - 4 * int(p["difficulty_knob"]) + (i % 3)), 16) for i, p in enumerate(pool)
@@ -182,7 +177,7 @@ def test_predictor_trains_on_grades_and_guides_a_new_pool(tmp_path: Path) -> Non
     mean = {pid: a / (a + b) for pid, (a, b) in priors.items()}
     assert min(mean[p] for p in easy) > max(mean[p] for p in hard)
     assert all(band in {"too_easy", "too_hard"} for band in screened.values())
-    too_few = _config(tmp_path / "other")
+    too_few = project_config(tmp_path / "other")
     other = DataRoot(tmp_path / "other")
     _pool(other, per_level=1)
     assert build_predictor(too_few, other).figures["status"].startswith("0 graded problems")
@@ -201,7 +196,7 @@ class _Payload:
 def test_an_old_pickled_predictor_is_ignored_and_never_loaded(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = DataRoot(tmp_path)
     pool = _pool(root, per_level=10)
-    config = _config(tmp_path, mode="adaptive", predictor=PredictorConfig(enabled=True, screen=True))
+    config = project_config(tmp_path, grading=SCREENED)
     marker = tmp_path / "pwned"
     legacy = predictor_path(root, "s").with_name(LEGACY_PREDICTOR_FILE)
     legacy.parent.mkdir(parents=True)
@@ -238,7 +233,7 @@ def test_an_old_pickled_predictor_is_ignored_and_never_loaded(tmp_path: Path, ca
 def test_irt_ranks_students_across_the_shared_pool(tmp_path: Path) -> None:
     root = DataRoot(tmp_path)
     pool = _pool(root, per_level=4)
-    strong, weak = _config(tmp_path, student="strong"), _config(tmp_path, student="weak")
+    strong, weak = project_config(tmp_path, student="strong"), project_config(tmp_path, student="weak")
     assert build_irt(root).figures["status"] == "fewer than 2 students graded"
     for config, base in ((strong, 14), (weak, 8)):
         counts = {str(p["problem_id"]): (max(0, base - 2 * int(p["difficulty_knob"])), 16) for p in pool}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import random
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from scoring.config import ProjectConfig, StudentConfig
 from scoring.grading.skills import Attribution, SkillsConfig
 from synthesis.families import FAMILIES
 from synthesis.skill_vocabulary import Vocabulary, family_skills
+from tests.conftest import REPO
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "skills_recovery.py"
+BENCH = REPO / "bench" / "skills_recovery.py"
 FAMILY_NAMES = ["arithmetic", "linear_equations", "sequences", "knights_knaves"]
 
 

@@ -18,7 +18,7 @@ import pytest
 from engines import Completion, EngineConfig, build_engine
 from engines.cache import CompletionCache
 from engines.cache_shards import ShardedCache, merge_shards, shard_path, shards_dir
-from scoring.config import DistributedConfig, ProjectConfig, StudentConfig
+from scoring.config import DistributedConfig, ProjectConfig
 from scoring.grading.adaptive import AdaptiveConfig
 from scoring.grading.policy import GradingConfig
 from scoring.grading.ray_config import RayConfig
@@ -29,7 +29,8 @@ from scoring.stages.report import student_partition
 from scoring.stages.rollouts import build_rollouts
 from scoring.storage import DataRoot
 from synthesis.sources import ProceduralSource, SourcesConfig
-from tests.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL, linked_data_root
+from tests.scoring.stages.conftest import project_config
 
 pytestmark = pytest.mark.slow
 # Timing-dependent columns: everything else must match row for row.
@@ -68,15 +69,14 @@ def local_ray() -> Iterator[None]:
 
 def _root(path: Path, models: Path) -> DataRoot:
     """A data root with its own completion cache and the session's assembled model files."""
-    path.mkdir(parents=True)
-    (path / "models").symlink_to(models, target_is_directory=True)
-    return DataRoot(path)
+    return DataRoot(linked_data_root(path, models))
 
 
 def _config(root: DataRoot, rollouts: str, k: int, grading: GradingConfig | None = None) -> ProjectConfig:
-    return ProjectConfig(
-        data_root=str(root.path),
-        student=StudentConfig(id="ray-test", engine=EngineConfig(model=SMALL_MODEL, n_ctx=1024)),
+    return project_config(
+        root.path,
+        student="ray-test",
+        n_ctx=1024,
         sources=SourcesConfig(procedural=[ProceduralSource(family="arithmetic", levels=[1, 4], per_level=2, seed=7)]),
         rollouts=RolloutConfig(k=k, max_tokens=32, prompt="answer_only_v1", seed=11),
         distributed=DistributedConfig(rollouts=rollouts, ray=RayConfig(num_workers=2, batch_size=2)),  # type: ignore[arg-type]

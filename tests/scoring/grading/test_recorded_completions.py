@@ -4,22 +4,13 @@ recorded by `tests/fixtures/record_completions.py` and reviewed by hand): each m
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from scoring.grading.verify import CheckItem, Verifier
 from synthesis.problem import Problem, make_problem_id
+from tests.conftest import REPO
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "embedded_completions.jsonl"
+FIXTURE = REPO / "tests" / "fixtures" / "embedded_completions.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="module")
-def verifier() -> Iterator[Verifier]:
-    with Verifier() as v:
-        yield v
 
 
 def _problem(row: dict) -> Problem:

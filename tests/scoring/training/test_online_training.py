@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from scoring.curriculum.samplers import DUMPSampler, SECSampler
+from scoring.schemas import PROBLEMS, to_table
 from scoring.training.grpo import TrainerConfig, train_online
-from scoring.training.online import OnlineSchedule
+from scoring.training.online import OnlineSchedule, RegradingSchedule
 from synthesis.families import FAMILIES
 
 
@@ -81,3 +82,46 @@ def test_each_step_trains_on_what_the_sampler_chose_and_feeds_back_its_rewards(
     assert [sorted(h["advantages"]) for h in schedule.history] == [
         sorted({sampler.category_of(pid) for pid in ids}) for ids in chosen
     ]
+
+
+def test_regrading_trains_each_chunk_on_what_the_policy_finds_learnable_now() -> None:
+    order = [f"p{i}" for i in range(8)]  # Gradus's easy -> hard order
+    rounds: list[list[str]] = []
+
+    def current_policy(ids: list[str]) -> dict[str, float]:  # the trainer passes the live policy's pass rates
+        rounds.append(ids)
+        return {pid: {"p3": 0.5, "p6": 0.25, "p1": 1.0}.get(pid, 0.0) for pid in ids}
+
+    schedule = RegradingSchedule(order, chunk_steps=2, sample_size=8, samples=4, seed=0)
+    schedule.estimator = current_policy
+    first = schedule.next_batch(2)
+    assert first == ["p3", "p6"], "learnable now, closest to 0.5 first (p1 is solved, the rest never)"
+    assert schedule.next_batch(2)[:2] == ["p0", "p1"], "then the rest by closeness, initial order on ties"
+    assert len(rounds) == 1, "one re-grading per chunk of 2 steps"
+    schedule.next_batch(2)
+    assert len(rounds) == 2 and schedule.history[1]["step"] == 3
+    assert [h["rollouts"] for h in schedule.history] == [32, 32] and schedule.history[0]["learnable"] == 2
+
+
+def test_regrading_needs_the_policy() -> None:
+    with pytest.raises(RuntimeError, match="estimator is not set"):
+        RegradingSchedule(["a"], chunk_steps=1, sample_size=1, samples=1).next_batch(1)
+
+
+@pytest.mark.slow
+def test_regrading_asks_the_live_policy_before_each_chunk(tmp_path: Path, smollm2_gguf: Path) -> None:
+    problems = FAMILIES.get("elementary")().sample(0, [1, 2], 3)
+    rows = [
+        {
+            **{k: getattr(p, k) for k in ("problem_id", "question", "answer", "family", "difficulty_knob", "source")},
+            "position": i,
+        }
+        for i, p in enumerate(problems)
+    ]
+    pool = to_table([{k: getattr(p, k) for k in PROBLEMS.names} for p in problems], PROBLEMS)
+    schedule = RegradingSchedule([p.problem_id for p in problems], chunk_steps=1, sample_size=4, samples=2, seed=0)
+    config = TrainerConfig(model=str(smollm2_gguf), steps=2, batch_size=2, num_generations=2, max_completion_tokens=8)
+    run = train_online(rows, schedule, config, tmp_path / "m", tmp_path / "o", progress=False, problems=pool)
+    assert [h["step"] for h in schedule.history] == [1, 2] and all(h["problems"] == 4 for h in schedule.history)
+    assert run.steps["step"].to_pylist() == [1, 2]
+    assert {r["problem_id"] for r in run.consumption.to_pylist()} <= {p.problem_id for p in problems}

@@ -10,17 +10,15 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from engines import Engine
-from scoring.config import ProjectConfig, StudentConfig
+from scoring.config import ProjectConfig
 from scoring.stages.glan import build_glan_syllabus, build_glan_taxonomy
 from scoring.stages.glan_problems import build_glan_problems, load_courses
-from scoring.stages.roles import EngineRoles
 from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
 from synthesis import glan, glan_combinations
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.glan import GlanConfig
-from tests.conftest import SMALL_MODEL
+from tests.scoring.stages.conftest import MakeRoles, project_config
 
 TABLES = ("glan_disciplines", "glan_subjects", "glan_syllabus")
 LOGS = ("glan_taxonomy", "glan_syllabus", "glan")
@@ -45,17 +43,14 @@ def glan_project(tmp_path: Path, **overrides: object) -> ProjectConfig:
         "question_max_tokens": 128,
         "answer_max_tokens": 256,
     }
-    return ProjectConfig(
-        data_root=str(tmp_path),
-        student=StudentConfig(id="glan", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
+    return project_config(
+        tmp_path,
+        student="glan",
+        n_ctx=1024,
         synthesis=SynthesisConfig(
             answers=AnswerCheckConfig(k=1, min_votes=1, max_tokens=192), glan=GlanConfig(**settings | overrides)
         ),
     )
-
-
-def _roles(config: ProjectConfig, root: DataRoot, engine: Engine) -> EngineRoles:
-    return EngineRoles(config, root, overrides={"student": engine, "teacher": engine, "generator": engine})
 
 
 def _snapshot(root: DataRoot) -> dict[str, list[dict]]:
@@ -66,19 +61,19 @@ def _snapshot(root: DataRoot) -> dict[str, list[dict]]:
     return {name: table.to_pylist() for name, table in tables.items()}
 
 
-def _run_all(config: ProjectConfig, root: DataRoot, engine: Engine) -> list:
-    roles = _roles(config, root, engine)
+def _run_all(config: ProjectConfig, root: DataRoot, roles: MakeRoles) -> list:
+    engine_roles = roles(config, root)
     return [
-        build(config, root, roles, progress=False)
+        build(config, root, engine_roles, progress=False)
         for build in (build_glan_taxonomy, build_glan_syllabus, build_glan_problems)
     ]
 
 
 @pytest.fixture(scope="module")
-def glan_run(small_engine: Engine, tmp_path_factory: pytest.TempPathFactory):
+def glan_run(roles: MakeRoles, tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("glan")
     config, root = glan_project(path), DataRoot(path)
-    return config, root, _run_all(config, root, small_engine)
+    return config, root, _run_all(config, root, roles)
 
 
 def test_every_level_is_written_and_every_candidate_logged(glan_run) -> None:
@@ -132,10 +127,10 @@ def test_accepted_problems_carry_their_place_in_the_taxonomy(glan_run) -> None:
         assert {"votes", "k", "answer"} <= set(json.loads(row["detail"]))
 
 
-def test_rerun_makes_no_model_call_and_rewrites_identical_tables(glan_run, small_engine: Engine) -> None:
+def test_rerun_makes_no_model_call_and_rewrites_identical_tables(glan_run, roles: MakeRoles) -> None:
     config, root, _ = glan_run
     before = _snapshot(root)
-    again = _run_all(config, root, small_engine)
+    again = _run_all(config, root, roles)
     assert [s.figures["model_calls"] for s in again] == [0, 0, 0]
     assert _snapshot(root) == before
 
@@ -150,7 +145,7 @@ def _prompts(table: pa.Table, n: int, seed: int) -> list[str]:
     ]
 
 
-def test_an_edited_syllabus_reaches_the_question_prompts(glan_run, small_engine: Engine, tmp_path: Path) -> None:
+def test_an_edited_syllabus_reaches_the_question_prompts(glan_run, roles: MakeRoles, tmp_path: Path) -> None:
     config, root, _ = glan_run
     edited = DataRoot(tmp_path)  # a copy of the run, so the other tests keep the original tables
     for table in ("glan_disciplines", "glan_subjects"):
@@ -167,7 +162,7 @@ def test_an_edited_syllabus_reaches_the_question_prompts(glan_run, small_engine:
     before = _prompts(original, 2, glan_config.seed)
     assert len(after) == 2 and all(new in p for p in after)  # the full syllabus is in every prompt
     assert all(a != b for a, b in zip(after, before, strict=True))
-    summary = build_glan_problems(small, edited, _roles(small, edited, small_engine), progress=False)
+    summary = build_glan_problems(small, edited, roles(small, edited), progress=False)
     asked = [
         r for r in edited.read_table("synthesis_log", synth_partition("glan")).to_pylist() if r["stage"] == "question"
     ]

@@ -12,64 +12,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
 import scoring.training.grpo as trainer_module
 from engines.errors import ConfigError, IntegrityError
-from scoring.curriculum.shards import CurriculumReader, write_shards
-from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
+from scoring.curriculum.shards import CurriculumReader
 from scoring.grading.verify import CheckItem, Verifier
-from scoring.schemas import DIFFICULTY, PROBLEMS, to_table
 from scoring.training.grpo import TrainerConfig, plan_steps, train_on_curriculum
 from scoring.training.rewards import VerifiedReward
-from synthesis.problem import Problem
-
-EASY_SUMS = [(3, 4), (2, 5), (6, 1), (4, 4), (7, 2), (5, 3)]
-
-
-def _easy_problems() -> list[Problem]:
-    return [
-        Problem.create(
-            source="procedural",
-            family="arithmetic",
-            question=f"Compute {a} + {b}.",
-            answer=str(a + b),
-            source_ref=f"test:{i}",
-            difficulty_knob=1,
-        )
-        for i, (a, b) in enumerate(EASY_SUMS)
-    ]
-
-
-def _write_curriculum(shard_dir: Path, problems: list[Problem], *, shard_size: int = 4) -> pa.Table:
-    """Grade the problems with made-up pass rates (all inside 0 < k < n) and write real shards; returns the
-    `curriculum` table (positions in manifest order)."""
-    grades = []
-    for i, problem in enumerate(problems):
-        k = 1 + i % 3
-        grades.append(
-            {
-                "problem_id": problem.problem_id,
-                "student_id": "s",
-                "student_revision": "r",
-                "sampling_hash": "h",
-                "verifier_version": "v",
-                "n": 4,
-                "k": k,
-                "pass_rate": k / 4,
-                "post_mean": (k + 1) / 6,
-                "post_lo": 0.0,
-                "post_hi": 1.0,
-            }
-        )
-    pool = to_table([{name: getattr(p, name) for name in PROBLEMS.names} for p in problems], PROBLEMS)
-    plan = plan_curriculum(pool, to_table(grades, DIFFICULTY), student_id="s")
-    _, curriculum = write_shards(
-        plan, shard_dir, config=CurriculumConfig(shard_size=shard_size), student_id="s", provenance={}
-    )
-    return curriculum
+from tests.conftest import easy_problems, write_curriculum
 
 
 def test_config_errors_name_the_field() -> None:
@@ -100,7 +52,7 @@ def test_missing_or_corrupted_shards_raise_the_reader_errors(tmp_path: Path) -> 
     config = TrainerConfig(model="/nonexistent/model.gguf")
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         train_on_curriculum(tmp_path / "empty", config, tmp_path / "models", tmp_path / "out")
-    _write_curriculum(tmp_path / "shards", _easy_problems())
+    write_curriculum(tmp_path / "shards", easy_problems())
     shard = next(iter(sorted((tmp_path / "shards").glob("shard-*.parquet"))))
     shard.write_bytes(shard.read_bytes()[:-8])
     with pytest.raises(IntegrityError, match="sha256"):
@@ -108,7 +60,7 @@ def test_missing_or_corrupted_shards_raise_the_reader_errors(tmp_path: Path) -> 
 
 
 def test_a_model_that_cannot_load_is_named(tmp_path: Path) -> None:
-    _write_curriculum(tmp_path / "shards", _easy_problems())
+    write_curriculum(tmp_path / "shards", easy_problems())
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a gguf file")
     for model in (str(bad), str(tmp_path / "missing.gguf"), str(tmp_path / "shards")):
@@ -118,8 +70,8 @@ def test_a_model_that_cannot_load_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_grpo_consumes_the_curriculum_in_order_and_records_every_rollout(tmp_path: Path, smollm2_gguf: Path) -> None:
-    problems = _easy_problems()
-    curriculum = _write_curriculum(tmp_path / "shards", problems, shard_size=4)  # two shards: 4 + 2 problems
+    problems = easy_problems()
+    curriculum = write_curriculum(tmp_path / "shards", problems, shard_size=4)  # two shards: 4 + 2 problems
     config = TrainerConfig(
         model=str(smollm2_gguf),
         steps=2,
@@ -190,7 +142,7 @@ def test_lora_weights_move_only_when_a_groups_rewards_differ(
     from transformers import TrainerCallback
 
     script = {0: [1.0] * 4, 1: [0.0] * 4, 2: [1.0, 0.0, 0.0, 0.0], 3: [0.0] * 4}
-    _write_curriculum(tmp_path / "shards", _easy_problems())
+    write_curriculum(tmp_path / "shards", easy_problems())
 
     class ScriptedReward(VerifiedReward):
         def __call__(self, prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **kw: Any):

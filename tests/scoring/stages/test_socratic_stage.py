@@ -12,18 +12,17 @@ import pyarrow.compute as pc
 import pytest
 
 from engines import Engine
-from scoring.config import ProjectConfig, StudentConfig
+from scoring.config import ProjectConfig
 from scoring.grading.rollouts import RolloutConfig
 from scoring.stages.problems import build_problems
 from scoring.stages.report import student_partition
-from scoring.stages.roles import EngineRoles
 from scoring.stages.socratic import build_socratic_round
 from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.socratic import SocraticConfig
 from synthesis.sources import ProceduralSource, SourcesConfig
-from tests.conftest import SMALL_MODEL
+from tests.scoring.stages.conftest import MakeRoles, project_config
 
 STAGES = {"input", "select", "refine", "agreement", "band"}
 
@@ -34,9 +33,10 @@ def socratic_project(tmp_path: Path, **socratic: object) -> ProjectConfig:
     refinements stay easy enough for the 0.5B to agree on. Six failures refined per round: the 0.5B parses and
     agrees on only some of its own refinements (1 in 3 with batched decoding's texts), and round 2 needs at least one.
     One agreement solution, and a keep rule that keeps every graded problem so that round 2 has inputs."""
-    return ProjectConfig(
-        data_root=str(tmp_path),
-        student=StudentConfig(id="socratic", engine={"model": SMALL_MODEL, "n_ctx": 1024}),  # type: ignore[arg-type]
+    return project_config(
+        tmp_path,
+        student="socratic",
+        n_ctx=1024,
         sources=SourcesConfig(procedural=[ProceduralSource(family="arithmetic", levels=[1], per_level=6, seed=1)]),
         rollouts=RolloutConfig(k=4, max_tokens=16, prompt="answer_only_v1", seed=0),
         synthesis=SynthesisConfig(
@@ -46,10 +46,6 @@ def socratic_project(tmp_path: Path, **socratic: object) -> ProjectConfig:
             ),
         ),
     )
-
-
-def _roles(config: ProjectConfig, root: DataRoot, engine: Engine) -> EngineRoles:
-    return EngineRoles(config, root, overrides={"student": engine, "teacher": engine, "generator": engine})
 
 
 def _tables(root: DataRoot, config: ProjectConfig) -> dict[str, pa.Table]:
@@ -62,13 +58,13 @@ def _tables(root: DataRoot, config: ProjectConfig) -> dict[str, pa.Table]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # model-bound: 600 s is too tight when other runs share the 2 cores
-def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp_path: Path) -> None:
+def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, roles: MakeRoles, tmp_path: Path) -> None:
     config = socratic_project(tmp_path)
     root = DataRoot(tmp_path)
     build_problems(config, root)
-    roles = _roles(config, root, small_engine)
+    engine_roles = roles(config, root)
 
-    first = build_socratic_round(config, root, roles, 1, progress=False)
+    first = build_socratic_round(config, root, engine_roles, 1, progress=False)
     funnel = first.markdown["funnel"]
     assert first.counts["inputs"] == 6 and first.counts["replayed"] == 0
     assert first.counts["failures"] >= 3, funnel
@@ -98,7 +94,7 @@ def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp
         assert own.num_rows == 4, "the grading rollouts are stored for round 2"
 
     calls = small_engine.stats.model_calls
-    second = build_socratic_round(config, root, roles, 2, progress=False)
+    second = build_socratic_round(config, root, engine_roles, 2, progress=False)
     assert second.counts["inputs"] == first.counts["kept"] + 2  # round 1's problems + 25% of the 6 seeds
     assert second.counts["replayed"] == 2
     log2 = root.read_table("synthesis_log", synth_partition("socratic", 2)).to_pylist()
@@ -117,8 +113,8 @@ def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp
 
     before = _tables(root, config)
     calls = small_engine.stats.model_calls
-    again1 = build_socratic_round(config, root, roles, 1, progress=False)
-    again2 = build_socratic_round(config, root, roles, 2, progress=False)
+    again1 = build_socratic_round(config, root, engine_roles, 1, progress=False)
+    again2 = build_socratic_round(config, root, engine_roles, 2, progress=False)
     assert small_engine.stats.model_calls == calls, "a rerun is served from stored tables and the cache"
     assert again1.figures["model_calls"] == again2.figures["model_calls"] == 0
     assert again1.counts == first.counts and again2.counts == second.counts
@@ -127,17 +123,19 @@ def test_two_rounds_read_each_other_and_rerun_for_free(small_engine: Engine, tmp
         assert after[name].equals(table), f"{name} changed on rerun"
 
 
-def test_a_round_without_its_previous_round_is_empty_not_a_crash(small_engine: Engine, tmp_path: Path) -> None:
+def test_a_round_without_its_previous_round_is_empty_not_a_crash(
+    small_engine: Engine, roles: MakeRoles, tmp_path: Path
+) -> None:
     config = socratic_project(tmp_path)
     root = DataRoot(tmp_path)
     calls = small_engine.stats.model_calls
-    empty_pool = build_socratic_round(config, root, _roles(config, root, small_engine), 1, progress=False)
+    empty_pool = build_socratic_round(config, root, roles(config, root), 1, progress=False)
     assert empty_pool.table.num_rows == 0 and "no seed problems" in str(empty_pool.figures["status"])
-    missing = build_socratic_round(config, root, _roles(config, root, small_engine), 3, progress=False)
+    missing = build_socratic_round(config, root, roles(config, root), 3, progress=False)
     assert missing.table.num_rows == 0 and missing.counts["kept"] == 0
     assert missing.figures["status"] == "round 2 has not been run; run it before round 3"
     assert root.table_path("synthesized_problems", synth_partition("socratic", 3)).exists()
     # An empty previous round: round 3 now exists with nothing accepted.
-    nothing = build_socratic_round(config, root, _roles(config, root, small_engine), 4, progress=False)
+    nothing = build_socratic_round(config, root, roles(config, root), 4, progress=False)
     assert nothing.figures["status"] == "round 3 accepted no problems, so round 4 has nothing to refine"
     assert small_engine.stats.model_calls == calls

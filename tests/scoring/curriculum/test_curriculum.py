@@ -11,45 +11,12 @@ import pytest
 from engines.errors import IntegrityError
 from scoring.curriculum.shards import CurriculumReader, write_shards
 from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
-from scoring.schemas import DIFFICULTY, PROBLEMS, to_table
-
-
-def _tables(ks: dict[str, int], n: int = 4):
-    problems = [
-        {
-            "problem_id": pid,
-            "source": "t",
-            "family": "t",
-            "question": f"q {pid}",
-            "answer": "1",
-            "solution": None,
-            "difficulty_knob": None,
-            "source_ref": pid,
-            "metadata": "{}",
-        }
-        for pid in ks
-    ]
-    grades = [
-        {
-            "problem_id": pid,
-            "student_id": "s",
-            "student_revision": "r",
-            "sampling_hash": "h",
-            "verifier_version": "v",
-            "n": n,
-            "k": k,
-            "pass_rate": k / n,
-            "post_mean": (k + 1) / (n + 2),
-            "post_lo": 0.0,
-            "post_hi": 1.0,
-        }
-        for pid, k in ks.items()
-    ]
-    return to_table(problems, PROBLEMS), to_table(grades, DIFFICULTY)
+from scoring.schemas import PROBLEMS, to_table
+from tests.scoring.conftest import graded_pool
 
 
 def test_plan_orders_easy_to_hard_and_excludes_signal_free_problems() -> None:
-    problems, grades = _tables({"p1": 1, "p2": 3, "p3": 4, "p4": 0, "p5": 2, "p6": 3, "p7": 2})
+    problems, grades = graded_pool({"p1": 1, "p2": 3, "p3": 4, "p4": 0, "p5": 2, "p6": 3, "p7": 2})
     grades = grades.filter(pc.not_equal(grades.column("problem_id"), "p7"))  # in the pool, never graded
     plan = plan_curriculum(problems, grades, student_id="s")
     assert plan.ordered.column("problem_id").to_pylist() == ["p2", "p6", "p5", "p1"]
@@ -63,7 +30,7 @@ def test_plan_orders_easy_to_hard_and_excludes_signal_free_problems() -> None:
 
 
 def test_shards_are_byte_identical_on_rewrite_and_read_back_in_order(tmp_path: Path) -> None:
-    problems, grades = _tables({f"p{i}": i % 4 for i in range(1, 11)}, n=4)  # k=0 at p4, p8
+    problems, grades = graded_pool({f"p{i}": i % 4 for i in range(1, 11)}, n=4)  # k=0 at p4, p8
     plan = plan_curriculum(problems, grades, student_id="s")
     config = CurriculumConfig(shard_size=3)
     manifest, curriculum = write_shards(plan, tmp_path, config=config, student_id="s", provenance={"x": "y"})
@@ -82,7 +49,7 @@ def test_shards_are_byte_identical_on_rewrite_and_read_back_in_order(tmp_path: P
 
 
 def test_fewer_shards_on_rewrite_remove_stale_ones_and_tampering_is_caught(tmp_path: Path) -> None:
-    problems, grades = _tables({f"p{i}": 1 + i % 2 for i in range(10)})
+    problems, grades = graded_pool({f"p{i}": 1 + i % 2 for i in range(10)})
     plan = plan_curriculum(problems, grades, student_id="s")
     write_shards(plan, tmp_path, config=CurriculumConfig(shard_size=2), student_id="s", provenance={})
     write_shards(plan, tmp_path, config=CurriculumConfig(shard_size=5), student_id="s", provenance={})
@@ -94,7 +61,7 @@ def test_fewer_shards_on_rewrite_remove_stale_ones_and_tampering_is_caught(tmp_p
 
 def _mixed_tables(rows: list[tuple[str, str, str, int]], n: int = 8):
     """(problem_id, source, family, k) rows → problems and grades tables."""
-    problems, grades = _tables({pid: k for pid, _, _, k in rows}, n=n)
+    problems, grades = graded_pool({pid: k for pid, _, _, k in rows}, n=n)
     where = {pid: (source, family) for pid, source, family, _ in rows}
     problems = to_table(
         [{**r, "source": where[r["problem_id"]][0], "family": where[r["problem_id"]][1]} for r in problems.to_pylist()],
@@ -104,7 +71,7 @@ def _mixed_tables(rows: list[tuple[str, str, str, int]], n: int = 8):
 
 
 def test_staged_keeps_stages_in_order_and_shuffles_within_them_by_seed() -> None:
-    problems, grades = _tables({f"p{i:02d}": 1 + i % 7 for i in range(28)}, n=8)  # post_mean 0.2 .. 0.8
+    problems, grades = graded_pool({f"p{i:02d}": 1 + i % 7 for i in range(28)}, n=8)  # post_mean 0.2 .. 0.8
     plans = [
         plan_curriculum(problems, grades, student_id="s", config=CurriculumConfig(strategy="staged", seed=seed))
         for seed in (0, 0, 1)
@@ -126,7 +93,7 @@ def _post_means(grades) -> dict[str, float]:
 
 
 def test_balanced_band_keeps_the_band_closest_to_one_half_first() -> None:
-    problems, grades = _tables({f"p{k}": k for k in range(1, 8)}, n=8)  # post_mean = (k+1)/10
+    problems, grades = graded_pool({f"p{k}": k for k in range(1, 8)}, n=8)  # post_mean = (k+1)/10
     config = CurriculumConfig(strategy="balanced_band", band=(0.3, 0.6))
     plan = plan_curriculum(problems, grades, student_id="s", config=config)
     # post_mean 0.5 (p4), then 0.4 (p3) and 0.6 (p5) tie on distance → id order, then 0.3 (p2)
@@ -174,7 +141,7 @@ def test_mixed_sources_hold_their_shares_in_every_prefix_and_record_the_rest() -
     [("exponential", [256, 179, 125, 87]), ("linear", [256, 200, 143, 87])],
 )
 def test_length_budget_decays_along_the_curriculum(shape: str, expected: list[int]) -> None:
-    problems, grades = _tables({f"p{i:03d}": 1 + i % 6 for i in range(100)}, n=8)
+    problems, grades = graded_pool({f"p{i:03d}": 1 + i % 6 for i in range(100)}, n=8)
     budget = {"start": 256, "end": 87, "decays": 3, "shape": shape}
     plan = plan_curriculum(problems, grades, student_id="s", config=CurriculumConfig(length_budget=budget))
     budgets = plan.ordered.column("token_budget").to_pylist()
@@ -183,7 +150,7 @@ def test_length_budget_decays_along_the_curriculum(shape: str, expected: list[in
 
 
 def test_manifest_agrees_with_shards_and_reader_resumes_and_names_a_missing_shard(tmp_path: Path) -> None:
-    problems, grades = _tables({f"p{i:02d}": 1 + i % 7 for i in range(20)}, n=8)
+    problems, grades = graded_pool({f"p{i:02d}": 1 + i % 7 for i in range(20)}, n=8)
     config = CurriculumConfig(strategy="staged", shard_size=6)
     plan = plan_curriculum(problems, grades, student_id="s", config=config)
     manifest, curriculum = write_shards(plan, tmp_path, config=config, student_id="s", provenance={})
@@ -227,7 +194,7 @@ def test_bad_curriculum_config_names_the_field(fields: dict, message: str) -> No
 
 
 def test_cures_weights_follow_the_gradient_bound_and_medium_problems_lead() -> None:
-    problems, grades = _tables({f"p{i:02d}": 1 + i % 7 for i in range(70)}, n=8)  # post_mean 0.2 .. 0.8
+    problems, grades = graded_pool({f"p{i:02d}": 1 + i % 7 for i in range(70)}, n=8)  # post_mean 0.2 .. 0.8
     config = CurriculumConfig(strategy="cures", cures_temperature=0.05, seed=3)
     rows = plan_curriculum(problems, grades, student_id="s", config=config).ordered.to_pylist()
     # weight = N·ρ(x), ρ ∝ exp(sqrt(p(1−p))/τ): hand-compute for p = 0.5 against p = 0.2
@@ -241,7 +208,7 @@ def test_cures_weights_follow_the_gradient_bound_and_medium_problems_lead() -> N
 
 
 def test_hard_to_easy_reverses_easy_to_hard_and_drops_the_same_problems() -> None:
-    problems, grades = _tables({"p1": 1, "p2": 3, "p3": 4, "p4": 0, "p5": 2, "p6": 3})
+    problems, grades = graded_pool({"p1": 1, "p2": 3, "p3": 4, "p4": 0, "p5": 2, "p6": 3})
     easy = plan_curriculum(problems, grades, student_id="s").ordered.column("problem_id").to_pylist()
     hard = plan_curriculum(problems, grades, student_id="s", config=CurriculumConfig(strategy="hard_to_easy"))
     assert hard.ordered.column("problem_id").to_pylist() == ["p1", "p5", "p2", "p6"]
@@ -251,7 +218,7 @@ def test_hard_to_easy_reverses_easy_to_hard_and_drops_the_same_problems() -> Non
 
 def test_random_keeps_signal_free_problems_and_its_order_follows_only_the_seed() -> None:
     ks = {f"p{i}": i % 5 for i in range(12)}  # k = 0 and k = n = 4 among them
-    problems, grades = _tables(ks)
+    problems, grades = graded_pool(ks)
     graded = grades.filter(pc.not_equal(grades.column("problem_id"), "p11"))  # p11 never graded
 
     def order(seed: int, table=problems) -> list[str]:

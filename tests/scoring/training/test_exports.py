@@ -16,8 +16,9 @@ from engines.errors import ConfigError, IntegrityError
 from scoring.curriculum.shards import CurriculumReader, write_shards
 from scoring.curriculum.strategies import CurriculumConfig, LengthBudget, plan_curriculum
 from scoring.grading.rollouts import PROMPTS
-from scoring.schemas import DIFFICULTY, PROBLEMS, SHARD, to_table
+from scoring.schemas import PROBLEMS, SHARD, to_table
 from scoring.training.exports import EXPORT_MANIFEST, TRL_RESERVED, export, export_hf_dataset, export_trl, export_verl
+from tests.conftest import difficulty_table
 
 # A ChatML template on a real (word-level) fast tokenizer: enough for TRL and verl to render prompts offline.
 CHATML = (
@@ -51,24 +52,9 @@ def _write_curriculum(shard_dir: Path, size: int = 11, shard_size: int = 3) -> l
         }
         for i, pid in enumerate(ids)
     ]
-    grades = [
-        {
-            "problem_id": pid,
-            "student_id": "s",
-            "student_revision": "r",
-            "sampling_hash": "h",
-            "verifier_version": "v",
-            "n": 8,
-            "k": 1 + i % 7,  # 0 < k < n: every problem is kept
-            "pass_rate": (1 + i % 7) / 8,
-            "post_mean": (2 + i % 7) / 10,
-            "post_lo": 0.0,
-            "post_hi": 1.0,
-        }
-        for i, pid in enumerate(ids)
-    ]
+    grades = difficulty_table({pid: 1 + i % 7 for i, pid in enumerate(ids)}, n=8)  # 0 < k < n: every problem is kept
     config = CurriculumConfig(shard_size=shard_size, length_budget=LengthBudget(start=64, end=16, decays=2))
-    plan = plan_curriculum(to_table(problems, PROBLEMS), to_table(grades, DIFFICULTY), student_id="s", config=config)
+    plan = plan_curriculum(to_table(problems, PROBLEMS), grades, student_id="s", config=config)
     write_shards(plan, shard_dir, config=config, student_id="s", provenance={})
     return list(CurriculumReader(shard_dir).rows())
 

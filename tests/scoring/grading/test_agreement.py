@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from scoring.grading.agreement import majority_agreement, reference_agreement
 from scoring.grading.verify import Verifier
-
-
-@pytest.fixture(scope="module")
-def verifier() -> Iterator[Verifier]:
-    with Verifier() as checker:
-        yield checker
 
 
 def test_reference_needs_min_votes_and_a_majority(verifier: Verifier) -> None:

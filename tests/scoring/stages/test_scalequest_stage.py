@@ -9,47 +9,40 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from engines import Engine, EngineConfig
+from engines import Engine
 from engines.errors import ConfigError
 from scoring.config import ProjectConfig
 from scoring.grading.agreement import Agreement
 from scoring.grading.predictor import PREDICTOR_METHOD, PassRatePredictor
 from scoring.grading.verify import Verifier
 from scoring.stages.difficulty import predictor_path
-from scoring.stages.roles import EngineRoles
 from scoring.stages.scalequest import CHECKS, Candidate, build_scalequest, difficulty_sampling
 from scoring.stages.synthesis_log import SynthesisRecord, synth_partition
 from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL
+from tests.scoring.stages.conftest import MakeRoles, project_config
 
 STAGES = ("generate", "language", "solvable", "majority_vote", "difficulty")
 
 
 def _project(root: Path, **scalequest: object) -> ProjectConfig:
     # Token caps are small so the test stays short on two CPU cores; `answer_only_v1` makes rollouts cheap.
-    return ProjectConfig.model_validate(
-        {
-            "data_root": str(root),
-            "student": {"id": "qwen05", "engine": EngineConfig(model=SMALL_MODEL, n_ctx=1024).model_dump()},
-            "rollouts": {"k": 2, "max_tokens": 48, "prompt": "answer_only_v1"},
-            "synthesis": {
-                "scalequest": {
-                    "enabled": True,
-                    "questions": 6,
-                    "max_question_tokens": 64,
-                    "solvability_max_tokens": 96,
-                    "responses": 3,
-                    "max_response_tokens": 160,
-                    "drop_easy_share": 1.0,
-                    **scalequest,
-                }
-            },
-        }
+    settings = {
+        "enabled": True,
+        "questions": 6,
+        "max_question_tokens": 64,
+        "solvability_max_tokens": 96,
+        "responses": 3,
+        "max_response_tokens": 160,
+        "drop_easy_share": 1.0,
+    }
+    return project_config(
+        root,
+        student="qwen05",
+        n_ctx=1024,
+        rollouts={"k": 2, "max_tokens": 48, "prompt": "answer_only_v1"},
+        synthesis={"scalequest": settings | scalequest},
     )
-
-
-def _roles(project: ProjectConfig, root: Path, engine: Engine) -> EngineRoles:
-    return EngineRoles(project, DataRoot(root), overrides={"student": engine, "teacher": engine, "generator": engine})
 
 
 def _tables(root: DataRoot) -> tuple[pa.Table, pa.Table]:
@@ -58,10 +51,10 @@ def _tables(root: DataRoot) -> tuple[pa.Table, pa.Table]:
 
 
 @pytest.mark.timeout(3600)  # ~2,500 generated tokens: ~1 min on idle cores; shared cores slow it up to 30-fold
-def test_scalequest_end_to_end_on_the_small_model(small_engine: Engine, tmp_path: Path) -> None:
+def test_scalequest_end_to_end_on_the_small_model(small_engine: Engine, roles: MakeRoles, tmp_path: Path) -> None:
     project, root = _project(tmp_path), DataRoot(tmp_path)
     before = small_engine.stats.model_calls
-    summary = build_scalequest(project, root, _roles(project, tmp_path, small_engine), progress=False)
+    summary = build_scalequest(project, root, roles(project, DataRoot(tmp_path)), progress=False)
     log, problems = _tables(root)
     assert summary.table.equals(problems) and summary.path is not None and summary.path.is_file()
 
@@ -99,14 +92,14 @@ def test_scalequest_end_to_end_on_the_small_model(small_engine: Engine, tmp_path
 
     # A rerun is served from the cache and rewrites the same tables.
     calls = small_engine.stats.model_calls
-    again = build_scalequest(project, root, _roles(project, tmp_path, small_engine), progress=False)
+    again = build_scalequest(project, root, roles(project, DataRoot(tmp_path)), progress=False)
     assert small_engine.stats.model_calls == calls and again.figures["model_calls"] == 0
     assert _tables(root)[0].equals(log) and _tables(root)[1].equals(problems) and again.counts == counts
 
     # With a saved pass-rate predictor for the student, difficulty comes from it: no student rollouts at all.
     answered = [r for r in rows if r["stage"] == "difficulty"]
     _save_predictor(root, project.student.id)
-    predicted = build_scalequest(project, root, _roles(project, tmp_path, small_engine), progress=False)
+    predicted = build_scalequest(project, root, roles(project, DataRoot(tmp_path)), progress=False)
     assert small_engine.stats.model_calls == calls
     difficulty = [r for r in _tables(root)[0].to_pylist() if r["stage"] == "difficulty"]
     assert len(difficulty) == len(answered) and predicted.counts["answered"] == counts["answered"]
@@ -132,10 +125,10 @@ def _save_predictor(root: DataRoot, student_id: str) -> None:
     PassRatePredictor(folds=3).fit(problems, counts).save(predictor_path(root, student_id))
 
 
-def test_responses_below_min_votes_is_a_config_error(small_engine: Engine, tmp_path: Path) -> None:
+def test_responses_below_min_votes_is_a_config_error(small_engine: Engine, roles: MakeRoles, tmp_path: Path) -> None:
     project = _project(tmp_path, responses=1)
     with pytest.raises(ConfigError, match="responses"):
-        build_scalequest(project, DataRoot(tmp_path), _roles(project, tmp_path, small_engine), progress=False)
+        build_scalequest(project, DataRoot(tmp_path), roles(project, DataRoot(tmp_path)), progress=False)
     assert not DataRoot(tmp_path).table_path("synthesis_log", synth_partition("scalequest")).exists()
 
 
@@ -151,13 +144,13 @@ CANDIDATES = [
 ]
 
 
-def test_difficulty_sampling_grades_on_student_rollouts(small_engine: Engine, tmp_path: Path) -> None:
+def test_difficulty_sampling_grades_on_student_rollouts(small_engine: Engine, roles: MakeRoles, tmp_path: Path) -> None:
     project, root = _project(tmp_path, drop_easy_share=0.0), DataRoot(tmp_path)
     candidates = [_answered(q, a, i) for i, (q, a) in enumerate(CANDIDATES)]
     record = SynthesisRecord("scalequest")
     with Verifier(project.verify) as verifier:
         problems = difficulty_sampling(
-            project, root, candidates, _roles(project, tmp_path, small_engine), verifier, record, progress=False
+            project, root, candidates, roles(project, DataRoot(tmp_path)), verifier, record, progress=False
         )
     assert [row["stage"] for row in record.log] == ["difficulty", "difficulty"]
     assert len(problems) == 2, "with drop_easy_share 0 nothing is dropped"
@@ -171,7 +164,9 @@ def test_difficulty_sampling_grades_on_student_rollouts(small_engine: Engine, tm
         assert problem.parent_id is None and problem.answer in ("12", "9")
 
 
-def test_difficulty_sampling_on_the_predictor_drops_the_easy_share(small_engine: Engine, tmp_path: Path) -> None:
+def test_difficulty_sampling_on_the_predictor_drops_the_easy_share(
+    small_engine: Engine, roles: MakeRoles, tmp_path: Path
+) -> None:
     _save_predictor(DataRoot(tmp_path), "qwen05")
     candidates = [_answered(q, a, i) for i, (q, a) in enumerate(CANDIDATES)]
     calls = small_engine.stats.model_calls
@@ -183,7 +178,7 @@ def test_difficulty_sampling_on_the_predictor_drops_the_easy_share(small_engine:
         record = SynthesisRecord("scalequest")
         with Verifier(project.verify) as verifier:
             kept[share] = difficulty_sampling(
-                project, DataRoot(tmp_path), candidates, _roles(project, tmp_path, small_engine), verifier, record
+                project, DataRoot(tmp_path), candidates, roles(project, DataRoot(tmp_path)), verifier, record
             )
         assert all(
             "too easy" in row["reason"] and json.loads(row["detail"])["band"] == "too_easy" for row in record.log

@@ -1,7 +1,7 @@
 """Run inside a verifier worker (submitted through its pool) to try what untrusted text must never achieve.
 
-Not a test module: `tests/scoring/test_verifier_sandbox.py` imports it, and the spawned worker imports it again
-by name, after the worker was locked down (so this import itself shows that lazy imports still work).
+Not a test module: `tests/scoring/grading/test_verifier_sandbox.py` imports it, and the spawned worker imports it
+again by name, after the worker was locked down (so this import itself shows that lazy imports still work).
 """
 
 from __future__ import annotations

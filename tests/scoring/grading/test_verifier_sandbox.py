@@ -22,7 +22,7 @@ from pebble import ProcessPool
 from engines.errors import ConfigError
 from scoring.grading import sandbox
 from scoring.grading.verify import CheckItem, Verifier, VerifyConfig
-from tests.scoring import sandbox_probe
+from tests.scoring.grading import sandbox_probe
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="the sandbox is Linux-only")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from engines import Engine
-from scoring.config import ProjectConfig, StudentConfig
 from scoring.grading.adaptive import AdaptiveConfig
 from scoring.grading.policy import GradingConfig
 from scoring.grading.rollouts import RolloutConfig
@@ -18,13 +17,13 @@ from scoring.stages.report import student_partition
 from scoring.stages.rollouts import build_rollouts
 from scoring.storage import DataRoot
 from synthesis.sources import ProceduralSource, SourcesConfig
-from tests.conftest import SMALL_MODEL
+from tests.scoring.stages.conftest import project_config
 
 
 def test_adaptive_rounds_store_evidence_and_rerun_for_free(small_engine: Engine, tmp_path: Path) -> None:
-    config = ProjectConfig(
-        data_root=str(tmp_path),
-        student=StudentConfig(id="adaptive", engine={"model": SMALL_MODEL}),  # type: ignore[arg-type]
+    config = project_config(
+        tmp_path,
+        student="adaptive",
         sources=SourcesConfig(procedural=[ProceduralSource(family="arithmetic", levels=[1, 3], per_level=2, seed=5)]),
         rollouts=RolloutConfig(max_tokens=24, prompt="answer_only_v1", seed=3),
         grading=GradingConfig(mode="adaptive", adaptive=AdaptiveConfig(min_k=2, max_k=5, round_size=1)),

@@ -10,10 +10,11 @@ import pytest
 from scoring.curation.dedup import exact_signature
 from scoring.grading.verify import CheckItem, Verifier
 from scoring.training.evaluation import HARD, HELDOUT, HeldoutConfig, generate_answers, heldout_problems
-from scoring.training.grpo import TrainerConfig, load_student, train_on_curriculum
+from scoring.training.grpo import TrainerConfig, train_on_curriculum
+from scoring.training.student import load_student
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem
-from tests.scoring.test_trainer import _write_curriculum
+from tests.conftest import write_curriculum
 
 
 def _training() -> list[Problem]:
@@ -81,7 +82,7 @@ def test_imports_alone_give_an_empty_split() -> None:
 @pytest.mark.slow
 def test_trainer_measures_heldout_accuracy_before_during_and_after(tmp_path: Path, smollm2_gguf: Path) -> None:
     problems = [p for p in _training() if p.difficulty_knob == 1][:4]
-    _write_curriculum(tmp_path / "shards", problems)
+    write_curriculum(tmp_path / "shards", problems)
     heldout = HeldoutConfig(per_knob=3, hard_per_family=2, every=1)
     split = heldout_problems(problems, heldout)
     config = TrainerConfig(
@@ -103,3 +104,31 @@ def test_trainer_measures_heldout_accuracy_before_during_and_after(tmp_path: Pat
             verdicts = verifier.check([CheckItem(p.answer, t, p) for p, t in zip(items, texts, strict=True)])
             base = next(r for r in run.evaluations if r["step"] == 0 and r["split"] == name)
             assert base["correct"] == sum(v.label == "correct" for v in verdicts)
+
+
+@pytest.mark.slow
+def test_a_few_grpo_steps_raise_heldout_accuracy(tmp_path: Path, smollm2_gguf: Path) -> None:
+    """Learning, not just running: SmolLM2 at first rambles past its 16 tokens; a few GRPO steps on easy sums with
+    reward variance teach it to answer, and held-out accuracy (fresh sums it never saw) rises. Seeded; measured
+    0.09 -> 0.45-0.6 after 5 steps in the ablation pilot (bench/curriculum_ablation.py, seed 9)."""
+    problems = FAMILIES.get("elementary")().sample(0, [1, 2], 12)
+    write_curriculum(tmp_path / "shards", list({p.problem_id: p for p in problems}.values()))
+    heldout = HeldoutConfig(per_knob=8, hard_per_family=0)
+    split = heldout_problems(problems, heldout)
+    config = TrainerConfig(
+        model=str(smollm2_gguf),
+        steps=6,
+        epochs=2,  # knob 1 holds only 16 distinct sums, so one pass is shorter than 6 steps
+        batch_size=4,
+        num_generations=4,
+        max_completion_tokens=16,
+        learning_rate=2e-4,
+        heldout=heldout,
+        seed=0,
+    )
+    run = train_on_curriculum(
+        tmp_path / "shards", config, tmp_path / "m", tmp_path / "o", progress=False, heldout=split
+    )
+    accuracy = {e["step"]: e["accuracy"] for e in run.evaluations if e["split"] == HELDOUT}
+    assert sorted(accuracy) == [0, 6]
+    assert accuracy[6] > accuracy[0] + 0.1, accuracy

@@ -13,7 +13,7 @@ import pytest
 
 from engines import Engine
 from scoring.catalog import refresh_catalog
-from scoring.config import ProjectConfig, StudentConfig
+from scoring.config import ProjectConfig
 from scoring.curriculum.strategies import plan_curriculum
 from scoring.grading.rollouts import RolloutConfig
 from scoring.grading.skills import (
@@ -41,9 +41,10 @@ from scoring.synthesis_schemas import PROBLEM_SKILLS
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.skills import parse_questions
 from synthesis.sources import ImportSource, ProceduralSource, SourcesConfig
-from tests.conftest import SMALL_MODEL
+from tests.conftest import REPO, SMALL_MODEL
+from tests.scoring.stages.conftest import MakeRoles, project_config
 
-RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "synthesis" / "skills_completions.jsonl"
+RECORDED = REPO / "tests" / "fixtures" / "synthesis" / "skills_completions.jsonl"
 
 # -- pure arithmetic ---------------------------------------------------------------------------------------------
 
@@ -169,9 +170,9 @@ limit 5
 
 
 def _config(tmp_path: Path, shared_dir: Path) -> ProjectConfig:
-    return ProjectConfig(
-        data_root=str(tmp_path),
-        student=StudentConfig(id="skills-e2e", engine={"model": SMALL_MODEL}),  # type: ignore[arg-type]
+    return project_config(
+        tmp_path,
+        student="skills-e2e",
         sources=SourcesConfig(
             procedural=[
                 ProceduralSource(family="arithmetic", levels=[2], per_level=1, seed=2),
@@ -196,15 +197,16 @@ def _config(tmp_path: Path, shared_dir: Path) -> ProjectConfig:
 
 
 @pytest.mark.timeout(1800)  # a few minutes on an idle 2-core machine; other model processes on the cores slow it ×5
-def test_skills_end_to_end_on_the_real_model(small_engine: Engine, tmp_path: Path, shared_dir: Path) -> None:
+def test_skills_end_to_end_on_the_real_model(
+    small_engine: Engine, roles: MakeRoles, tmp_path: Path, shared_dir: Path
+) -> None:
     config = _config(tmp_path, shared_dir)
     root = DataRoot(tmp_path)
-    engines = {"student": small_engine, "teacher": small_engine, "generator": small_engine}
     build_problems(config, root)
     build_rollouts(config, root, small_engine, progress=False)
     build_difficulty(config, root)
-    with EngineRoles(config, root, overrides=engines) as roles:
-        first = _run_skill_stages(config, root, roles)
+    with roles(config, root) as engine_roles:
+        first = _run_skill_stages(config, root, engine_roles)
     vocabulary, labels, profile, syn = first
 
     skills = root.read_table("skills").to_pylist()
@@ -272,8 +274,8 @@ def test_skills_end_to_end_on_the_real_model(small_engine: Engine, tmp_path: Pat
         assert json.loads(problem["checks_passed"]) == ["agreement"] and meta["consistency_score"] >= 2 / 3
 
     calls = small_engine.stats.model_calls
-    with EngineRoles(config, root, overrides=engines) as roles:
-        again = _run_skill_stages(config, root, roles)
+    with roles(config, root) as engine_roles:
+        again = _run_skill_stages(config, root, engine_roles)
     assert small_engine.stats.model_calls == calls, "a rerun is served from the cache"
     for before, after in zip(first, again, strict=True):
         assert before.table.equals(after.table)
