@@ -1,11 +1,10 @@
-"""Scheduled re-grading and the checkpoint sensor: as the student improves, its data is regenerated.
+"""Sensors: new student checkpoints are registered and re-graded; new synthesized problems are graded.
 
-- `regrade_schedule` (cron from `regeneration.schedule`): re-grades the pool for the latest registered student
-  checkpoint (or the configured student when none is registered) and rebuilds its curriculum.
 - `checkpoint_sensor` (when `regeneration.checkpoints` is set): each tick, finds new checkpoints in the watched
   directory, registers each as a student (`students.json` under the data root), adds it as a partition of the
   student-partitioned assets and launches a re-grade of that partition; the cursor remembers what was seen, so a
   checkpoint is launched once.
+- `grade_new_problems`: after `synthesize_more` or a Socratic round succeeds, `build_all` runs for the student.
 """
 
 from __future__ import annotations
@@ -18,39 +17,18 @@ import dagster as dg
 
 from assets.partitions import STUDENTS
 from engines.errors import ConfigError
-from pipelines.jobs import regrade
-from scoring.checkpoints import latest_student, new_checkpoints, register
+from pipelines.jobs import build_all, regrade, socratic, synthesize_more
+from scoring.checkpoints import new_checkpoints, register
 from scoring.config import load_config, resolve_data_root
 
 
-def build_regeneration(config_path: Path) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
-    """The schedule and (when configured) the sensor for one project config."""
-    config = load_config(config_path)
-    settings = config.regeneration
+def build_sensors(config_path: Path) -> list[dg.SensorDefinition]:
+    """The checkpoint sensor (when configured) and the chaining sensor of one project config."""
+    return [*_checkpoint_sensors(config_path), _grade_new_problems(config_path)]
 
-    try:
-        dg.ScheduleDefinition(name="cron_probe", cron_schedule=settings.schedule.cron, job_name="probe")
-    except dg.DagsterInvalidDefinitionError:
-        raise ConfigError(
-            f"regeneration.schedule.cron {settings.schedule.cron!r} in {config_path} is not a valid cron string"
-        ) from None
 
-    @dg.schedule(
-        job=regrade,
-        cron_schedule=settings.schedule.cron,
-        execution_timezone=settings.schedule.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING
-        if settings.schedule.enabled
-        else dg.DefaultScheduleStatus.STOPPED,
-        description="Re-grade the pool for the latest student checkpoint and rebuild its curriculum.",
-    )
-    def regrade_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        latest = latest_student(resolve_data_root(load_config(config_path)))
-        student = latest["student_id"] if latest else config.student.id
-        if not context.instance.has_dynamic_partition(STUDENTS.name, student):
-            return dg.SkipReason(f"student {student!r} is not a partition yet: run `gradus run` or add a checkpoint")
-        return dg.RunRequest(partition_key=student, tags={"gradus/student": student})
-
+def _checkpoint_sensors(config_path: Path) -> list[dg.SensorDefinition]:
+    settings = load_config(config_path).regeneration
     sensors: list[dg.SensorDefinition] = []
     watch = settings.checkpoints
     if watch is not None:
@@ -90,4 +68,33 @@ def build_regeneration(config_path: Path) -> tuple[list[dg.ScheduleDefinition], 
             )
 
         sensors.append(checkpoint_sensor)
-    return [regrade_schedule], sensors
+    return sensors
+
+
+def _grade_new_problems(config_path: Path) -> dg.SensorDefinition:
+    """Launch `build_all` for the student after `synthesize_more` or a Socratic round succeeds."""
+    configured_student = load_config(config_path).student.id
+
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[synthesize_more, socratic],
+        request_job=build_all,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After synthesize_more (or a Socratic round) succeeds, rebuild the student's data so the new "
+        "problems are deduplicated, decontaminated, graded and placed in the curriculum.",
+    )
+    def grade_new_problems(context: dg.RunStatusSensorContext) -> dg.RunRequest:
+        run = context.dagster_run
+        # synthesize_more is partitioned by student; a Socratic run's partition is a round, so its student is the
+        # configured one (or the one its launcher tagged).
+        if run.job_name == synthesize_more.name:
+            student = run.tags.get("dagster/partition") or configured_student
+        else:
+            student = run.tags.get("gradus/student") or configured_student
+        return dg.RunRequest(
+            run_key=f"after-{run.run_id}",
+            partition_key=student,
+            tags={"gradus/after": run.run_id, "gradus/student": student},
+        )
+
+    return grade_new_problems
