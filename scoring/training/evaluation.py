@@ -174,6 +174,7 @@ def estimate_pass_rates(
     max_tokens: int,
     samples: int,
     temperature: float,
+    top_p: float,
     seed: int,
     batch_size: int = 16,
 ) -> dict[str, float]:
@@ -184,7 +185,9 @@ def estimate_pass_rates(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         repeated = [p for p in problems for _ in range(samples)]
-        texts, _ = generate_answers(model, tokenizer, repeated, prompt, max_tokens, batch_size, temperature=temperature)
+        texts, _ = generate_answers(
+            model, tokenizer, repeated, prompt, max_tokens, batch_size, temperature=temperature, top_p=top_p
+        )
     verdicts = verifier.check([CheckItem(p.answer, text, p) for p, text in zip(repeated, texts, strict=True)])
     correct: dict[str, int] = dict.fromkeys((p.problem_id for p in problems), 0)
     for problem, verdict in zip(repeated, verdicts, strict=True):
@@ -201,10 +204,11 @@ def generate_answers(
     batch_size: int,
     *,
     temperature: float = 0.0,
+    top_p: float = 1.0,
 ) -> tuple[list[str], list[int]]:
     """Completions (text, generated token count) for `problems` with the rollout prompt `prompt`, decoded in
-    left-padded batches: greedy at temperature 0, else sampled. The model is put in eval mode for the call and
-    restored after."""
+    left-padded batches: greedy at temperature 0, else sampled (nucleus `top_p`). The model is put in eval mode
+    for the call and restored after."""
     import torch
 
     system, suffix = PROMPTS[prompt]
@@ -216,6 +220,10 @@ def generate_answers(
         )
         for p in problems
     ]
+    # as the trainer samples: temperature and top_p, no top-k cut (transformers would default to top-50)
+    sampling: dict[str, Any] = {"do_sample": False}
+    if temperature > 0:
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
     was_training = model.training
     model.eval()
     texts: list[str] = []
@@ -224,12 +232,8 @@ def generate_answers(
         for lo in range(0, len(chats), batch_size):
             batch = tokenizer(chats[lo : lo + batch_size], return_tensors="pt", padding=True, padding_side="left")
             with torch.no_grad():
-                sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {}
                 out = model.generate(
-                    **batch,
-                    max_new_tokens=max_tokens,
-                    pad_token_id=tokenizer.pad_token_id,
-                    **(sampling or {"do_sample": False}),
+                    **batch, max_new_tokens=max_tokens, pad_token_id=tokenizer.pad_token_id, **sampling
                 )
             new = out[:, batch["input_ids"].shape[1] :]
             for row in new:

@@ -347,6 +347,7 @@ def _policy_estimator(
             max_tokens=config.max_completion_tokens,
             samples=schedule.samples,
             temperature=config.temperature,
+            top_p=config.top_p,
             seed=config.seed * 1000 + len(schedule.history),
             batch_size=config.heldout.batch_size,
         )
