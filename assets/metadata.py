@@ -37,10 +37,13 @@ def preview_markdown(table: pa.Table, columns: Sequence[str], rows: int = 5, wid
     return "\n".join(lines)
 
 
-def table_metadata(table: pa.Table, *, columns: Sequence[str], query: str) -> dict[str, dg.MetadataValue]:
-    """Row count, a preview of `columns` and the DuckDB query that reproduces the table."""
+def table_metadata(
+    table: pa.Table, *, columns: Sequence[str], query: str, rows: int | None = None
+) -> dict[str, dg.MetadataValue]:
+    """Row count (`rows` when `table` is only a preview), a preview of `columns` and the DuckDB query that
+    reproduces the table."""
     return {
-        "dagster/row_count": dg.MetadataValue.int(table.num_rows),
+        "dagster/row_count": dg.MetadataValue.int(table.num_rows if rows is None else rows),
         "preview": dg.MetadataValue.md(preview_markdown(table, columns)),
         "duckdb_query": dg.MetadataValue.md(f"```sql\n{query}\n```"),
     }

@@ -33,6 +33,7 @@ def rollouts(
                 summary.table,
                 columns=["problem_id", "sample_index", "verdict", "extracted_answer", "completion_tokens"],
                 query="select verdict, count(*) from rollouts group by verdict",
+                rows=summary.counts["rollouts_this_run"],
             ),
             **counts_metadata(summary.counts),
             **counts_metadata(summary.figures),

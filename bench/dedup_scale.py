@@ -1,6 +1,7 @@
-"""Time and peak memory of MinHash dedup at scale, and throughput of the n-gram decontaminator.
+"""Time and peak memory of MinHash dedup at scale, against two MinHash libraries, and the n-gram decontaminator.
 
-    python bench/dedup_scale.py [--sizes 100000 1000000] [--pool 10000] [--shared ../shared]
+    python bench/dedup_scale.py [--sizes 100000 1000000] [--baselines datasketch rensa] [--pool 10000]
+                                [--shared ../shared] [--skip-decontam]
 
 Dedup: synthetic problems (random sentences over a 6,000-word made-up vocabulary with 3–5 numbers, ~40 words
 each, so unrelated problems share almost no shingles), of which 5% are planted near-duplicates of another
@@ -8,6 +9,16 @@ problem — one number changed and one word replaced, so they are not exact dupl
 default stages (exact, then MinHash-LSH on character 5-grams, 128 permutations, threshold 0.8). Recall is the
 share of planted pairs that end up in one cluster. Each size runs in its own process, so the peak resident
 memory (ru_maxrss) is that size's alone — it includes the input problems themselves.
+
+Baselines: on the same problems (same seed, each in its own process too), two libraries do the same job from
+the same question strings: datasketch 2.0 (`MinHash.bulk`: sha1 of each shingle, affine32 permutations;
+`MinHashLSH`) and rensa 0.5 (`RMinHash`, its own hash and permutations, in Rust; `RMinHashLSH`). Both get
+Gradus's shingles (character 5-grams of `comparable_text`), 128 permutations, seed 1 and Gradus's LSH bands
+(`lsh_bands`: 16 bands of 8 rows; datasketch alone would pick 9 of 13 at threshold 0.8). Every LSH candidate
+pair is kept when the library's estimated Jaccard is ≥ 0.8, and a union-find joins kept pairs into clusters;
+recall is then counted exactly as for Gradus. The time of each is from question strings to clusters:
+normalizing, shingling, signatures, LSH, verification, clustering. Gradus's time also covers its exact stage,
+choosing representatives and writing the duplicates table, which the baselines do not do.
 
 Decontamination: a pool of problems from every procedural family checked against MATH test (5,000 items):
 index build time and n-gram matching throughput, and the full `decontaminate` (n-grams + TF-IDF).
@@ -21,6 +32,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +42,12 @@ sys.path.insert(0, str(REPO))
 
 from scoring.curation.decontam import BenchmarkSpec, DecontamConfig, NgramIndex, decontaminate, load_benchmark  # noqa: E402
 from scoring.curation.dedup import DedupConfig, deduplicate  # noqa: E402
+from scoring.curation.minhash import lsh_bands, shingles  # noqa: E402
+from scoring.curation.normalize import comparable_text  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 
 PLANTED_SHARE = 0.05
+BASELINES = ("datasketch", "rensa")
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "ven", "dar", "el", "os", "tri", "bu", "ga", "zen"]
 
 
@@ -81,7 +96,13 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def planted_recall(pairs: list[tuple[str, str]], cluster_of: Callable[[str], object]) -> float:
+    """Share of planted pairs whose two problems land in one cluster: the same measure for every implementation."""
+    return sum(cluster_of(a) == cluster_of(b) for a, b in pairs) / len(pairs)
+
+
 def run_dedup(size: int) -> dict:
+    """Gradus: `deduplicate` with the default config, from question strings to the duplicates table."""
     start = time.perf_counter()
     problems, pairs = synthetic_problems(size)
     generated = time.perf_counter() - start
@@ -91,12 +112,8 @@ def run_dedup(size: int) -> dict:
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     dropped = result.duplicates
     kept_of = dict(zip(dropped["problem_id"].to_pylist(), dropped["kept_id"].to_pylist(), strict=True))
-
-    def final(pid: str) -> str:
-        return kept_of.get(pid, pid)
-
-    caught = sum(final(a) == final(b) for a, b in pairs)
     return {
+        "impl": "gradus",
         "size": size,
         "generate_s": generated,
         "dedup_s": elapsed,
@@ -104,11 +121,95 @@ def run_dedup(size: int) -> dict:
         "items_per_s": size / elapsed,
         "input_rss_mib": rss_input,
         "peak_rss_mib": _peak_rss_mib(),
-        "recall": caught / len(pairs),
+        "recall": planted_recall(pairs, lambda pid: kept_of.get(pid, pid)),
         "planted": len(pairs),
         "dropped": result.duplicates.num_rows,
         "exact": result.counts["exact"],
         "minhash": result.counts["minhash"],
+    }
+
+
+def _shingle_sets(problems: list[dict]) -> Iterator[list[str]]:
+    """Gradus's MinHash input: the character 5-grams of each question's `comparable_text`, one problem at a time.
+
+    Lazily: a list of them all would hold ~250 Python strings per problem and dominate the baselines' peak memory.
+    """
+    size = DedupConfig().shingle_size
+    return (shingles(comparable_text(p["question"]), size=size) for p in problems)
+
+
+def _union_find(n: int, edges: Iterable[tuple[int, int]]) -> list[int]:
+    """The root of each of `n` items after joining every edge (path halving)."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in edges:
+        parent[root(i)] = root(j)
+    return [root(i) for i in range(n)]
+
+
+def datasketch_clusters(problems: list[dict], config: DedupConfig) -> list[int]:
+    """datasketch: `MinHash.bulk` (sha1 per shingle, affine32) → `MinHashLSH` insert + query → verify → union-find."""
+    from datasketch import MinHash, MinHashLSH
+
+    sets = ([s.encode("utf-8") for s in shingle_set] for shingle_set in _shingle_sets(problems))
+    sketches = MinHash.bulk(sets, num_perm=config.num_perm, seed=config.seed)
+    bands = lsh_bands(config.threshold, config.num_perm, config.lsh_recall_weight)
+    lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm, params=bands)
+    with lsh.insertion_session() as session:
+        for key, sketch in enumerate(sketches):
+            session.insert(key, sketch, check_duplication=False)
+    edges = (
+        (i, j)
+        for i, sketch in enumerate(sketches)
+        for j in lsh.query(sketch)
+        if j > i and sketch.jaccard(sketches[j]) >= config.threshold
+    )
+    return _union_find(len(sketches), edges)
+
+
+def rensa_clusters(problems: list[dict], config: DedupConfig) -> list[int]:
+    """rensa: `RMinHash.from_token_sets` → `RMinHashLSH` insert_many + query_all → verify → union-find."""
+    from rensa import RMinHash, RMinHashLSH
+
+    sketches = RMinHash.from_token_sets(_shingle_sets(problems), config.num_perm, config.seed)
+    n_bands, _ = lsh_bands(config.threshold, config.num_perm, config.lsh_recall_weight)
+    lsh = RMinHashLSH(config.threshold, config.num_perm, n_bands)  # rows per band = num_perm / n_bands
+    lsh.insert_many(sketches)  # keys 0..n-1
+    edges = (
+        (i, j)
+        for i, candidates in enumerate(lsh.query_all(sketches))
+        for j in candidates
+        if j > i and sketches[i].jaccard(sketches[j]) >= config.threshold
+    )
+    return _union_find(len(sketches), edges)
+
+
+def run_baseline(size: int, impl: str) -> dict:
+    """One library on the same problems as `run_dedup`: wall and CPU time from question strings to clusters."""
+    cluster_fn = {"datasketch": datasketch_clusters, "rensa": rensa_clusters}[impl]
+    problems, pairs = synthetic_problems(size)
+    rss_input = _peak_rss_mib()
+    start, cpu = time.perf_counter(), time.process_time()
+    roots = cluster_fn(problems, DedupConfig())
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    index = {p["problem_id"]: i for i, p in enumerate(problems)}
+    return {
+        "impl": impl,
+        "size": size,
+        "dedup_s": elapsed,
+        "dedup_cpu_s": cpu,
+        "items_per_s": size / elapsed,
+        "input_rss_mib": rss_input,
+        "peak_rss_mib": _peak_rss_mib(),
+        "recall": planted_recall(pairs, lambda pid: roots[index[pid]]),
+        "planted": len(pairs),
+        "dropped": size - len(set(roots)),  # all but one member of each cluster
     }
 
 
@@ -156,15 +257,56 @@ def _child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _print_gradus_head() -> None:
+    print("MinHash dedup (exact + MinHash-LSH, char 5-grams, 128 perms, threshold 0.8), one process per size")
+    print("wall and CPU seconds both: on a shared machine the process may wait for a core")
+    head = ("problems", "gen s", "dedup s", "cpu s", "items/s", "input MiB", "peak MiB", "planted", "recall", "exact")
+    print("{:>10} {:>7} {:>8} {:>8} {:>9} {:>10} {:>9} {:>8} {:>7} {:>6} {:>8}".format(*head, "minhash"))
+
+
+def _print_gradus_row(r: dict) -> None:
+    print(
+        f"{r['size']:>10,} {r['generate_s']:>7.1f} {r['dedup_s']:>8.1f} {r['dedup_cpu_s']:>8.1f} "
+        f"{r['items_per_s']:>9,.0f} {r['input_rss_mib']:>10,.0f} {r['peak_rss_mib']:>9,.0f} {r['planted']:>8,} "
+        f"{r['recall']:>7.3f} {r['exact']:>6,} {r['minhash']:>8,}"
+    )
+
+
+def _print_comparison(results: list[dict]) -> None:
+    gradus = results[0]
+    print(f"\n{gradus['size']:,} problems, {gradus['planted']:,} planted pairs: Gradus against MinHash libraries")
+    config = DedupConfig()
+    bands, rows_per_band = lsh_bands(config.threshold, config.num_perm, config.lsh_recall_weight)
+    print(
+        f"(same shingles, {config.num_perm} perms, seed {config.seed}, LSH {bands} bands x {rows_per_band} rows, "
+        f"candidates kept at estimated Jaccard >= {config.threshold})"
+    )
+    head = ("impl", "docs/s", "seconds", "cpu s", "peak RSS MiB", "recall", "dropped", "vs gradus")
+    print("{:<11} {:>9} {:>8} {:>8} {:>13} {:>7} {:>8} {:>10}".format(*head))
+    for r in results:
+        print(
+            f"{r['impl']:<11} {r['items_per_s']:>9,.0f} {r['dedup_s']:>8.1f} {r['dedup_cpu_s']:>8.1f} "
+            f"{r['peak_rss_mib']:>13,.0f} {r['recall']:>7.3f} {r['dropped']:>8,} "
+            f"{r['items_per_s'] / gradus['items_per_s']:>9.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="pool sizes for dedup")
+    parser.add_argument(
+        "--baselines", nargs="*", choices=BASELINES, default=list(BASELINES), help="libraries to compare (none: skip)"
+    )
     parser.add_argument("--pool", type=int, default=10_000, help="pool size for the decontamination run")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared folder")
     parser.add_argument("--skip-decontam", action="store_true")
     parser.add_argument("--child-dedup", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-baseline", choices=BASELINES, help=argparse.SUPPRESS)
     parser.add_argument("--child-decontam", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_dedup and args.child_baseline:
+        print(json.dumps(run_baseline(args.child_dedup, args.child_baseline)))
+        return
     if args.child_dedup:
         print(json.dumps(run_dedup(args.child_dedup)))
         return
@@ -172,17 +314,15 @@ def main() -> None:
         print(json.dumps(run_decontam(args.child_decontam, args.shared)))
         return
 
-    print("MinHash dedup (exact + MinHash-LSH, char 5-grams, 128 perms, threshold 0.8), one process per size")
-    print("wall and CPU seconds both: on a shared machine the process may wait for a core")
-    head = ("problems", "gen s", "dedup s", "cpu s", "items/s", "input MiB", "peak MiB", "planted", "recall", "exact")
-    print("{:>10} {:>7} {:>8} {:>8} {:>9} {:>10} {:>9} {:>8} {:>7} {:>6} {:>8}".format(*head, "minhash"))
+    _print_gradus_head()
+    gradus = []
     for size in args.sizes:
-        r = _child(["--child-dedup", str(size)])
-        print(
-            f"{r['size']:>10,} {r['generate_s']:>7.1f} {r['dedup_s']:>8.1f} {r['dedup_cpu_s']:>8.1f} "
-            f"{r['items_per_s']:>9,.0f} {r['input_rss_mib']:>10,.0f} {r['peak_rss_mib']:>9,.0f} {r['planted']:>8,} "
-            f"{r['recall']:>7.3f} {r['exact']:>6,} {r['minhash']:>8,}"
-        )
+        gradus.append(_child(["--child-dedup", str(size)]))
+        _print_gradus_row(gradus[-1])
+    if args.baselines:
+        for r in gradus:
+            baselines = [_child(["--child-dedup", str(r["size"]), "--child-baseline", b]) for b in args.baselines]
+            _print_comparison([r, *baselines])
     if args.skip_decontam:
         return
     r = _child(["--child-decontam", str(args.pool), "--shared", str(args.shared)])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from filelock import FileLock
 
 from assets.skills import stat_syn_problems
@@ -15,6 +17,7 @@ from assets.synthesis import restructured_problems
 from engines.config import expected_revision
 from engines.errors import GradusError
 from pipelines.materialize import materialize_project, materialize_socratic_round
+from pipelines.query import history_rows, parse_as_of, run_query
 from pipelines.resources import default_config_path
 from scoring.catalog import connect_catalog
 from scoring.config import load_config, resolve_data_root
@@ -71,11 +74,16 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         print(f"  trainer:  run {trained['run_id']}, consumed positions {trained.get('consumption_order', '')}")
     else:
         print(f"  trainer:  {trained.get('note', 'did not train')}")
-    print(f"  catalog:  {root.catalog_path}   (duckdb {root.catalog_path} -c 'select * from difficulty')")
+    print(f"  catalog:  {root.catalog_path}   (gradus sql 'select * from difficulty limit 10'{_flags(config_path)})")
     with connect_catalog(root) as con:  # waits while a concurrent run refreshes the views
         print("\n" + SAMPLE_QUERY + ";")
         print(con.sql(SAMPLE_QUERY))
     return 0
+
+
+def _flags(config_path: Path) -> str:
+    """The `--config` flag a follow-up command needs to find this run's config (none for the default one)."""
+    return "" if config_path == default_config_path().resolve() else f" --config {shlex.quote(str(config_path))}"
 
 
 def _report_failure(result: dg.ExecuteInProcessResult) -> None:
@@ -163,6 +171,33 @@ def families(name: str | None, seed: int) -> int:
     return 0
 
 
+def sql(config_path: Path, data_root: str | None, query: str, as_of: list[str], max_rows: int) -> int:
+    """Print the result of `query` on the catalog (tables in `as_of` at an earlier version)."""
+    root = resolve_data_root(load_config(config_path), data_root)
+    try:
+        result = run_query(root, query, parse_as_of(as_of))
+    except duckdb.Error as exc:
+        print(f"gradus: query failed: {exc}", file=sys.stderr)
+        return 2
+    if result is not None:
+        result.show(max_rows=max_rows, max_width=200)
+    return 0
+
+
+def history(config_path: Path, data_root: str | None, table: str) -> int:
+    """Print the versions of `table`, newest first, and how to read one of them."""
+    root = resolve_data_root(load_config(config_path), data_root)
+    rows = history_rows(root, table)
+    if not rows:
+        print(f"gradus: table {table!r} has not been written under {root.path}")
+        return 1
+    print(f"{'version':>7}  {'committed (UTC)':<19}  {'operation':<10}  detail")
+    for version, stamp, operation, detail in rows:
+        print(f"{version:>7}  {stamp:<19}  {operation:<10}  {detail}")
+    print(f"\nread an earlier version: gradus sql 'select count(*) from {table}' --as-of {table}={rows[-1][0]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gradus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     syn_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
     syn_p.add_argument("--rounds", type=int, default=None, help="Socratic rounds (default: synthesis.socratic.rounds)")
     syn_p.add_argument("--verbose", action="store_true")
+    sql_p = sub.add_parser("sql", help="run a DuckDB query on the data root's catalog (tables as views)")
+    sql_p.add_argument(
+        "query", help='e.g. "select family, avg(pass_rate) from difficulty join problems using (problem_id) group by 1"'
+    )
+    sql_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
+    sql_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
+    sql_p.add_argument(
+        "--as-of", action="append", default=[], metavar="TABLE=VERSION",
+        help="read TABLE as it was at VERSION (time travel; versions from `gradus history TABLE`); repeatable",
+    )  # fmt: skip
+    sql_p.add_argument("--max-rows", type=int, default=200, help="rows to print (default 200)")
+    hist_p = sub.add_parser("history", help="list the versions (commits) of a table, newest first")
+    hist_p.add_argument("table", help="e.g. difficulty")
+    hist_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
+    hist_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
     fam_p = sub.add_parser("families", help="list procedural problem families, or show one with samples")
     fam_p.add_argument("name", nargs="?", help="a family name to show samples of")
     fam_p.add_argument("--seed", type=int, default=0)
@@ -185,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "families":
             return families(args.name, args.seed)
         config_path = (args.config or default_config_path()).resolve()
+        if args.command == "sql":
+            return sql(config_path, args.data_root, args.query, args.as_of, args.max_rows)
+        if args.command == "history":
+            return history(config_path, args.data_root, args.table)
         if args.command == "synthesize":
             return synthesize(config_path, args.data_root, args.verbose, args.rounds)
         return run(config_path, args.data_root, args.verbose)

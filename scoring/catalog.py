@@ -34,13 +34,20 @@ def refresh_catalog(root: DataRoot) -> list[str]:
     views = []
     with connect_catalog(root, read_only=False) as con:
         for table in TABLES:
-            directory = root.tables_dir / table
-            if not any(directory.rglob("data.parquet")):
+            # The view lists the table's current files: a stock DuckDB reads them with no Delta extension (none
+            # can be downloaded offline). Files stay until vacuumed, so the view stays valid between refreshes.
+            files = root.table_files(table)
+            if not files:
+                if root.has_table(table):  # written, but every row was replaced away: an empty view of its columns
+                    con.execute(f"create or replace view {table} as {_empty_select(table, root)}")
+                    views.append(table)
+                else:
+                    con.execute(f"drop view if exists {table}")
                 continue
-            glob = (directory / "**" / "data.parquet").as_posix()
+            listing = ", ".join(f"'{_sql_str(f)}'" for f in files)
             con.execute(
                 f"create or replace view {table} as select * from read_parquet("
-                f"'{_sql_str(glob)}', hive_partitioning = true, union_by_name = true)"
+                f"[{listing}], hive_partitioning = true, union_by_name = true)"
             )
             views.append(table)
         if "verdict_audit" in views:
@@ -128,6 +135,13 @@ from difficulty d
 left join problems p on p.problem_id = d.problem_id
 where d.n > 0
 """
+
+
+def _empty_select(table: str, root: DataRoot) -> str:
+    empty = duckdb.from_arrow(TABLES[table].empty_table())
+    columns = [f'cast(null as {kind}) as "{name}"' for name, kind in zip(empty.columns, empty.types, strict=True)]
+    columns += [f'cast(null as varchar) as "{key}"' for key in root.partition_keys(table)]
+    return f"select {', '.join(columns)} where false"
 
 
 def _sql_str(value: str) -> str:

@@ -45,7 +45,7 @@ def _schema_problems(path: Path, declared: pa.Schema) -> list[str]:
 def schema_conformance(root: DataRoot, table: str) -> CheckOutcome:
     """Every stored file of `table` (every partition) has only declared columns, each of its declared type."""
     declared = schema_for(table)
-    files = sorted((root.tables_dir / table).rglob("data.parquet"))
+    files = [Path(f) for f in root.table_files(table)]
     problems = [problem for path in files for problem in _schema_problems(path, declared)]
     summary = f"{len(files)} file(s) of {table!r} checked; {len(problems)} schema problem(s)"
     return CheckOutcome(not problems, summary, problems[:EXAMPLES], {"files": len(files), "problems": len(problems)})

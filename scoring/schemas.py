@@ -59,6 +59,10 @@ ROLLOUTS = pa.schema(
     ]
 )
 
+# What grading reads of a rollout: everything but the texts, which are most of the bytes.
+ROLLOUT_EVIDENCE_COLUMNS = (
+    *ROLLOUT_KEY, "verifier_version", "verdict", "prompt_tokens", "completion_tokens", "latency_s",
+)  # fmt: skip
 AUDIT_KEY = (*ROLLOUT_KEY, "rule")
 VERDICT_AUDIT = pa.schema(
     [
@@ -359,6 +363,15 @@ TABLES: dict[str, pa.Schema] = {
     "problem_skills": PROBLEM_SKILLS,
     "skill_attributions": SKILL_ATTRIBUTIONS,
     "skill_profile": SKILL_PROFILE,
+}
+
+
+# Tables that grow by `DataRoot.upsert_table`: their key, by which reads return the rows (file order is not
+# stable across appends and compactions, and outputs must not depend on it).
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "rollouts": ROLLOUT_KEY,
+    "verdict_audit": AUDIT_KEY,
+    "student_revisions": ("student_id", "student_revision"),
 }
 
 

@@ -1,7 +1,8 @@
-"""The data root: every table as Parquet under one directory, written atomically (its DuckDB catalog: `catalog.py`).
+"""The data root: every table a Delta Lake table under one directory (`delta_tables.py`; its DuckDB catalog:
+`catalog.py`), shards and exports as Parquet files written atomically.
 
 Layout (see `../shared/design.md`):
-    <root>/tables/<table>/[<key>=<value>/]data.parquet
+    <root>/tables/<table>/_delta_log/ + [<key>=<value>/]part-*.parquet
     <root>/shards/<student>/<strategy>/shard-00000.parquet + manifest.json
     <root>/cache/completions.sqlite
     <root>/cache/embeddings.sqlite
@@ -12,20 +13,20 @@ Layout (see `../shared/design.md`):
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engines.errors import ConfigError
+from scoring import delta_tables
 from scoring.errors import StorageError
-from scoring.schemas import schema_for
+from scoring.schemas import TABLE_KEYS, schema_for
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -87,20 +88,7 @@ def _sweep_once(directory: Path) -> None:
 
 
 def _storage_error(exc: OSError, path: Path) -> StorageError:
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)
-    code = errno.errorcode.get(exc.errno or 0, "")
-    hint = {
-        errno.ENOSPC: "free space on that file system (or set data_root elsewhere) and rerun",
-        errno.EDQUOT: "raise the disk quota (or set data_root elsewhere) and rerun",
-        errno.EFBIG: "the file size limit (ulimit -f) or the file system's maximum was reached",
-        errno.EROFS: "the data root is on a read-only file system: set data_root (or GRADUS_HOME) to a writable one",
-        errno.EACCES: "the data root is not writable by this user: fix its permissions or set data_root elsewhere",
-        errno.EPERM: "the data root is not writable by this user: fix its permissions or set data_root elsewhere",
-    }.get(exc.errno or 0, "check the data root and rerun")
-    return StorageError(
-        f"could not write {path}: {reason}{f' ({code})' if code else ''}; the previous version, if any, is "
-        f"unchanged; {hint}"
-    )
+    return delta_tables.storage_error(exc.errno, path, str(exc))
 
 
 def _publish(path: Path, write: Callable[[Path], None]) -> Path:
@@ -167,62 +155,107 @@ class DataRoot:
     def catalog_path(self) -> Path:
         return self.path / "catalog.duckdb"
 
-    def table_path(self, table: str, partition: dict[str, str] | None = None) -> Path:
+    def table_dir(self, table: str) -> Path:
+        """The directory of a table: a Delta Lake table (`delta_tables.py`)."""
         schema_for(table)
-        directory = self.tables_dir / table
+        return self.tables_dir / safe_name(table, "table")
+
+    def table_path(self, table: str, partition: dict[str, str] | None = None) -> Path:
+        """The directory of a table's partition (what a stage's summary points at)."""
+        directory = self.table_dir(table)
         for key, value in (partition or {}).items():
             directory = directory / f"{safe_name(key, 'partition key')}={safe_name(value, key)}"
-        return directory / "data.parquet"
+        return directory
+
+    def _ready(self, table: str) -> Path:
+        """The table's directory, with a pre-Delta table (one `data.parquet` per partition) migrated first."""
+        directory = self.table_dir(table)
+        if delta_tables.legacy_files(directory):
+            with delta_tables.write_lock(directory):
+                delta_tables.migrate_legacy(directory, schema_for(table))
+        return directory
 
     def write_table(self, table: str, data: pa.Table, partition: dict[str, str] | None = None) -> Path:
-        """Cast `data` to the table's declared schema and publish it atomically."""
-        return write_parquet_atomic(
-            data.select(schema_for(table).names).cast(schema_for(table)), self.table_path(table, partition)
-        )
+        """Replace the partition's rows (the whole table's when `partition` is None) with `data`, cast to the
+        table's declared schema, in one atomic commit; earlier versions stay readable (`read_table(version=)`)."""
+        self.table_path(table, partition)  # refuses unsafe names before anything is written
+        directory = self._ready(table)
+        data = data.select(schema_for(table).names).cast(schema_for(table))
+        with delta_tables.write_lock(directory):
+            delta_tables.commit(directory, data, partition or {}, replace=True)
+        return self.table_path(table, partition)
 
-    def read_table(self, table: str, partition: dict[str, str] | None = None) -> pa.Table:
-        """The stored table, or an empty one of the declared schema when nothing was written yet."""
-        path = self.table_path(table, partition)
-        schema = schema_for(table)
-        if not path.exists():
-            return schema.empty_table()
-        stored = pq.read_table(path)
-        # Files written before a column was added get it as nulls, so old data keeps loading.
-        for field in schema:
-            if field.name not in stored.column_names:
-                stored = stored.append_column(field, pa.nulls(stored.num_rows, field.type))
-        return stored.select(schema.names).cast(schema)
+    def read_table(
+        self,
+        table: str,
+        partition: dict[str, str] | None = None,
+        *,
+        version: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """The stored rows (of one partition), or an empty table of the declared schema when nothing was written
+        yet. `version` reads the table as it was after that commit (see `table_history`)."""
+        self.table_path(table, partition)
+        directory = self._ready(table)
+        return delta_tables.read(
+            directory,
+            schema_for(table),
+            partition,
+            version=version,
+            columns=columns,
+            sort_by=TABLE_KEYS.get(table, ()),
+        )
 
     def read_all_partitions(self, table: str) -> pa.Table:
         """Every partition of a table concatenated (e.g. the difficulty rows of all students)."""
-        schema = schema_for(table)
-        files = sorted((self.tables_dir / table).rglob("data.parquet"))
-        parts = []
-        for path in files:
-            partition = {
-                key: value
-                for key, value in (p.split("=", 1) for p in path.parent.relative_to(self.tables_dir / table).parts)
-            }
-            parts.append(self.read_table(table, partition or None))
-        return pa.concat_tables(parts) if parts else schema.empty_table()
+        return self.read_table(table)
+
+    def has_table(self, table: str) -> bool:
+        """Whether the table was ever written (it may hold no rows)."""
+        return delta_tables.is_delta(self._ready(table))
+
+    def partition_keys(self, table: str) -> list[str]:
+        """The partition columns of a stored table (none when it is not partitioned or not written yet)."""
+        stored = delta_tables.open_table(self._ready(table))
+        return [] if stored is None else list(stored.metadata().partition_columns)
+
+    def has_rows(self, table: str, partition: dict[str, str] | None = None) -> bool:
+        """Whether the table (one partition of it) holds any row."""
+        return bool(self.table_files(table, partition))
+
+    def table_files(
+        self, table: str, partition: dict[str, str] | None = None, *, version: int | None = None
+    ) -> list[str]:
+        """The Parquet files of the table (one partition) at its latest or a given version: what DuckDB reads."""
+        self.table_path(table, partition)
+        return delta_tables.files(self._ready(table), partition, version)
+
+    def table_history(self, table: str) -> list[dict[str, object]]:
+        """The table's commits, newest first (version, timestamp_ms, operation, parameters, metrics)."""
+        return delta_tables.history(self._ready(table))
 
     def upsert_table(
         self, table: str, new: pa.Table, key: tuple[str, ...], partition: dict[str, str] | None = None
     ) -> pa.Table:
-        """Add rows whose key is not stored yet; rows already stored win, so reruns never duplicate evidence."""
+        """Add rows whose key is not stored yet and return them; rows already stored win, so reruns never
+        duplicate evidence. The cost grows with the rows added, not with the table: the stored side of the
+        check reads only the key columns (DuckDB anti-join), and the write appends one file."""
+        self.table_path(table, partition)
         schema = schema_for(table)
-        existing = self.read_table(table, partition)
+        directory = self._ready(table)
         new = new.select(schema.names).cast(schema)
-        if existing.num_rows:
-            stored = set(zip(*(existing.column(k).to_pylist() for k in key), strict=True))
-            fresh = [tuple(row) not in stored for row in zip(*(new.column(k).to_pylist() for k in key), strict=True)]
-            new = new.filter(pa.array(fresh, type=pa.bool_()))
-        merged = pa.concat_tables([existing, new]) if existing.num_rows else new
-        merged = merged.sort_by([(k, "ascending") for k in key])
-        self.write_table(table, merged, partition)
-        return merged
+        with delta_tables.write_lock(directory):
+            fresh = delta_tables.fresh_rows(directory, new, key, partition or {})
+            if fresh.num_rows or not delta_tables.is_delta(directory):  # an empty first write creates the table
+                fresh = fresh.sort_by([(k, "ascending") for k in key])
+                delta_tables.commit(directory, fresh, partition or {}, replace=False)
+                delta_tables.compact_if_fragmented(directory, partition or {})
+        return fresh
 
     def sweep_temps(self) -> list[Path]:
-        """Remove every temporary left under the root by a writer that died (see `sweep_stale_temps`)."""
+        """Remove every temporary left under the root by a writer that died (see `sweep_stale_temps`), and the
+        data files of table writes that died before their commit (`delta_tables.sweep_uncommitted`)."""
         parents = {p.parent for p in self.path.rglob("*") if _TEMP_NAME.match(p.name)}
-        return [removed for parent in sorted(parents) for removed in sweep_stale_temps(parent)]
+        removed = [removed for parent in sorted(parents) for removed in sweep_stale_temps(parent)]
+        tables = sorted(self.tables_dir.iterdir()) if self.tables_dir.is_dir() else []
+        return removed + [orphan for table in tables for orphan in delta_tables.sweep_uncommitted(table)]

@@ -31,6 +31,7 @@ from scoring.schemas import (
     IRT_ITEMS,
     PREDICTIONS,
     PREDICTOR_RELIABILITY,
+    ROLLOUT_EVIDENCE_COLUMNS,
     STUDENT_REVISIONS,
     to_table,
 )
@@ -54,7 +55,7 @@ def build_difficulty(config: ProjectConfig, root: DataRoot) -> StageSummary:
     """Grade every key in the student's rollouts partition into its `difficulty` partition, plus predicted
     rows (`predicted_v1`) for problems the predictor screened out of grading; register new revisions."""
     part = student_partition(config)
-    rollouts = root.read_table("rollouts", part)
+    rollouts = root.read_table("rollouts", part, columns=ROLLOUT_EVIDENCE_COLUMNS)
     adaptive = config.grading.adaptive if config.grading.mode == "adaptive" else None
     measured = grade_rollouts(rollouts, bands=config.grading.bands, adaptive=adaptive)
     predicted = predicted_grades(root.read_table("predictions", part), measured)

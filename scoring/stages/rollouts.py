@@ -8,6 +8,7 @@ handled alike everywhere. Rollouts are added by key, so a rerun never duplicates
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -20,12 +21,22 @@ from scoring.grading.policy import grade_adaptively, stored_states
 from scoring.grading.ray_rollouts import run_rollouts_on_ray
 from scoring.grading.rollouts import RolloutResult, run_rollouts, sampling_hash
 from scoring.grading.verify import Verifier
-from scoring.schemas import AUDIT_KEY, REJECTS, ROLLOUT_KEY, ROLLOUTS, VERDICT_AUDIT, to_table
+from scoring.schemas import (
+    AUDIT_KEY,
+    REJECTS,
+    ROLLOUT_EVIDENCE_COLUMNS,
+    ROLLOUT_KEY,
+    ROLLOUTS,
+    to_table,
+)
 from scoring.stages.difficulty import ignored_legacy_predictor, predictor_guidance
 from scoring.stages.problems import load_pool
-from scoring.stages.report import StageSummary, student_partition
+from scoring.stages.report import PREVIEW_ROWS, StageSummary, student_partition
 from scoring.storage import DataRoot
 from synthesis.problem import Problem
+
+# Fixed-K grading draws and stores this many problems' samples at a time (K x this many completions in memory).
+FIXED_CHUNK_PROBLEMS = 1024
 
 Figures = dict[str, float | int | str]
 
@@ -38,8 +49,13 @@ def build_rollouts(config: ProjectConfig, root: DataRoot, engine: Engine, *, pro
     figures: Figures = {}
     with Verifier(config.verify) as verifier:
         ray = _RayRounds(config, root, engine, verifier, progress) if config.distributed.rollouts == "ray" else None
-        if config.grading.mode == "fixed":
-            sink(_fixed_rollouts(config, problems, engine, verifier, ray, progress))
+        if config.grading.mode == "fixed" and ray is not None:
+            sink(ray(problems))
+        elif config.grading.mode == "fixed":
+            # in chunks, each stored before the next is drawn: memory is bounded by a chunk, not by the pool
+            for start in range(0, len(problems), FIXED_CHUNK_PROBLEMS):
+                chunk = problems[start : start + FIXED_CHUNK_PROBLEMS]
+                sink(_fixed_rollouts(config, chunk, engine, verifier, None, progress))
         else:
             figures = _adaptive_rollouts(config, root, problems, engine, verifier, sink, ray, progress)
     if ray is not None:
@@ -75,7 +91,7 @@ def _adaptive_rollouts(
 ) -> Figures:
     """Adaptive rounds over the problems the student's predictor (when it has one) did not screen out; each round
     is stored before the next is drawn. Returns the run's figures (rounds, rollouts, stop reasons)."""
-    stored = stored_states(student_rollouts(config, root, engine.model_revision))
+    stored = stored_states(student_rollouts(config, root, engine.model_revision, columns=ROLLOUT_EVIDENCE_COLUMNS))
     priors, screened, predictions = predictor_guidance(
         config,
         root,
@@ -147,13 +163,16 @@ class _RayRounds:
 
 @dataclass(slots=True)
 class _Sink:
-    """Stores each drawn batch as it arrives, and keeps what this run drew for its summary."""
+    """Stores each drawn batch as it arrives and keeps only running counts and a short preview for the summary,
+    so a run's memory does not grow with the pool (the completion cache and the table hold the rows)."""
 
     config: ProjectConfig
     root: DataRoot
     failures: list[dict[str, object]] = field(default_factory=list)
-    drawn: list[pa.Table] = field(default_factory=list)
-    audits: list[pa.Table] = field(default_factory=list)
+    preview: pa.Table | None = None
+    rows: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    disagreements: int = 0
 
     def __call__(self, result: RolloutResult) -> None:
         # Failed engine calls are not evidence about the student: they go to `rejects` with their reason
@@ -169,25 +188,28 @@ class _Sink:
             for r in result.rollouts.filter(failed).to_pylist()
         )
         origin = {"origin": f"rollouts-{self.config.student.id}"}
-        self.root.write_table("rejects", to_table(self.failures, REJECTS), origin)
+        if self.failures or self.rows == 0:  # replaced each run, so an empty first write clears the last run's
+            self.root.write_table("rejects", to_table(self.failures, REJECTS), origin)
         store_rollouts(self.config, self.root, result.rollouts, result.audit)
-        self.drawn.append(result.rollouts)
-        self.audits.append(result.audit)
+        self.rows += result.rollouts.num_rows
+        self.verdicts.update(result.rollouts.column("verdict").to_pylist())
+        self.disagreements += count_disagreements(result.audit)
+        if self.preview is None or self.preview.num_rows < PREVIEW_ROWS:
+            head = result.rollouts.slice(0, PREVIEW_ROWS)
+            self.preview = head if self.preview is None else pa.concat_tables([self.preview, head])
 
     def summary(self, engine: Engine, figures: Figures) -> StageSummary:
         """This run's rollouts (engine errors included), verdict counts, checker disagreements and engine cost."""
         part = student_partition(self.config)
-        fresh = pa.concat_tables(self.drawn) if self.drawn else to_table([], ROLLOUTS)
-        audit = pa.concat_tables(self.audits) if self.audits else to_table([], VERDICT_AUDIT)
-        verdicts = fresh.column("verdict").to_pylist()
+        preview = self.preview if self.preview is not None else to_table([], ROLLOUTS)
         counts = {
-            "rollouts_this_run": fresh.num_rows,
-            "rollouts_stored": self.root.read_table("rollouts", part).num_rows,
-            "checker_disagreements": count_disagreements(audit),
+            "rollouts_this_run": self.rows,
+            "rollouts_stored": self.root.read_table("rollouts", part, columns=["problem_id"]).num_rows,
+            "checker_disagreements": self.disagreements,
         }
-        counts |= {f"verdict_{v}": verdicts.count(v) for v in sorted(set(verdicts))}
+        counts |= {f"verdict_{v}": self.verdicts[v] for v in sorted(self.verdicts)}
         path = self.root.table_path("rollouts", part)
-        return StageSummary(fresh, counts, engine.stats.as_dict() | figures, path=path)
+        return StageSummary(preview.slice(0, PREVIEW_ROWS), counts, engine.stats.as_dict() | figures, path=path)
 
 
 def store_rollouts(config: ProjectConfig, root: DataRoot, rollouts: pa.Table, audit: pa.Table) -> None:
@@ -199,9 +221,12 @@ def store_rollouts(config: ProjectConfig, root: DataRoot, rollouts: pa.Table, au
     root.upsert_table("rollouts", rollouts.filter(ok), ROLLOUT_KEY, part)
 
 
-def student_rollouts(config: ProjectConfig, root: DataRoot, revision: str) -> pa.Table:
-    """The student's stored rollouts for one model revision and the configured sampling config."""
-    rollouts = root.read_table("rollouts", student_partition(config))
+def student_rollouts(
+    config: ProjectConfig, root: DataRoot, revision: str, *, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """The student's stored rollouts for one model revision and the configured sampling config (only `columns`
+    when given: grading needs no completion texts)."""
+    rollouts = root.read_table("rollouts", student_partition(config), columns=columns)
     mask = pc.and_(
         pc.equal(rollouts.column("student_revision"), revision),
         pc.equal(rollouts.column("sampling_hash"), sampling_hash(config.rollouts)),

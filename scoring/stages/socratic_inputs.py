@@ -49,7 +49,8 @@ def round_inputs(config: ProjectConfig, root: DataRoot, round_no: int) -> tuple[
         chosen = set(select_seeds([p.problem_id for p in seedable], socratic.seeds, seed=socratic.seed))
         return [RoundInput(p, "seed", False) for p in sorted(seedable, key=_pid) if p.problem_id in chosen], ""
     previous = synth_partition(METHOD, round_no - 1)
-    if not root.table_path("synthesized_problems", previous).exists():
+    # a round that ran has logged its inputs, even when it accepted nothing
+    if not root.has_rows("synthesis_log", previous):
         return [], f"round {round_no - 1} has not been run; run it before round {round_no}"
     fresh = accepted_problems(root, round_no - 1)
     if not fresh:

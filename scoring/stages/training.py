@@ -122,7 +122,7 @@ def build_trainer(config: ProjectConfig, root: DataRoot, *, progress: bool = Tru
     run_id = training_run_id(config, manifest_sha)
     part = {"student": config.student.id, "run": run_id}
     out_dir = root.path / "runs" / config.student.id / run_id
-    if (out_dir / "adapter" / "run.json").is_file() and root.table_path("training_steps", part).exists():
+    if (out_dir / "adapter" / "run.json").is_file() and root.has_rows("training_steps", part):
         return _reused_run(root, part, run_id, out_dir)
     # held-out problems are drawn against the whole pool, so the policy never trained on one (issue 23, item 1)
     heldout = heldout_problems(load_pool(root), config.trainer.heldout) if config.trainer.heldout.enabled else None

@@ -4,6 +4,8 @@ DuckDB; a second run makes zero model calls and rewrites byte-identical shards; 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -152,6 +154,13 @@ def test_cli_run_uses_the_cache_and_reports(first_run: Run, tmp_path: Path) -> N
     assert "model calls 0, cache hits 28" in proc.stdout
     assert "mean_pass_rate" in proc.stdout
     assert _shards(first_run.root) == first_run.shard_bytes
+    # the query command the run suggests works as typed (the DuckDB that Gradus installs; no separate CLI)
+    suggested = re.search(r"\((gradus sql .*)\)$", proc.stdout, re.MULTILINE)
+    assert suggested, proc.stdout
+    argv = shlex.split(suggested[1])
+    query = subprocess.run([str(gradus), *argv[1:]], env=env, capture_output=True, text=True, timeout=300)
+    assert query.returncode == 0, query.stderr
+    assert "pass_rate" in query.stdout and STUDENT in query.stdout
 
 
 def test_cli_bad_engine_is_a_clear_error(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from scoring.storage import DataRoot
 from tests.conftest import SMALL_MODEL, cached_completions, small_model_project
 
 
@@ -70,19 +71,23 @@ def test_sigkill_during_adaptive_grading_resumes_from_stored_rounds(session_root
     }
     root, config_path, gradus, env = _project(session_root, tmp_path, config)
     cache = root / "cache" / "completions.sqlite"
-    stored = root / "tables" / "rollouts" / "student=resume-adaptive" / "data.parquet"
+    stored_dir = root / "tables" / "rollouts"
+
+    def stored_rows() -> int:  # rows committed to the student's partition so far (the Delta table's current files)
+        return DataRoot(root).read_table("rollouts", {"student": "resume-adaptive"}, columns=["problem_id"]).num_rows
 
     proc = subprocess.Popen(
         [gradus, "run", "--config", str(config_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 300
-    while not stored.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (stored_dir / "_delta_log").is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    while proc.poll() is None and time.monotonic() < deadline and not stored_rows():
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)  # the first round is stored; later rounds are not finished
     proc.wait(30)
-    assert stored.exists(), "the first round was stored before the kill"
-    with duckdb.connect() as con:
-        rows_at_kill = con.execute(f"select count(*) from read_parquet('{stored}')").fetchone()[0]
+    rows_at_kill = stored_rows()
+    assert rows_at_kill, "the first round was stored before the kill"
     done_before_kill = cached_completions(cache)
     assert rows_at_kill >= 12 and done_before_kill >= rows_at_kill
 

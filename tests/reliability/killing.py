@@ -23,10 +23,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -61,33 +63,59 @@ class ChildRun:
 
 
 def _install_hook(root: Path, kill_at: int | None, when: str, log: Path | None, kill_on: str | None = None) -> None:
-    """Wrap os.replace in this (child) process: log and count publishes under `root`; SIGKILL at the N-th, or at
-    the first whose target (relative to the root) starts with `kill_on`."""
+    """Wrap the two publish steps in this (child) process — `os.replace` (shards, exports, text files) and the
+    Delta commit of a table write — log and count publishes under `root`; SIGKILL at the N-th, or at the first
+    whose target (relative to the root) starts with `kill_on`."""
     real_replace = os.replace
     count = 0
     start = time.monotonic()
     fh = open(log, "a", encoding="utf-8", buffering=1) if log else None  # noqa: SIM115 (lives as long as the child)
 
-    def replace(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def hit_test(rel: str, phase: str) -> bool:
         nonlocal count
+        if phase == "before":
+            count += 1
+        if fh:
+            fh.write(f"{count}\t{phase}\t{rel}\t{time.monotonic() - start:.3f}\n")
+        return kill_at == count or (kill_on is not None and rel.startswith(kill_on))
+
+    def replace(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
         target = Path(os.fspath(dst)).resolve()
         if root not in target.parents:
             return real_replace(src, dst, *args, **kwargs)
-        count += 1
         rel = target.relative_to(root).as_posix()
-        if fh:
-            fh.write(f"{count}\tbefore\t{rel}\t{time.monotonic() - start:.3f}\n")
-        hit = kill_at == count or (kill_on is not None and rel.startswith(kill_on))
-        if hit and when == "before":
+        if hit_test(rel, "before") and when == "before":
             os.kill(os.getpid(), signal.SIGKILL)
         result = real_replace(src, dst, *args, **kwargs)
-        if fh:
-            fh.write(f"{count}\tafter\t{rel}\t{time.monotonic() - start:.3f}\n")
-        if hit and when == "after":
+        if hit_test(rel, "after") and when == "after":
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
     os.replace = replace  # type: ignore[assignment]
+    _hook_table_commits(root, hit_test, when, fh, start)
+
+
+def _hook_table_commits(root: Path, hit_test: Callable[[str, str], bool], when: str, fh: object, start: float) -> None:
+    """Wrap the Delta write of a table (`scoring.delta_tables.write_deltalake`). Its publish is the log commit,
+    done inside delta-rs, so a kill `before` it is staged the way a crash there leaves the table: this write's
+    data file is on disk, no commit refers to it (an uncommitted file, which `partial_files` reports)."""
+    import scoring.delta_tables as delta_tables
+
+    real_write = delta_tables.write_deltalake
+
+    def write(where: str, data: pa.Table, **kwargs: object) -> None:
+        directory = Path(where).resolve()
+        partition = "".join(f"{k}={data.column(k)[0].as_py()}/" for k in kwargs.get("partition_by") or [] if len(data))
+        rel = f"{directory.relative_to(root).as_posix()}/{partition}"
+        if hit_test(rel, "before") and when == "before":
+            (directory / partition).mkdir(parents=True, exist_ok=True)
+            pq.write_table(data, directory / partition / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet")
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_write(where, data, **kwargs)
+        if hit_test(rel, "after") and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    delta_tables.write_deltalake = write  # type: ignore[assignment]
 
 
 def _child(argv: list[str]) -> int:
@@ -196,7 +224,22 @@ def copy_cache(source: Path, target: Path) -> int:
 
 def partial_files(root: Path) -> list[Path]:
     """Temporary files a writer left behind (`.name.tmp-<pid>-<id>`), anywhere under the data root."""
-    return [p for p in root.rglob("*") if ".tmp-" in p.name or p.name.endswith((".tmp", ".partial"))]
+    temporaries = [p for p in root.rglob("*") if ".tmp-" in p.name or p.name.endswith((".tmp", ".partial"))]
+    return temporaries + uncommitted_table_files(root)
+
+
+def uncommitted_table_files(root: Path) -> list[Path]:
+    """Data files in a table directory that no version of its Delta log refers to (a writer died before its
+    commit)."""
+    from scoring.delta_tables import referenced_files
+
+    tables = root / "tables"
+    found: list[Path] = []
+    for directory in sorted(tables.iterdir()) if tables.is_dir() else []:
+        if (directory / "_delta_log").is_dir():
+            known = referenced_files(directory)
+            found += [p for p in directory.rglob("part-*.parquet") if p.resolve() not in known]
+    return found
 
 
 def unreadable_parquet(root: Path) -> list[tuple[Path, str]]:
@@ -216,8 +259,21 @@ def _stable(table: pa.Table) -> pa.Table:
 
 
 def table_rows(root: Path, under: str = "tables") -> dict[str, list[tuple]]:
-    """Every Parquet file under `root/under` as its sorted rows (volatile columns dropped), by relative path."""
-    out = {}
+    """Every table (its current version, partition columns included) or every Parquet file under `root/under`
+    as its sorted rows (volatile columns dropped), by relative path."""
+    out: dict[str, list[tuple]] = {}
+    if under == "tables":
+        from scoring.storage import DataRoot
+
+        data = DataRoot(root)
+        for directory in sorted((root / under).iterdir()) if (root / under).is_dir() else []:
+            files = data.table_files(directory.name) if (directory / "_delta_log").is_dir() else []
+            if files:
+                with duckdb.connect() as con:
+                    table = con.sql(f"select * from read_parquet({files!r}, hive_partitioning = true)").to_arrow_table()
+                rows = [tuple(repr(v) for v in row.values()) for row in _stable(table).to_pylist()]
+                out[f"{under}/{directory.name}"] = sorted(rows)
+        return out
     for path in sorted((root / under).rglob("*.parquet")):
         table = _stable(pq.read_table(path))
         rows = [tuple(repr(v) for v in row.values()) for row in table.to_pylist()]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake.exceptions import DeltaError
 
 import scoring.storage as storage
 from scoring.catalog import refresh_catalog
@@ -31,18 +32,20 @@ def _problems(n: int, seed: int = 0) -> pa.Table:
     return pa.Table.from_pylist([{c: getattr(p, c) for c in PROBLEMS.names} for p in items], schema=PROBLEMS)
 
 
-def _half_write_then(code: int):  # returns a fake pq.write_table
-    """A `pq.write_table` that writes half the file (what a filling disk does) and then fails with `code`."""
-    real = pq.write_table
+def _delta_write_failing_with(code: int):  # returns a fake deltalake.write_deltalake
+    """A Delta write that leaves half a data file in the table (what a filling disk does) and then fails the way
+    delta-rs reports an OS error (the message it gave for a real EFBIG: "... (os error 27)")."""
 
-    def write_table(table: pa.Table, where: Path, **kwargs: object) -> None:
-        real(table, where, **kwargs)
-        size = os.path.getsize(where)
-        with open(where, "r+b") as fh:
-            fh.truncate(size // 2)
-        raise OSError(code, os.strerror(code), str(where))
+    def write_deltalake(where: str, data: pa.Table, **kwargs: object) -> None:
+        part = Path(where) / "part-00000-injected-c000.snappy.parquet"
+        pq.write_table(data, part)
+        with open(part, "r+b") as fh:
+            fh.truncate(os.path.getsize(part) // 2)
+        raise DeltaError(
+            f"Generic LocalFileSystem error: Unable to copy data to file: {os.strerror(code)} (os error {code})"
+        )
 
-    return write_table
+    return write_deltalake
 
 
 @pytest.mark.parametrize(
@@ -55,7 +58,7 @@ def test_a_failed_table_write_names_the_path_and_keeps_the_previous_version(
     root = DataRoot(tmp_path / "root")
     before = _problems(3)
     root.write_table("problems", before)
-    monkeypatch.setattr(storage.pq, "write_table", _half_write_then(code))
+    monkeypatch.setattr(storage.delta_tables, "write_deltalake", _delta_write_failing_with(code))
     with pytest.raises(StorageError) as caught:
         root.write_table("problems", _problems(5, seed=1))
     message = str(caught.value)
@@ -100,7 +103,7 @@ def test_a_real_write_limit_from_the_kernel_is_reported_the_same_way(tmp_path: P
 def test_a_full_disk_during_upsert_keeps_every_stored_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = DataRoot(tmp_path / "root")
     root.upsert_table("problems", _problems(3), ("problem_id",))
-    monkeypatch.setattr(storage.pq, "write_table", _half_write_then(errno.ENOSPC))
+    monkeypatch.setattr(storage.delta_tables, "write_deltalake", _delta_write_failing_with(errno.ENOSPC))
     with pytest.raises(StorageError, match="No space left on device"):
         root.upsert_table("problems", _problems(6, seed=2), ("problem_id",))
     monkeypatch.undo()

@@ -31,7 +31,7 @@ def test_schema_conformance_names_the_file_and_column(tmp_path: Path) -> None:
     problems, _ = graded_pool({"p1": 1, "p2": 2})
     root.write_table("problems", problems)
     assert schema_conformance(root, "problems").passed
-    path = root.table_path("problems")
+    (path,) = root.table_files("problems")
     pq.write_table(
         problems.set_column(0, "problem_id", pa.array([1, 2])).append_column("extra", pa.array([0, 0])), path
     )

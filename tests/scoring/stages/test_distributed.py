@@ -122,7 +122,9 @@ def test_ray_rollouts_match_the_single_process_path_and_rerun_for_free(
             assert len(merged) == 12
         ray_grades = build_difficulty(ray_config, ray_root).table
 
-        assert _stable(cold.table) == _stable(local.table), "same rollouts, same order, as the single process"
+        stored = [_stable(root.read_table("rollouts", part)) for root in (ray_root, local_root)]
+        assert stored[0] == stored[1] and len(stored[0]) == 12, "the same rollouts as the single process"
+        assert cold.counts["rollouts_this_run"] == local.counts["rollouts_this_run"]
         assert _stable(ray_grades) == _stable(local_grades), "same difficulty table as the single-process path"
         audits = [_stable(root.read_table("verdict_audit", part)) for root in (ray_root, local_root)]
         assert audits[0] == audits[1]
@@ -140,7 +142,7 @@ def test_adaptive_grading_on_ray_draws_the_same_rounds_as_the_single_process_pat
     # Rounds of 1 from 2 up to 3 samples: problems whose band is certain after 2 stop, the others get a third
     # sample in a second round, which the Ray path must spread over the workers like the first.
     adaptive = GradingConfig(mode="adaptive", adaptive=AdaptiveConfig(min_k=2, max_k=3, round_size=1))
-    results = {}
+    results, stored_rollouts = {}, {}
     for mode in ("local", "ray"):
         root = _root(tmp_path / mode, models_dir)
         config = _config(root, mode, 3, adaptive)
@@ -149,6 +151,7 @@ def test_adaptive_grading_on_ray_draws_the_same_rounds_as_the_single_process_pat
             summary = build_rollouts(config, root, engine, progress=False)
             calls = engine.stats.model_calls
         results[mode] = (summary, calls, build_difficulty(config, root).table)
+        stored_rollouts[mode] = _stable(root.read_table("rollouts", student_partition(config)))
     (local, local_calls, local_grades), (on_ray, ray_calls, ray_grades) = results["local"], results["ray"]
     assert local.figures["adaptive_rounds"] >= 1
     assert on_ray.figures["adaptive_rounds"] == local.figures["adaptive_rounds"]
@@ -156,7 +159,8 @@ def test_adaptive_grading_on_ray_draws_the_same_rounds_as_the_single_process_pat
     assert on_ray.figures["ray_batches"] >= on_ray.figures["adaptive_rounds"], "every round ran on the actors"
     assert on_ray.figures["cache_rows_merged"] == on_ray.figures["rollouts_total"] == local_calls
     assert ray_calls == local_calls, "the workers' model calls are accounted to the driver's engine"
-    assert _stable(on_ray.table) == _stable(local.table), "same rollouts, same order, as the single process"
+    assert stored_rollouts["ray"] == stored_rollouts["local"], "the same rollouts as the single process"
+    assert on_ray.counts["rollouts_this_run"] == local.counts["rollouts_this_run"] == local_calls
     assert _stable(ray_grades) == _stable(local_grades), "same difficulty table as the single-process path"
 
 
