@@ -29,6 +29,10 @@ from difficulty d join problems p using (problem_id)
 group by all order by d.student_id, p.family, p.difficulty_knob"""
 
 
+# What the end of a run suggests trying: short enough to read, every column it names visible in the output.
+CATALOG_HINT = "select student_id, problem_id, n, k, pass_rate, band from difficulty order by pass_rate limit 10"
+
+
 def _instance(config_path: Path) -> dg.DagsterInstance:
     """The persistent instance from DAGSTER_HOME, else from the dagster.yaml beside the config, so runs made
     here show up in `dagster dev` started from the same directory. Two runs starting at once on a fresh home
@@ -74,7 +78,7 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         print(f"  trainer:  run {trained['run_id']}, consumed positions {trained.get('consumption_order', '')}")
     else:
         print(f"  trainer:  {trained.get('note', 'did not train')}")
-    print(f"  catalog:  {root.catalog_path}   (gradus sql 'select * from difficulty limit 10'{_flags(config_path)})")
+    print(f"  catalog:  {root.catalog_path}   (gradus sql '{CATALOG_HINT}'{_flags(config_path)})")
     with connect_catalog(root) as con:  # waits while a concurrent run refreshes the views
         print("\n" + SAMPLE_QUERY + ";")
         print(con.sql(SAMPLE_QUERY))
