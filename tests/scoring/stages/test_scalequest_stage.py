@@ -56,7 +56,7 @@ def test_scalequest_end_to_end_on_the_small_model(small_engine: Engine, roles: M
     before = small_engine.stats.model_calls
     summary = build_scalequest(project, root, roles(project, DataRoot(tmp_path)), progress=False)
     log, problems = _tables(root)
-    assert summary.table.equals(problems) and summary.path is not None and summary.path.is_file()
+    assert summary.table.equals(problems) and summary.path is not None and summary.path.is_dir()
 
     rows = log.to_pylist()
     print(summary.markdown["funnel"], summary.markdown["reject_reasons"], sep="\n")
@@ -129,7 +129,7 @@ def test_responses_below_min_votes_is_a_config_error(small_engine: Engine, roles
     project = _project(tmp_path, responses=1)
     with pytest.raises(ConfigError, match="responses"):
         build_scalequest(project, DataRoot(tmp_path), roles(project, DataRoot(tmp_path)), progress=False)
-    assert not DataRoot(tmp_path).table_path("synthesis_log", synth_partition("scalequest")).exists()
+    assert not DataRoot(tmp_path).has_rows("synthesis_log", synth_partition("scalequest"))
 
 
 def _answered(question: str, answer: str, index: int) -> Candidate:

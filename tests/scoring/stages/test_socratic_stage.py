@@ -14,11 +14,13 @@ import pytest
 from engines import Engine
 from scoring.config import ProjectConfig
 from scoring.grading.rollouts import RolloutConfig
+from scoring.schemas import to_table
 from scoring.stages.problems import build_problems
 from scoring.stages.report import student_partition
 from scoring.stages.socratic import build_socratic_round
 from scoring.stages.synthesis_log import synth_partition
 from scoring.storage import DataRoot
+from scoring.synthesis_schemas import SYNTHESIS_LOG
 from synthesis.config import AnswerCheckConfig, SynthesisConfig
 from synthesis.socratic import SocraticConfig
 from synthesis.sources import ProceduralSource, SourcesConfig
@@ -134,8 +136,10 @@ def test_a_round_without_its_previous_round_is_empty_not_a_crash(
     missing = build_socratic_round(config, root, roles(config, root), 3, progress=False)
     assert missing.table.num_rows == 0 and missing.counts["kept"] == 0
     assert missing.figures["status"] == "round 2 has not been run; run it before round 3"
-    assert root.table_path("synthesized_problems", synth_partition("socratic", 3)).exists()
-    # An empty previous round: round 3 now exists with nothing accepted.
+    assert not root.has_rows("synthesis_log", synth_partition("socratic", 3)), "round 3 did not run"
+    # An empty previous round: round 3 ran (its log holds its inputs) and accepted nothing.
+    ran = {"method": "socratic", "round": 3, "stage": "input", "item_id": "p1", "kept": True, "reason": ""}
+    root.write_table("synthesis_log", to_table([ran], SYNTHESIS_LOG), synth_partition("socratic", 3))
     nothing = build_socratic_round(config, root, roles(config, root), 4, progress=False)
     assert nothing.figures["status"] == "round 3 accepted no problems, so round 4 has nothing to refine"
     assert small_engine.stats.model_calls == calls
