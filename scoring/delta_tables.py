@@ -124,8 +124,9 @@ def _check_partition_keys(table: DeltaTable | None, directory: Path, partition: 
 
 
 def _remove_uncommitted(directory: Path, since: float, table: DeltaTable | None) -> None:
-    """After a failed write (under the lock): delete the Parquet files it left that no commit refers to."""
-    committed = {Path(uri).resolve() for uri in (_files(table) if table is not None else [])}
+    """After a failed write (under the lock): delete the Parquet files it left that no commit refers to (files of
+    earlier versions stay: time travel reads them)."""
+    committed = referenced_files(directory) if table is not None else set()
     for path in directory.rglob("*.parquet"):
         if LOG_DIR in path.parts or path.name == LEGACY_FILE:
             continue
