@@ -190,7 +190,7 @@ def read(
     con = duckdb.connect()
     try:
         con.execute("set threads to 2")
-        stored = con.sql(f"select {select} from read_parquet({_listing(stored_files)}, union_by_name = true)")
+        stored = con.sql(f"select {select} from read_parquet({parquet_list(stored_files)}, union_by_name = true)")
         result = stored.to_arrow_table()
     finally:
         con.close()
@@ -200,7 +200,8 @@ def read(
     return result.cast(target)
 
 
-def _listing(paths: Sequence[str]) -> str:
+def parquet_list(paths: Sequence[str]) -> str:
+    """Paths as a DuckDB list literal (`['a', 'b']`, quotes doubled) for `read_parquet`."""
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
@@ -224,7 +225,7 @@ def fresh_rows(directory: Path, new: pa.Table, key: Sequence[str], partition: Pa
         on = " and ".join(f'n."{k}" is not distinct from s."{k}"' for k in key)
         keys = ", ".join(f'"{k}"' for k in key)
         query = (
-            f"select n.* from new_rows n anti join (select {keys} from read_parquet({_listing(stored)}, "
+            f"select n.* from new_rows n anti join (select {keys} from read_parquet({parquet_list(stored)}, "
             f"hive_partitioning = false, union_by_name = true)) s on {on} order by all"
         )
         return con.sql(query).to_arrow_table().cast(new.schema)
