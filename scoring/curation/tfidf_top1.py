@@ -13,13 +13,15 @@ The pool is then vectorized `chunk` texts at a time and each chunk's top-1 item 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
 
 from scoring.curation.similarity import top1_cosine
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import HashingVectorizer
 
 HASH_BUCKETS = 1 << 22
 IDF_SAMPLE = 50_000
@@ -27,6 +29,8 @@ CHUNK = 20_000
 
 
 def _vectorizer() -> HashingVectorizer:
+    from sklearn.feature_extraction.text import HashingVectorizer  # imported when used: it costs ~1.5 s to load
+
     return HashingVectorizer(
         analyzer="char_wb",
         ngram_range=(3, 5),
@@ -48,6 +52,8 @@ def _idf(bench_counts: sparse.csr_matrix, sample_counts: sparse.csr_matrix) -> n
 
 
 def _weighted(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    from sklearn.preprocessing import normalize
+
     weighted = counts.copy()
     weighted.data *= idf[weighted.indices]
     return normalize(weighted, norm="l2", copy=False)
