@@ -293,10 +293,22 @@ def decontaminate(
     flagged: set[int] = set()
     # the pool is embedded once, not once per benchmark
     pool_vectors = embedding_matrix(questions, embed, batch_size=config.embed_batch_size) if embed is not None else None
-    for spec in benchmarks:
-        bench = spec if isinstance(spec, Benchmark) else load_benchmark(spec, base_dir)
+    loaded = [spec if isinstance(spec, Benchmark) else load_benchmark(spec, base_dir) for spec in benchmarks]
+    # Numbers are kept for TF-IDF: masked, every short "Compute 0 + 0." would match MATH's "Compute 0 - 0." at
+    # cosine 0.98. Re-numbered copies are the n-gram detectors' job, which mask them. The pool's text is
+    # vectorized once for every benchmark.
+    tfidf = (
+        tfidf_top1(
+            [comparable_text(q) for q in questions],
+            [[comparable_text(q) for q in bench.questions] for bench in loaded],
+            block_cells=config.block_cells,
+        )
+        if config.tfidf and questions
+        else [None] * len(loaded)
+    )
+    for bench, bench_tfidf in zip(loaded, tfidf, strict=True):
         rejects.extend(bench.rejects)
-        findings = _findings(questions, bench, config, embed, pool_vectors)
+        findings = _findings(questions, bench, config, embed, pool_vectors, bench_tfidf)
         hit = {index for index, _, _, _ in findings}
         counts[bench.name] = len(hit)
         flagged |= hit
@@ -321,8 +333,9 @@ def _findings(
     config: DecontamConfig,
     embed: Embed | None,
     pool_vectors: np.ndarray | None,
+    tfidf: tuple[np.ndarray, np.ndarray] | None,
 ) -> list[tuple[int, str, int, float]]:
-    """(problem position, method, item position, score) for one benchmark."""
+    """(problem position, method, item position, score) for one benchmark; `tfidf` is its TF-IDF top-1."""
     found: list[tuple[int, str, int, float]] = []
     if not bench.questions or not questions:
         return found
@@ -330,14 +343,8 @@ def _findings(
     for position, question in enumerate(questions):
         found.extend((position, method, item, score) for method, item, score in index.match(question))
     top1: list[tuple[str, float, np.ndarray, np.ndarray]] = []
-    if config.tfidf:
-        # Numbers are kept: masked, every short "Compute 0 + 0." would match MATH's "Compute 0 - 0." at cosine
-        # 0.98. Re-numbered copies are the n-gram detectors' job, which mask them.
-        pool_texts = [comparable_text(q) for q in questions]
-        bench_texts = [comparable_text(q) for q in bench.questions]
-        top1.append(
-            ("tfidf", config.tfidf_threshold, *tfidf_top1(pool_texts, bench_texts, block_cells=config.block_cells))
-        )
+    if tfidf is not None:
+        top1.append(("tfidf", config.tfidf_threshold, *tfidf))
     if embed is not None and pool_vectors is not None:
         # raw text: embedding models were trained on text as people write it, not on our normal form
         bench_rows = embedding_matrix(bench.questions, embed, batch_size=config.embed_batch_size)

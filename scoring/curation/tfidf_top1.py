@@ -60,21 +60,32 @@ def _weighted(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
 
 
 def tfidf_top1(
-    pool: Sequence[str], bench: Sequence[str], *, chunk: int = CHUNK, block_cells: int = 1 << 22
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each pool text (already normalized), the index of its most similar benchmark text (lowest on ties)
-    and that cosine; texts are vectorized `chunk` at a time."""
-    best = np.zeros(len(pool), dtype=np.int64)
-    score = np.zeros(len(pool), dtype=np.float64)
-    if not pool or not bench:
-        return best, score
+    pool: Sequence[str], benchmarks: Sequence[Sequence[str]], *, chunk: int = CHUNK, block_cells: int = 1 << 22
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """For each benchmark (None when it is empty): each pool text's most similar item (lowest index on ties) and
+    that cosine. Texts are already normalized; the pool is vectorized once, `chunk` texts at a time."""
+    if not pool:
+        return [None] * len(benchmarks)
     vectorizer = _vectorizer()
-    bench_counts = vectorizer.transform(bench).tocsr()
     step = max(1, len(pool) // IDF_SAMPLE + (len(pool) % IDF_SAMPLE > 0))
-    sample = [pool[i] for i in range(0, len(pool), step)]
-    idf = _idf(bench_counts, vectorizer.transform(sample).tocsr())
-    items = _weighted(bench_counts, idf)
+    whole = step == 1  # the sample is the pool: vectorize it once, for the idf and the vectors
+    sample_counts = vectorizer.transform(pool[::step]).tocsr()
+    sides = []
+    for bench in benchmarks:
+        if not bench:
+            sides.append(None)
+            continue
+        bench_counts = vectorizer.transform(bench).tocsr()
+        idf = _idf(bench_counts, sample_counts)
+        sides.append((idf, _weighted(bench_counts, idf)))
+    results = [
+        (np.zeros(len(pool), dtype=np.int64), np.zeros(len(pool), dtype=np.float64)) if side else None for side in sides
+    ]
     for lo in range(0, len(pool), chunk):
-        rows = _weighted(vectorizer.transform(pool[lo : lo + chunk]).tocsr(), idf)
-        best[lo : lo + chunk], score[lo : lo + chunk] = top1_cosine(rows, items, block_cells=block_cells)
-    return best, score
+        counts = sample_counts[lo : lo + chunk] if whole else vectorizer.transform(pool[lo : lo + chunk]).tocsr()
+        for side, result in zip(sides, results, strict=True):
+            if side is not None and result is not None:
+                idf, items = side
+                best, score = top1_cosine(_weighted(counts, idf), items, block_cells=block_cells)
+                result[0][lo : lo + chunk], result[1][lo : lo + chunk] = best, score
+    return results

@@ -33,7 +33,7 @@ def _sklearn_top1(pool: list[str], bench: list[str]) -> tuple[np.ndarray, np.nda
 
 
 def test_matches_sklearn_tfidf_when_the_whole_pool_is_the_idf_sample() -> None:
-    best, score = tfidf_top1(POOL, BENCH)
+    [(best, score)] = tfidf_top1(POOL, [BENCH])
     want_best, want_score = _sklearn_top1(POOL, BENCH)
     assert best.tolist() == want_best.tolist()
     assert score == pytest.approx(want_score, abs=1e-5)
@@ -41,8 +41,8 @@ def test_matches_sklearn_tfidf_when_the_whole_pool_is_the_idf_sample() -> None:
 
 
 def test_chunks_do_not_change_the_result() -> None:
-    whole = tfidf_top1(POOL, BENCH)
-    chunked = tfidf_top1(POOL, BENCH, chunk=2)
+    [whole] = tfidf_top1(POOL, [BENCH])
+    [chunked] = tfidf_top1(POOL, [BENCH], chunk=2)
     assert whole[0].tolist() == chunked[0].tolist() and whole[1].tolist() == chunked[1].tolist()
 
 
@@ -52,8 +52,18 @@ def test_a_pool_larger_than_the_idf_sample_still_finds_the_copy(monkeypatch: pyt
     filler = [" ".join(rng.choice(words, size=12)) for _ in range(400)]
     pool = [*filler[:200], BENCH[2] + ".", *filler[200:]]
     monkeypatch.setattr(module, "IDF_SAMPLE", 50)
-    best, score = tfidf_top1(pool, BENCH, chunk=64)
+    [(best, score)] = tfidf_top1(pool, [BENCH], chunk=64)
     assert best[200] == 2 and score[200] > 0.95
     assert float(np.delete(score, 200).max()) < 0.5, "unrelated text stays far below the 0.8 threshold"
-    again = tfidf_top1(pool, BENCH, chunk=64)
+    [again] = tfidf_top1(pool, [BENCH], chunk=64)
     assert again[1].tolist() == score.tolist(), "deterministic"
+
+
+def test_each_benchmark_gets_its_own_idf_from_one_pass_over_the_pool() -> None:
+    other = ["what is the area of a circle of radius 4 cm", "an unrelated sentence about apples"]
+    first, second, empty = tfidf_top1(POOL, [BENCH, other, []])
+    assert empty is None
+    assert first[0].tolist() == _sklearn_top1(POOL, BENCH)[0].tolist()
+    want_best, want_score = _sklearn_top1(POOL, other)
+    assert second[0].tolist() == want_best.tolist() and second[1] == pytest.approx(want_score, abs=1e-5)
+    assert second[0][2] == 0 and second[1][2] > 0.8
