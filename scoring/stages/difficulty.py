@@ -79,10 +79,11 @@ def build_band_filter(config: ProjectConfig, root: DataRoot) -> StageSummary:
     """Each configured band filter's decisions over the student's current grades (`band_filter` table)."""
     decisions = band_filter_decisions(config, current_grades(config, root))
     path = root.write_table("band_filter", decisions, student_partition(config))
-    counts: dict[str, int] = {}
-    for row in decisions.to_pylist():
-        counts[f"{row['filter']}_kept"] = counts.get(f"{row['filter']}_kept", 0) + row["kept"]
-        counts[f"{row['filter']}_dropped"] = counts.get(f"{row['filter']}_dropped", 0) + (not row["kept"])
+    counts: dict[str, int] = {
+        f"{f}_{side}": 0 for f in decisions.column("filter").unique().to_pylist() for side in ("kept", "dropped")
+    }
+    for row in decisions.group_by(["filter", "kept"]).aggregate([([], "count_all")]).to_pylist():
+        counts[f"{row['filter']}_{'kept' if row['kept'] else 'dropped'}"] = row["count_all"]
     return StageSummary(decisions, counts, path=path)
 
 
