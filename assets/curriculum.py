@@ -53,7 +53,7 @@ def curriculum_shards(
             "per_stage": dg.MetadataValue.md(per_group_markdown(summary.table, "stage", "post_mean")),
             "catalog_views": dg.MetadataValue.text(", ".join(views)),
             "shard_dir": dg.MetadataValue.path(str(summary.path)),
-            "plot": dg.MetadataValue.md(key_plot_markdown(run_config, root, "curriculum")),
+            "key_plot": dg.MetadataValue.md(key_plot_markdown(run_config, root, "curriculum")),
         }
     )
 

@@ -46,6 +46,6 @@ def difficulty(
                 histogram_markdown(summary.table.column("pass_rate").to_pylist())
             ),
             "path": dg.MetadataValue.path(str(summary.path)),
-            "plot": dg.MetadataValue.md(key_plot_markdown(run_config, root, "posterior_knob")),
+            "key_plot": dg.MetadataValue.md(key_plot_markdown(run_config, root, "posterior_knob")),
         }
     )

@@ -34,5 +34,5 @@ def report(
         f"Open the report: `{path}` (a file: copy the path into a browser; it needs no network).\n\n"
         f"Rebuild it from the command line: `gradus report`."
     )
-    metadata["preview"] = dg.MetadataValue.md(key_plot_markdown(config, root, "posterior_knob"))
+    metadata["key_plot"] = dg.MetadataValue.md(key_plot_markdown(config, root, "posterior_knob"))
     return dg.MaterializeResult(metadata=metadata)

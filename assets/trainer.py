@@ -44,5 +44,5 @@ def trainer(
             f"where run_id = '{run_id}' order by step\n```"
         )
     if run_id:
-        metadata["plot"] = dg.MetadataValue.md(key_plot_markdown(config, root, "training"))
+        metadata["key_plot"] = dg.MetadataValue.md(key_plot_markdown(config, root, "training"))
     return dg.MaterializeResult(metadata=metadata)
