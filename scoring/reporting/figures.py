@@ -43,7 +43,7 @@ class Scope:
     student_id: str
     revision: str
     fixed_k: int
-    fixed_k_source: str = "rollouts.k"
+    fixed_k_source: str = "grading.adaptive.max_k"
 
 
 @dataclass(slots=True)

@@ -116,9 +116,9 @@ def rollouts_by_band(catalog: Catalog, scope: Scope) -> ReportFigure:
     """Rollouts spent on each problem, per band, against what fixed K would have spent."""
     key, title = "rollouts_band", "Rollouts spent per problem, by band"
     caption = (
-        "Adaptive grading stops early where the band is certain; the dashed line is fixed K (adaptive rows: "
-        f"{scope.fixed_k_source} = {scope.fixed_k}; fixed-K rows: the K they got), so the gap below it is what "
-        "adaptive grading saved."
+        "Adaptive grading stops early where the band is certain; the dashed line is the fixed K a problem gets "
+        f"without it ({scope.fixed_k_source} = {scope.fixed_k}; fixed-K rows: their own K), so the gap below it "
+        "is what adaptive grading saved."
     )
     query = (
         "select band, problem_id, n + n_timeout + n_error as rollouts, method\nfrom difficulty\n"

@@ -35,10 +35,9 @@ def open_catalog(root: DataRoot) -> Catalog:
 
 
 def fixed_k(config: ProjectConfig) -> tuple[int, str]:
-    """The K every problem would get without adaptive stopping, and the config key it comes from."""
-    if config.grading.mode == "adaptive":
-        return config.grading.adaptive.max_k, "grading.adaptive.max_k"
-    return config.rollouts.k, "rollouts.k"
+    """The K an adaptively graded problem would get without early stopping (the `max_k` its stop must agree with),
+    and the config key it comes from."""
+    return config.grading.adaptive.max_k, "grading.adaptive.max_k"
 
 
 def student_scopes(catalog: Catalog, config: ProjectConfig) -> list[Scope]:

@@ -46,6 +46,12 @@ def test_every_figure_is_drawn_with_caption_and_query(full_root: DataRoot, tmp_p
         assert 'class="note"' not in body, f"{element_id}: {body[:300]}"
     assert summary.counts["figures"] == len(STUDENT_FIGURES) + 1 and summary.counts["notes_only"] == 0
     assert summary.table.to_pylist() == [{"student_id": STUDENT, "student_revision": NEW, "figures": 7}]
+    # adaptive rows are measured against grading.adaptive.max_k (16 by default): what stopping early saved
+    spent = sum(4 if number % 3 else 8 for number in range(21))  # tests/report_data.py: 21 problems
+    assert (
+        f"{spent} rollouts spent vs {21 * 16} at fixed K ({1 - spent / (21 * 16):.0%} saved)"
+        in figures[f"{STUDENT}-rollouts_band"]
+    )
     # the latest revision (by first_graded_at) is the one shown, and compared with the one before
     assert f"revision {NEW}" in html and "rev-a" in figures[f"{STUDENT}-revision_change"]
 
