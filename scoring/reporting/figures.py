@@ -60,7 +60,7 @@ class Catalog:
     def rows(self, query: str) -> list[dict[str, Any]]:
         """The query's rows as dicts (column name → value)."""
         result = self.con.sql(query)
-        names = [column for column in result.columns]
+        names = list(result.columns)
         return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from matplotlib.axes import Axes
+
 from scoring.reporting.figures import Catalog, ReportFigure, Scope, absent, empty, literal
 from scoring.reporting.plots import PALETTE, jitter, new_figure, short, styled
 
@@ -85,30 +87,33 @@ def posterior_vs_knob(catalog: Catalog, scope: Scope) -> ReportFigure:
     figure = new_figure(2.6 * columns + 0.6, 2.3 * lines + 0.4)
     panels = figure.subplots(lines, columns, squeeze=False, sharey=True)
     for index, family in enumerate(families):
-        axes = panels[index // columns][index % columns]
-        rows = by_family[family]
-        knobs = [float(r["difficulty_knob"]) for r in rows]
-        x = [k + o for k, o in zip(knobs, jitter(len(rows), 0.15, seed=index), strict=True)]
-        means = [float(r["post_mean"]) for r in rows]
-        errors = [
-            [m - float(r["post_lo"]) for m, r in zip(means, rows, strict=True)],
-            [float(r["post_hi"]) - m for m, r in zip(means, rows, strict=True)],
-        ]
-        axes.errorbar(x, means, yerr=errors, fmt="o", markersize=3, alpha=0.6, color=PALETTE[0], elinewidth=0.8)
-        levels = sorted(set(knobs))
-        per_level = [mean_of([m for m, k in zip(means, knobs, strict=True) if k == level]) for level in levels]
-        axes.plot(levels, per_level, color=PALETTE[1], linewidth=1.5, label="mean per knob")
-        axes.set_title(f"{family} ({len(rows)} problems)")
-        axes.set_xticks(levels)
-        axes.set_xlim(min(levels) - 0.5, max(levels) + 0.5)
-        axes.set_ylim(-0.03, 1.03)
-        axes.grid(alpha=0.3)
+        _knob_panel(panels[index // columns][index % columns], family, by_family[family], seed=index)
     for index in range(len(families), lines * columns):
         panels[index // columns][index % columns].set_axis_off()
     figure.supxlabel("difficulty knob", fontsize=9)
     figure.supylabel("posterior mean pass rate", fontsize=9)
     note = "" if len(by_family) <= MAX_PANELS else f"First {MAX_PANELS} of {len(by_family)} families shown."
     return ReportFigure(key, title, caption, query, plot=figure, note=note)
+
+
+def _knob_panel(axes: Axes, family: str, rows: list[dict[str, float]], seed: int) -> None:
+    """One family: each problem's posterior mean and 90% interval at its (jittered) knob, and the mean per knob."""
+    knobs = [float(r["difficulty_knob"]) for r in rows]
+    x = [k + o for k, o in zip(knobs, jitter(len(rows), 0.15, seed=seed), strict=True)]
+    means = [float(r["post_mean"]) for r in rows]
+    errors = [
+        [m - float(r["post_lo"]) for m, r in zip(means, rows, strict=True)],
+        [float(r["post_hi"]) - m for m, r in zip(means, rows, strict=True)],
+    ]
+    axes.errorbar(x, means, yerr=errors, fmt="o", markersize=3, alpha=0.6, color=PALETTE[0], elinewidth=0.8)
+    levels = sorted(set(knobs))
+    per_level = [mean_of([m for m, k in zip(means, knobs, strict=True) if k == level]) for level in levels]
+    axes.plot(levels, per_level, color=PALETTE[1], linewidth=1.5, label="mean per knob")
+    axes.set_title(f"{family} ({len(rows)} problems)")
+    axes.set_xticks(levels)
+    axes.set_xlim(min(levels) - 0.5, max(levels) + 0.5)
+    axes.set_ylim(-0.03, 1.03)
+    axes.grid(alpha=0.3)
 
 
 @styled

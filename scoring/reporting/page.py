@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 
-from scoring.reporting.figures import Catalog, ReportFigure, Scope
+from scoring.reporting.figures import Catalog, Pair, ReportFigure, Scope
 from scoring.reporting.grading_figures import (
     pass_rate_distribution,
     posterior_vs_knob,
@@ -50,7 +50,7 @@ class RenderedFigure:
     query: str
     svg: str
     note: str
-    pairs: tuple
+    pairs: tuple[Pair, ...]
     pair_headers: tuple[str, str]
 
 
