@@ -79,6 +79,8 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         print(f"  trainer:  run {trained['run_id']}, consumed positions {trained.get('consumption_order', '')}")
     else:
         print(f"  trainer:  {trained.get('note', 'did not train')}")
+    for report_event in result.asset_materializations_for_node("report"):
+        print(f"  report:   {report_event.metadata['path'].value}   (open in a browser; `gradus report` redoes it)")
     print(f"  catalog:  {root.catalog_path}   (gradus sql '{CATALOG_HINT}'{_flags(config_path)})")
     with connect_catalog(root) as con:  # waits while a concurrent run refreshes the views
         print("\n" + SAMPLE_QUERY + ";")
