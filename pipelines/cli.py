@@ -21,6 +21,7 @@ from pipelines.query import history_rows, parse_as_of, run_query
 from pipelines.resources import default_config_path
 from scoring.catalog import connect_catalog
 from scoring.config import load_config, resolve_data_root
+from scoring.stages.picture_report import build_picture_report
 from synthesis.families import FAMILIES
 
 SAMPLE_QUERY = """select d.student_id, p.family, p.difficulty_knob, count(*) as problems,
@@ -78,6 +79,8 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         print(f"  trainer:  run {trained['run_id']}, consumed positions {trained.get('consumption_order', '')}")
     else:
         print(f"  trainer:  {trained.get('note', 'did not train')}")
+    for report_event in result.asset_materializations_for_node("report"):
+        print(f"  report:   {report_event.metadata['path'].value}   (open in a browser; `gradus report` redoes it)")
     print(f"  catalog:  {root.catalog_path}   (gradus sql '{CATALOG_HINT}'{_flags(config_path)})")
     with connect_catalog(root) as con:  # waits while a concurrent run refreshes the views
         print("\n" + SAMPLE_QUERY + ";")
@@ -202,6 +205,23 @@ def history(config_path: Path, data_root: str | None, table: str) -> int:
     return 0
 
 
+def report(config_path: Path, data_root: str | None, out: Path | None) -> int:
+    """Write the picture report of the data root (one offline HTML file) and say where it went."""
+    config = load_config(config_path)
+    root = resolve_data_root(config, data_root)
+    if not root.tables_dir.is_dir():
+        print(f"gradus: {root.path} has no tables yet: run `gradus run` first", file=sys.stderr)
+        return 1
+    summary = build_picture_report(config, root, out)
+    counts = summary.counts
+    print(
+        f"gradus: report of {counts['students']} student(s): {counts['figures']} figures, "
+        f"{counts['notes_only']} left as a note (table absent or feature off), {counts['bytes']} bytes"
+    )
+    print(f"  {summary.path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gradus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -231,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     hist_p.add_argument("table", help="e.g. difficulty")
     hist_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
     hist_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
+    rep_p = sub.add_parser("report", help="write the picture report: one offline HTML file of the data root's figures")
+    rep_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
+    rep_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
+    rep_p.add_argument(
+        "--out", type=Path, default=None, help="HTML file to write (default <data root>/reports/report.html)"
+    )
     fam_p = sub.add_parser("families", help="list procedural problem families, or show one with samples")
     fam_p.add_argument("name", nargs="?", help="a family name to show samples of")
     fam_p.add_argument("--seed", type=int, default=0)
@@ -241,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         config_path = (args.config or default_config_path()).resolve()
         if args.command == "sql":
             return sql(config_path, args.data_root, args.query, args.as_of, args.max_rows)
+        if args.command == "report":
+            return report(config_path, args.data_root, args.out)
         if args.command == "history":
             return history(config_path, args.data_root, args.table)
         if args.command == "synthesize":

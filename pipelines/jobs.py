@@ -38,7 +38,7 @@ socratic = dg.define_asset_job(
 regrade = dg.define_asset_job(
     "regrade",
     selection=dg.AssetSelection.assets(
-        "rollouts", "difficulty", "band_filter", "predictor", "irt", "curriculum_shards", "trainer_exports"
+        "rollouts", "difficulty", "band_filter", "predictor", "irt", "curriculum_shards", "trainer_exports", "report"
     ),
     description="Re-grade the existing pool for the configured student and rebuild its curriculum.",
 )

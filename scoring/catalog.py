@@ -32,41 +32,54 @@ def refresh_catalog(root: DataRoot) -> list[str]:
     """(Re)create one DuckDB view per stored table, plus `shards` over all curriculum shards. Runs end here,
     so this is also where temporaries of killed earlier runs in directories not written this run go."""
     root.sweep_temps()
-    views = []
     with connect_catalog(root, read_only=False) as con:
-        for table in TABLES:
-            # The view lists the table's current files: a stock DuckDB reads them with no Delta extension (none
-            # can be downloaded offline). Files stay until vacuumed, so the view stays valid between refreshes.
-            files = root.table_files(table)
-            if not files:
-                if root.has_table(table):  # written, but every row was replaced away: an empty view of its columns
-                    con.execute(f"create or replace view {table} as {_empty_select(table, root)}")
-                    views.append(table)
-                else:
-                    con.execute(f"drop view if exists {table}")
-                continue
-            con.execute(
-                f"create or replace view {table} as select * from read_parquet("
-                f"{parquet_list(files)}, hive_partitioning = true, union_by_name = true)"
-            )
-            views.append(table)
-        if "verdict_audit" in views:
-            con.execute(DISAGREEMENTS_VIEW)
-            views.append("disagreements")
-        if {"difficulty", "problems"} <= set(views):
-            con.execute(STUDENT_COMPARISON_VIEW)
-            views.append("student_comparison")
-        if {"difficulty", "problems", "student_revisions"} <= set(views):
-            con.execute(DIFFICULTY_DIFF_VIEW)
-            con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
-            views += ["difficulty_diff", "difficulty_diff_family"]
-        if any(root.shards_dir.glob("*/*/shard-*.parquet")):
-            glob = (root.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
-            con.execute(
-                "create or replace view shards as select * from read_parquet("
-                f"'{_sql_str(glob)}', filename = true, union_by_name = true)"
-            )
-            views.append("shards")
+        return define_views(con, root)
+
+
+def memory_catalog(root: DataRoot) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """An in-memory DuckDB connection with the catalog's views over the current files of `root`, and their names:
+    the same SQL as `catalog.duckdb` answers, without waiting for (or going stale behind) the catalog file."""
+    con = duckdb.connect()
+    return con, define_views(con, root)
+
+
+def define_views(con: duckdb.DuckDBPyConnection, root: DataRoot) -> list[str]:
+    """Create (or replace) the catalog's views on `con`: one per stored table, the derived views and `shards`;
+    return their names. A table never written has no view (its view is dropped)."""
+    views = []
+    for table in TABLES:
+        # The view lists the table's current files: a stock DuckDB reads them with no Delta extension (none
+        # can be downloaded offline). Files stay until vacuumed, so the view stays valid between refreshes.
+        files = root.table_files(table)
+        if not files:
+            if root.has_table(table):  # written, but every row was replaced away: an empty view of its columns
+                con.execute(f"create or replace view {table} as {_empty_select(table, root)}")
+                views.append(table)
+            else:
+                con.execute(f"drop view if exists {table}")
+            continue
+        con.execute(
+            f"create or replace view {table} as select * from read_parquet("
+            f"{parquet_list(files)}, hive_partitioning = true, union_by_name = true)"
+        )
+        views.append(table)
+    if "verdict_audit" in views:
+        con.execute(DISAGREEMENTS_VIEW)
+        views.append("disagreements")
+    if {"difficulty", "problems"} <= set(views):
+        con.execute(STUDENT_COMPARISON_VIEW)
+        views.append("student_comparison")
+    if {"difficulty", "problems", "student_revisions"} <= set(views):
+        con.execute(DIFFICULTY_DIFF_VIEW)
+        con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
+        views += ["difficulty_diff", "difficulty_diff_family"]
+    if any(root.shards_dir.glob("*/*/shard-*.parquet")):
+        glob = (root.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
+        con.execute(
+            "create or replace view shards as select * from read_parquet("
+            f"'{_sql_str(glob)}', filename = true, union_by_name = true)"
+        )
+        views.append("shards")
     return views
 
 

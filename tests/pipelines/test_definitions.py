@@ -39,6 +39,7 @@ def test_definitions_load_and_every_job_resolves() -> None:
         "stat_syn_problems",
         "ablation_run",
         "ablation_report",
+        "report",
     }
     jobs = ("build_all", "regrade", "export", "synthesize_more", "socratic", "curriculum_ablation", "ablation_summary")
     for job_name in jobs:
@@ -53,6 +54,9 @@ def test_definitions_load_and_every_job_resolves() -> None:
     assert {k.to_user_string() for k in defs.resolve_job_def("socratic").asset_layer.executable_asset_keys} == {
         "socratic_problems"
     }
+    # the picture report is rebuilt by every build and regrade of a student
+    regrade = defs.resolve_job_def("regrade").asset_layer.executable_asset_keys
+    assert "report" in {k.to_user_string() for k in regrade}
     assert defs.resolve_sensor_def("grade_new_problems").name == "grade_new_problems"
 
 
