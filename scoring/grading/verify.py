@@ -3,16 +3,32 @@
 Two pure functions — `parse_answer(text, config)` and `verify(gold, pred, config)` — and a `Verifier` that
 checks batches in a pool of worker processes (both cores busy) with a per-answer time limit. math-verify's
 own limits use `signal.alarm` in the caller, which breaks in threads; here each worker arms its own timer per
-answer, and a hung worker is killed and its batch re-checked one answer at a time. Nothing is ever `eval`ed,
+checker, and a hung worker is killed and its batch re-checked one answer at a time. Nothing is ever `eval`ed,
 and each worker is locked down after its imports (`scoring.grading.sandbox`): it can neither write files nor
 start processes.
-Conventions follow `../shared/methods.md` §15 (Qwen2.5-Math extraction order, Math-Verify equivalence).
+Conventions follow `../shared/methods.md` §15 (Qwen2.5-Math extraction order, Math-Verify equivalence);
+`scoring.grading.answer_forms` documents the answer forms added in issue 25 (display math after a word,
+ASCII relations, decimal commas, decimal approximations of fractions, matrices after an equation).
 
 Which checker decides (`Verdict.rule`): a procedural family's own exact scorer when the problem comes from a
 registered family ("family:<name>"), else an exact numeric comparison for plain numbers ("numeric"), a
-multiple-choice letter match ("choice"), normalized string equality ("exact"), and finally math-verify's
-symbolic equivalence ("math_verify"). The audit (`Verifier.audit`) runs every applicable checker so their
-disagreements can be inspected instead of guessed.
+rounded decimal for a fraction gold ("numeric_approx"), a multiple-choice letter match ("choice"), normalized
+string equality ("exact"), and math-verify's symbolic equivalence on the extracted answer ("math_verify").
+
+Then a second candidate, math-verify alone on the full completion ("math_verify_full",
+`scoring.grading.full_text`), so the verifier is never worse than math-verify alone where Gradus's extraction
+loses. Decision rule: when Gradus's own checkers do not say correct, the verdict is `correct` (rule
+"math_verify_full", with both checkers' reasons) if math-verify on the full completion finds the gold answer
+*as the final answer*: its pick came from a `\\boxed{}` or a "final answer is" phrase, or no digit follows the
+pick in the completion. The proviso exists because math-verify ranks any "answer" word above an unanchored
+last expression, so "To answer this, note 3 + 4 = 7 … the total is 12" would otherwise grade 7 correct.
+It never overrides a family's exact scorer (a countdown answer equal in value to the gold expression is not a
+solution), is not run for multiple-choice golds (math-verify's default extraction reads no letters), and is
+skipped after Gradus's checker timed out (the same text would stall it again). It runs under its own timer of
+the same length, in the same sandboxed worker, on the same size-limited text.
+
+The audit (`Verifier.audit`) runs every applicable checker, math_verify_full included, so their
+disagreements can be inspected (the `verdict_audit` table, the `disagreements` view) instead of guessed.
 
 Verdicts: `correct`, `wrong`, `unparseable` (no answer could be extracted), `timeout` (the checker ran out of
 time), `error` (the checker itself failed).
@@ -32,7 +48,7 @@ from fractions import Fraction
 from pebble import ProcessExpired, ProcessPool
 from pydantic import BaseModel, ConfigDict, Field
 
-from scoring.grading import sandbox
+from scoring.grading import answer_forms, full_text, sandbox
 from synthesis.answers import MAX_ANSWER_CHARS, ExtractedAnswer, extract_final_answer
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem, Verdict
@@ -41,7 +57,7 @@ from synthesis.registry import Registry
 # Verifiers by name; `<name>_<version>` is the `verifier_version` of every verdict. Bump the version whenever a
 # verdict could change (grades made by another version are not reused).
 VERIFIERS: Registry[type] = Registry("verifier")
-VERIFIER_NAME, VERIFIER_REVISION = "gradus_verify", "v2"
+VERIFIER_NAME, VERIFIER_REVISION = "gradus_verify", "v3"  # v3: math_verify_full, issue 25 answer forms
 VERIFIER_VERSION = f"{VERIFIER_NAME}_{VERIFIER_REVISION}"
 RG_FAMILY_PREFIX = "rg:"
 
@@ -65,10 +81,10 @@ _SPACES = re.compile(r"\s+")
 
 
 def parse_answer(text: str, config: VerifyConfig | None = None, *, choices: bool = False) -> ExtractedAnswer | None:
-    """The final answer a completion commits to (`\\boxed{}`, "the answer is", last number or, for
-    multiple choice, last letter), or None when it commits to none."""
+    """The final answer a completion commits to (`\\boxed{}`, "the answer is", a trailing math block or
+    relation, last number or, for multiple choice, last letter), or None when it commits to none."""
     del config  # extraction has no knobs yet; the parameter keeps the two functions' shapes aligned
-    return extract_final_answer(text, choices=choices)
+    return answer_forms.refine(text, extract_final_answer(text, choices=choices))
 
 
 def _normalize(text: str) -> str:
@@ -93,6 +109,15 @@ def _as_fraction(text: str) -> Fraction | None:
 def verify(gold: str, pred: str, config: VerifyConfig | None = None) -> Verdict:
     """Compare two final answers. Pure and without a time limit: call it through `Verifier` for untrusted input."""
     del config
+    gold, pred, read_as = answer_forms.ascii_relations(gold), answer_forms.ascii_relations(pred), ""
+    comma = answer_forms.decimal_comma(pred)
+    if comma is not None and "," not in gold and _as_fraction(gold) is not None:
+        pred, read_as = comma, f" (decimal comma: read as {comma})"
+    verdict = _compare(gold, pred)
+    return Verdict(verdict.label, verdict.reason + read_as, verdict.extracted, verdict.rule) if read_as else verdict
+
+
+def _compare(gold: str, pred: str) -> Verdict:
     if _normalize(gold) == _normalize(pred):
         return Verdict("correct", "same text after normalization", pred, "exact")
     choice = _CHOICE_GOLD.match(gold.strip())
@@ -111,6 +136,10 @@ def verify(gold: str, pred: str, config: VerifyConfig | None = None) -> Verdict:
     if gold_num is not None and pred_num is not None and (gold_num == pred_num or "." not in gold + pred):
         label = "correct" if gold_num == pred_num else "wrong"
         return Verdict(label, f"{pred[:40]!r} {'=' if label == 'correct' else '!='} {gold[:40]!r}", pred, "numeric")
+    if gold_num is not None and gold_num.denominator != 1 and "." not in gold and _SIMPLE_FRACTION.match(gold.strip()):
+        approx = answer_forms.approximation(gold_num, pred)
+        if approx is not None:
+            return Verdict("correct" if approx[0] else "wrong", approx[1], pred, "numeric_approx")
     return _math_verify(gold, pred)
 
 
@@ -149,6 +178,7 @@ def _warm_up() -> None:
     """Import and exercise math-verify once per worker, so the first answer's timer does not pay for it; then
     lock the worker down (no file writes, no new processes: `scoring.grading.sandbox`) before it sees model text."""
     _math_verify("\\sqrt{2}", "2^{1/2}")
+    full_text.check("1", "So the answer is \\boxed{1}.")  # compiles math-verify's extraction regexes
     sandbox.lock_down()
 
 
@@ -204,37 +234,68 @@ def _decide(item: CheckItem, extracted: ExtractedAnswer, use_family: bool, audit
 
 
 def _check_chunk(items: list[CheckItem], timeout_s: float, use_family: bool, audit: bool) -> list[list[Verdict]]:
-    """Runs in a worker process (its main thread), so a per-answer interval timer is safe here."""
+    """Runs in a worker process (its main thread), so a per-checker interval timer is safe here."""
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    results = []
     try:
-        for item in items:
-            choices = _CHOICE_GOLD.match(item.gold.strip()) is not None
-            extracted = extract_final_answer(item.completion, choices=choices)
-            if extracted is None:
-                results.append(
-                    [Verdict("unparseable", "no \\boxed{}, 'the answer is' or number found", None, "extract")]
-                )
-                continue
-            if len(extracted.text) >= MAX_ANSWER_CHARS:
-                results.append(
-                    [Verdict("unparseable", f"answer longer than {MAX_ANSWER_CHARS} chars", None, "extract")]
-                )
-                continue
-            _prepare(item, use_family)
-            signal.setitimer(signal.ITIMER_REAL, timeout_s)
-            try:
-                verdicts = _decide(item, extracted, use_family, audit)
-            except _AnswerTimeout:
-                verdicts = [Verdict("timeout", f"checker exceeded {timeout_s}s", extracted.text, "timer")]
-            except Exception as exc:  # the checker itself failed: its own verdict, never folded into wrong
-                verdicts = [Verdict("error", f"checker failed: {type(exc).__name__}: {exc}"[:300], extracted.text)]
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            results.append([_tag(v, extracted) for v in verdicts])
+        return [_check_one(item, timeout_s, use_family, audit) for item in items]
     finally:
         signal.signal(signal.SIGALRM, previous)
-    return results
+
+
+def _check_one(item: CheckItem, timeout_s: float, use_family: bool, audit: bool) -> list[Verdict]:
+    """Gradus's own checkers, then (when it can matter, or for the audit) math-verify on the full completion."""
+    choices = _CHOICE_GOLD.match(item.gold.strip()) is not None
+    extracted = parse_answer(item.completion, choices=choices)
+    if extracted is None:
+        verdicts = [Verdict("unparseable", "no \\boxed{}, 'the answer is' or number found", None, "extract")]
+    elif len(extracted.text) >= MAX_ANSWER_CHARS:
+        verdicts = [Verdict("unparseable", f"answer longer than {MAX_ANSWER_CHARS} chars", None, "extract")]
+    else:
+        _prepare(item, use_family)
+        verdicts = _timed(lambda: _decide(item, extracted, use_family, audit), timeout_s, extracted.text, ("timer", ""))
+        verdicts = [_tag(v, extracted) for v in verdicts]
+    may_override = not _family_decides(item, use_family) and verdicts[0].label != "correct"
+    if choices or verdicts[0].label == "timeout" or not (audit or may_override):
+        return verdicts
+    rules = (full_text.RULE, full_text.RULE)
+    opinion = _timed(lambda: [full_text.check(item.gold, item.completion)], timeout_s, None, rules)[0]
+    return _combine(verdicts, opinion, may_override)
+
+
+def _timed(run, timeout_s: float, extracted: str | None, rules: tuple[str, str]) -> list:
+    """`run()` under the worker's interval timer; a timeout or a checker failure becomes its own verdict (with
+    the rule `rules[0]` or `rules[1]`)."""
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return run()
+    except _AnswerTimeout:
+        return [Verdict("timeout", f"checker exceeded {timeout_s}s", extracted, rules[0])]
+    except Exception as exc:  # the checker itself failed: its own verdict, never folded into wrong
+        return [Verdict("error", f"checker failed: {type(exc).__name__}: {exc}"[:300], extracted, rules[1])]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _family_decides(item: CheckItem, use_family: bool) -> bool:
+    """Whether a family's exact scorer owns this problem (whatever it said, even when no answer was extracted)."""
+    if not use_family or item.problem is None:
+        return False
+    return _is_rg(item) or item.problem.family in FAMILIES
+
+
+def _combine(
+    verdicts: list[Verdict], opinion: Verdict | tuple[Verdict, full_text.Pick | None], may_override: bool
+) -> list[Verdict]:
+    """Apply the decision rule: the full-text verdict decides only when it finds gold as the final answer and
+    Gradus's own checkers did not say correct; either way it stays in the audit as its own rule."""
+    if isinstance(opinion, Verdict):  # the full-text checker timed out or failed
+        return [*verdicts, opinion]
+    full, pick = opinion
+    deciding = verdicts[0]
+    if may_override and full.label == "correct" and pick is not None and pick.is_final:
+        reason = f"{full.reason}; Gradus's own checkers said {deciding.label} ({deciding.rule}: {deciding.reason})"
+        return [Verdict("correct", reason[:1000], full.extracted, full_text.RULE), *verdicts]
+    return [*verdicts, full]
 
 
 def _tag(verdict: Verdict, extracted: ExtractedAnswer) -> Verdict:
@@ -253,7 +314,8 @@ def _prepare_allowance(chunk: Sequence[CheckItem]) -> float:
 @VERIFIERS.register(
     VERIFIER_NAME,
     version=VERIFIER_REVISION,
-    description="family scorers, then Qwen2.5-Math extraction and Math-Verify equivalence in sandboxed workers (§15)",
+    description="family scorers, Qwen2.5-Math extraction and Math-Verify equivalence, then math-verify on the full "
+    "completion when it finds gold as the final answer; sandboxed workers (§15, issue 25)",
 )
 class Verifier:
     """Checks completions against gold answers in worker processes, each answer time-limited."""
@@ -290,10 +352,11 @@ class Verifier:
     def _run(self, items: Sequence[CheckItem], *, audit: bool) -> list[list[Verdict]]:
         cfg = self.config
         chunks = [list(items[i : i + cfg.chunk_size]) for i in range(0, len(items), cfg.chunk_size)]
-        # Each answer has its own timer inside the worker; the chunk's hard limit only catches a worker stuck
-        # where a timer cannot interrupt it (e.g. inside one huge C-level integer operation).
+        # Each checker has its own timer inside the worker (Gradus's, then math-verify on the full text: two per
+        # answer); the chunk's hard limit only catches a worker stuck where a timer cannot interrupt it (e.g.
+        # inside one huge C-level integer operation).
         futures = [
-            self._schedule(chunk, cfg.timeout_s + 2 + 0.25 * len(chunk) + _prepare_allowance(chunk), audit)
+            self._schedule(chunk, 2 * cfg.timeout_s + 2 + 0.25 * len(chunk) + _prepare_allowance(chunk), audit)
             for chunk in chunks
         ]
         results: list[list[Verdict]] = []
@@ -315,7 +378,7 @@ class Verifier:
         for item in chunk:
             try:
                 out.extend(
-                    self._schedule([item], self.config.timeout_s + 1 + _prepare_allowance([item]), audit).result()
+                    self._schedule([item], 2 * self.config.timeout_s + 1 + _prepare_allowance([item]), audit).result()
                 )
             except (FutureTimeout, ProcessExpired) as exc:
                 out.append(
