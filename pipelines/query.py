@@ -11,6 +11,7 @@ import duckdb
 
 from engines.errors import ConfigError
 from scoring.catalog import connect_catalog, refresh_catalog
+from scoring.delta_tables import parquet_list
 from scoring.schemas import schema_for
 from scoring.storage import DataRoot
 
@@ -41,9 +42,8 @@ def run_query(root: DataRoot, query: str, as_of: dict[str, int] | None = None) -
         files = root.table_files(table, version=version)
         if not files:
             raise ConfigError(f"table {table!r} has no rows at version {version} (see `gradus history {table}`)")
-        listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(
-            f"create temp view {table} as select * from read_parquet([{listing}], "
+            f"create temp view {table} as select * from read_parquet({parquet_list(files)}, "
             "hive_partitioning = true, union_by_name = true)"
         )
     return con.sql(query)

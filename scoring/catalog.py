@@ -9,6 +9,7 @@ import time
 
 import duckdb
 
+from scoring.delta_tables import parquet_list
 from scoring.schemas import TABLES
 from scoring.storage import DataRoot
 
@@ -44,10 +45,9 @@ def refresh_catalog(root: DataRoot) -> list[str]:
                 else:
                     con.execute(f"drop view if exists {table}")
                 continue
-            listing = ", ".join(f"'{_sql_str(f)}'" for f in files)
             con.execute(
                 f"create or replace view {table} as select * from read_parquet("
-                f"[{listing}], hive_partitioning = true, union_by_name = true)"
+                f"{parquet_list(files)}, hive_partitioning = true, union_by_name = true)"
             )
             views.append(table)
         if "verdict_audit" in views:

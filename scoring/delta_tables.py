@@ -124,8 +124,9 @@ def _check_partition_keys(table: DeltaTable | None, directory: Path, partition: 
 
 
 def _remove_uncommitted(directory: Path, since: float, table: DeltaTable | None) -> None:
-    """After a failed write (under the lock): delete the Parquet files it left that no commit refers to."""
-    committed = {Path(uri).resolve() for uri in (_files(table) if table is not None else [])}
+    """After a failed write (under the lock): delete the Parquet files it left that no commit refers to (files of
+    earlier versions stay: time travel reads them)."""
+    committed = referenced_files(directory) if table is not None else set()
     for path in directory.rglob("*.parquet"):
         if LOG_DIR in path.parts or path.name == LEGACY_FILE:
             continue
@@ -189,7 +190,7 @@ def read(
     con = duckdb.connect()
     try:
         con.execute("set threads to 2")
-        stored = con.sql(f"select {select} from read_parquet({_listing(stored_files)}, union_by_name = true)")
+        stored = con.sql(f"select {select} from read_parquet({parquet_list(stored_files)}, union_by_name = true)")
         result = stored.to_arrow_table()
     finally:
         con.close()
@@ -199,7 +200,8 @@ def read(
     return result.cast(target)
 
 
-def _listing(paths: Sequence[str]) -> str:
+def parquet_list(paths: Sequence[str]) -> str:
+    """Paths as a DuckDB list literal (`['a', 'b']`, quotes doubled) for `read_parquet`."""
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
@@ -223,7 +225,7 @@ def fresh_rows(directory: Path, new: pa.Table, key: Sequence[str], partition: Pa
         on = " and ".join(f'n."{k}" is not distinct from s."{k}"' for k in key)
         keys = ", ".join(f'"{k}"' for k in key)
         query = (
-            f"select n.* from new_rows n anti join (select {keys} from read_parquet({_listing(stored)}, "
+            f"select n.* from new_rows n anti join (select {keys} from read_parquet({parquet_list(stored)}, "
             f"hive_partitioning = false, union_by_name = true)) s on {on} order by all"
         )
         return con.sql(query).to_arrow_table().cast(new.schema)

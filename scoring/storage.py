@@ -44,6 +44,8 @@ def safe_name(value: str, what: str) -> str:
 # exports), `.<name>.old-<pid>-<hex>` (an export being replaced), `<name>.tmp-<pid>` (model files, sidecars).
 _TEMP_NAME = re.compile(r"^(?P<base>.+)\.(?:tmp|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")
 _swept: set[Path] = set()
+# Table directories this process has found in the Delta format (nothing left to migrate).
+_migrated: set[Path] = set()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -170,9 +172,13 @@ class DataRoot:
     def _ready(self, table: str) -> Path:
         """The table's directory, with a pre-Delta table (one `data.parquet` per partition) migrated first."""
         directory = self.table_dir(table)
+        if directory in _migrated:  # checked once per process: the listing walks every file of the table
+            return directory
         if delta_tables.legacy_files(directory):
             with delta_tables.write_lock(directory):
                 delta_tables.migrate_legacy(directory, schema_for(table))
+        if delta_tables.is_delta(directory):
+            _migrated.add(directory)
         return directory
 
     def write_table(self, table: str, data: pa.Table, partition: dict[str, str] | None = None) -> Path:
