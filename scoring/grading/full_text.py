@@ -24,10 +24,13 @@ limit is the base extractor's: math-verify sees the completion's last `MAX_SCAN_
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
 
-from synthesis.answers import MAX_SCAN_CHARS
+from scoring.grading.checkers import parsed_gold
+from synthesis.answers import MAX_SCAN_CHARS, last_boxed
 from synthesis.problem import Verdict
 
 RULE = "math_verify_full"
@@ -63,12 +66,12 @@ def check(gold: str, completion: str) -> tuple[Verdict, Pick | None]:
 
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     text = completion[-MAX_SCAN_CHARS:]
-    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None)  # type: ignore[arg-type]
+    answer = parse(text, parsing_timeout=None)  # type: ignore[arg-type]
+    if not answer:  # checked first: a completion with no answer never pays for parsing its gold
+        return Verdict("unparseable", "math-verify found no answer in the full completion", None, RULE), None
+    gold_parsed = parsed_gold(gold)
     if not gold_parsed:
         return Verdict("error", f"gold answer {gold[:80]!r} could not be parsed", None, RULE), None
-    answer = parse(text, parsing_timeout=None)  # type: ignore[arg-type]
-    if not answer:
-        return Verdict("unparseable", "math-verify found no answer in the full completion", None, RULE), None
     shown = str(answer[-1] if isinstance(answer[-1], str) else answer[0])[:200]
     if not verify(gold_parsed, answer, timeout_seconds=None):
         return Verdict("wrong", f"math-verify on the full completion picked {shown!r}, not gold", shown, RULE), None
@@ -84,7 +87,60 @@ def check(gold: str, completion: str) -> tuple[Verdict, Pick | None]:
 
 def locate(text: str) -> Pick | None:
     """The match math-verify's `parse(text)` decides on, found the way `parse` finds it."""
-    from math_verify.parser import extract_match, get_extraction_regexes
+    from math_verify.parser import extract_match
+
+    for priority, match, target in _candidates(text):
+        value = extract_match(match, target)[0]
+        if value is not None:
+            after = text[match.end() :]
+            final = priority <= COMMITTED_PRIORITY or not any(c.isdigit() for c in after)
+            return Pick(priority, match.start(), match.end(), final, str(value)[:200])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What math-verify would read first in a completion, found with its own regexes and nothing parsed."""
+
+    found: bool  # it has a candidate at all (without one, `parse` finds no answer)
+    answer: str | None  # the candidate's text when it is one plain answer: one LaTeX answer or a plain number
+
+
+def first_reading(completion: str) -> Reading:
+    """The answer text of the match math-verify's `parse` tries first: the lowest priority that has a match,
+    the rightmost match there. `\\boxed{X}` alone reads as X. When that candidate parses, it is math-verify's
+    pick; the caller knows when it does (Gradus's own checkers judged the same text)."""
+    text = completion[-MAX_SCAN_CHARS:]
+    first = next(_candidates(text), None)
+    if first is None:
+        return Reading(False, None)
+    groups = {name: value for name, value in first[1].groupdict().items() if value}
+    if any("percent" in name for name in groups):
+        return Reading(True, None)
+    latex = [value for name, value in groups.items() if "_latex" in name]
+    if latex:
+        plain = len(latex) == 1 and "first_latex" in next(name for name in groups if "_latex" in name)
+        return Reading(True, _unbox(latex[0].strip()) if plain else None)
+    # A plain-text candidate counts only as a plain number: an expression ("2^10", "1/2") or a number with a
+    # comma is parsed by math-verify's own expression rules, which may read it otherwise than Gradus does.
+    number = groups.get("integer3") or groups.get("decimal3")
+    if "integer2" in groups and groups["decimal2"].startswith("."):
+        number = groups["integer2"] + groups["decimal2"]
+    return Reading(True, number if number is not None and "expr" not in groups else None)
+
+
+def _unbox(latex: str) -> str:
+    """`\\boxed{X}` (one box, nothing around it) → X; anything else unchanged."""
+    if latex.startswith("\\boxed{") and latex.count("\\boxed") == 1 and last_boxed(latex) == latex[7:-1].strip():
+        return latex[7:-1].strip()
+    return latex
+
+
+def _candidates(text: str) -> Iterator[tuple[int, re.Match[str], object]]:
+    """(priority, match, extraction target) in the order math-verify's `extract_target_from_pred` tries them
+    with `parse`'s default targets: by priority, then rightmost end first, then leftmost start. Lazy: a
+    priority's patterns run only when every lower priority had no match left to try."""
+    from math_verify.parser import get_extraction_regexes
 
     patterns = sorted(
         ((pattern, target, priority) for group, target in get_extraction_regexes(_default_targets())
@@ -98,9 +154,4 @@ def locate(text: str) -> Pick | None:
             reverse=True,
         )
         for match, target in matches:
-            value = extract_match(match, target)[0]
-            if value is not None:
-                after = text[match.end() :]
-                final = priority <= COMMITTED_PRIORITY or not any(c.isdigit() for c in after)
-                return Pick(priority, match.start(), match.end(), final, str(value)[:200])
-    return None
+            yield priority, match, target

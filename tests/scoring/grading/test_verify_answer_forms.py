@@ -69,6 +69,8 @@ def test_mid_solution_number_does_not_override(verifier: Verifier) -> None:
 
 
 def test_full_text_never_overrides_a_family_scorer(verifier: Verifier) -> None:
+    """The boxed target value equals the gold expression in value (without the family scorer it grades correct),
+    but a family's exact verdict stands, so the candidate is not even run."""
     from synthesis.families import FAMILIES
 
     family = FAMILIES.get("countdown")()
@@ -77,12 +79,87 @@ def test_full_text_never_overrides_a_family_scorer(verifier: Verifier) -> None:
     item = CheckItem(problem.answer, f"So the result is \\boxed{{{value}}}", problem)
     audit = verifier.audit([item])[0]
     assert (audit[0].label, audit[0].rule) == ("wrong", "family:countdown"), audit[0].reason
-    assert "math_verify_full" in {v.rule for v in audit}
+    assert "math_verify_full" not in {v.rule for v in audit}
+    assert verifier.check([CheckItem(problem.answer, item.completion)])[0].is_correct, "math-verify: same value"
 
 
 def test_multiple_choice_gold_skips_full_text(verifier: Verifier) -> None:
-    audit = verifier.audit([CheckItem("C", "Comparing the options, the answer is (C).")])[0]
-    assert "math_verify_full" not in {v.rule for v in audit}
+    audit = verifier.audit([CheckItem("C", "Comparing the options, the answer is (B).")])[0]
+    assert audit[0].label == "wrong" and "math_verify_full" not in {v.rule for v in audit}
+
+
+def test_full_text_runs_only_where_it_can_change_the_verdict(verifier: Verifier) -> None:
+    """No full-text opinion where it could not change the verdict: Gradus said correct, math-verify rejects the
+    gold, math-verify would read the very answer Gradus judged wrong, or it would read nothing at all. Where it
+    would read another answer, it runs and its opinion is audited."""
+    correct, rejected_gold, same_box, same_number, nothing, other = verifier.audit(
+        [
+            CheckItem("\\frac{3}{4}", "So the share is \\boxed{\\frac{3}{4}}."),
+            CheckItem("}{", "So the share is \\boxed{\\frac{3}{4}}."),  # math-verify parses no gold
+            CheckItem("\\frac{3}{4}", "Therefore, the final answer is \\(\\boxed{\\frac{2}{3}}\\)."),
+            CheckItem("72", "In May she sold 48 / 2 = 24 clips, so in total 24 + 24 = 48"),
+            CheckItem("72", "I am not sure how to solve this problem."),
+            CheckItem("7", "To answer this, note 3 + 4 = 7 apples were eaten. The remaining total is 12."),
+        ]
+    )
+    assert correct[0].label == "correct"
+    assert (rejected_gold[0].label, rejected_gold[0].rule) == ("error", "math_verify"), rejected_gold[0].reason
+    assert (same_box[0].label, same_number[0].label, nothing[0].label) == ("wrong", "wrong", "unparseable")
+    for skipped in (correct, rejected_gold, same_box, same_number, nothing):
+        assert "math_verify_full" not in {v.rule for v in skipped}, skipped
+    assert other[0].label == "wrong" and {v.rule: v.label for v in other}["math_verify_full"] == "correct"
+
+
+def test_skipping_on_the_same_reading_changes_no_verdict() -> None:
+    """Where condition 5 of `scoring.grading.decision` skips the candidate (math-verify would read nothing, or
+    the answer Gradus judged wrong), running it would not have graded the answer correct: checked on the real
+    embedded-student completions and the hand-written cases (fixture text, checked in this process)."""
+    from scoring.grading import full_text
+    from scoring.grading.decision import CheckSettings, check_chunk, full_text_may_change
+
+    recorded = Path(__file__).parents[2] / "fixtures" / "embedded_completions.jsonl"
+    rows = [json.loads(line) for line in recorded.read_text().splitlines() if line.strip()] + CASES
+    items = [CheckItem(row["gold"], row["completion"]) for row in rows]
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    skipped = 0
+    for row, item, verdicts in zip(rows, items, check_chunk(items, CheckSettings(30.0, audit=True)), strict=True):
+        if not full_text_may_change(item, verdicts[0], True) or "math_verify_full" in {v.rule for v in verdicts}:
+            continue
+        skipped += 1
+        full, pick = full_text.check(item.gold, item.completion)
+        assert not (full.label == "correct" and pick is not None and pick.is_final), (row, full)
+    assert skipped >= 20, skipped
+
+
+def test_first_reading_mirrors_math_verify_parse() -> None:
+    """`full_text.first_reading` finds the candidate math-verify's `parse` picks (when it parses): on every
+    fixture completion whose first candidate is one plain answer, that answer parses to the same value as a
+    box's content (the way Gradus's own checkers parse what they read)."""
+    from math_verify import parse
+
+    from scoring.grading.full_text import first_reading
+
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    compared = 0
+    for case in CASES:
+        reading, picked = first_reading(case["completion"]), parse(case["completion"])
+        assert reading.found == bool(picked), case
+        if reading.answer is not None and picked and not isinstance(picked[0], str):
+            assert str(parse(f"\\boxed{{{reading.answer}}}")[0]) == str(picked[0]), (case, reading)
+            compared += 1
+    assert compared >= len(CASES) // 2, compared
+
+
+def test_baseline_without_full_text_keeps_gradus_verdict() -> None:
+    """`full_text=False` (the throughput bench's baseline) leaves the extraction's verdict and says so in its
+    version."""
+    from scoring.grading.verify import VERIFIER_VERSION
+
+    item = CheckItem("\\frac{3}{4}", "Three of the four slices are left.\n**Answer:** $\\frac{3}{4}$ of the pie.")
+    with Verifier(timeout_s=5.0, full_text=False) as baseline:
+        [verdict] = baseline.check([item])
+        assert baseline.version != VERIFIER_VERSION
+    assert (verdict.label, verdict.rule) == ("wrong", "numeric")
 
 
 def test_verifier_version_bumped() -> None:
