@@ -13,15 +13,16 @@ styles the embedded students produce (boxed, "the answer is", trailing number, d
 `--k 1 --correct 0.6 --no-answer 0.1` is the mix of earlier runs (one completion per gold).
 
 Sides, each timed the same way — processes started, modules imported and `--warm-up` pairs of another seed
-checked by every side *before* the clock starts, so only checking is timed (each Gradus run on a verifier of
-its own, so no run profits from caches another run filled):
+checked by every side *before* the clock starts, so only checking is timed:
 - `baseline check` / `baseline audit`: `Verifier(full_text=False)`, Gradus's own checkers only (verifier v3
   without the math_verify_full candidate: main's v2 decision path plus issue 25's answer forms);
 - `v3 check` / `v3 audit`: `Verifier`, where math-verify on the full completion runs only where it can change
   the verdict (`scoring.grading.decision`);
-- `loop`: `math_verify.parse` + `math_verify.verify` in a plain loop in this process (1 process);
+- `loop`: `math_verify.parse` + `math_verify.verify` in a plain loop in one spawned process;
 - `pool`: the same parse+verify calls in a `multiprocessing` pool of `--workers` spawned processes, in chunks
   of the Gradus verifier's `chunk_size`.
+Every run gets fresh processes (Gradus's and math-verify's alike), so none profits from caches another run
+filled.
 All use a `--timeout` limit per answer. The first table is v3 against the baseline. The second is v3's check
 against math-verify: Gradus decides many pairs without math-verify (normalized text equality, rule `exact`;
 plain-number comparison, `numeric`), so it times every side again on the pairs *not* decided by `exact` and on
@@ -178,12 +179,25 @@ def gradus_run(config: VerifyConfig, side: str, warm: list, pairs: list) -> tupl
         return timed(lambda: run(pairs))
 
 
-def math_verify_sides(args: argparse.Namespace, pool, chunk_size: int) -> dict[str, Callable]:
-    out: dict[str, Callable] = {}
-    if not args.no_loop:
-        out["loop"] = lambda pairs: [_mv_check(pair) for pair in pairs]
-    out["pool"] = lambda pairs: pool.map(_mv_check, pairs, chunksize=chunk_size)
-    return out
+def _mv_loop(pairs: list[tuple[str, str]]) -> list[bool]:
+    return [_mv_check(pair) for pair in pairs]
+
+
+def math_verify_run(args: argparse.Namespace, side: str, warm: list, pairs: list) -> tuple[float, float, list]:
+    """(wall s, CPU s, correct flags) of math-verify on `pairs`, in fresh spawned processes that have checked only
+    the `warm` pairs: `loop` is a plain loop in one process, `pool` a pool of `--workers` processes fed in
+    chunks of the Gradus verifier's `chunk_size`."""
+    processes = 1 if side == "loop" else args.workers
+    context = multiprocessing.get_context("spawn")  # as Gradus's pools
+    with context.Pool(processes, initializer=_mv_init, initargs=(args.timeout,)) as pool:
+
+        def run(batch: list[tuple[str, str]]) -> list[bool]:
+            if side == "loop":
+                return pool.apply(_mv_loop, (batch,))
+            return pool.map(_mv_check, batch, chunksize=VerifyConfig().chunk_size)
+
+        run(warm)
+        return timed(lambda: run(pairs))
 
 
 Times = dict[tuple[str, str], list[tuple[float, float]]]
@@ -210,34 +224,30 @@ def main() -> None:
     load = os.getloadavg()[0]
 
     # Only checking is timed: imports, process start-up and the warm-up pairs run first, on every side.
-    _mv_init(args.timeout)  # the loop's import, in this process
-    context = multiprocessing.get_context("spawn")  # Gradus's pools spawn their workers too
-    with context.Pool(args.workers, initializer=_mv_init, initargs=(args.timeout,)) as pool:
-        theirs = math_verify_sides(args, pool, config.chunk_size)
-        for run in theirs.values():
-            run(warm)
-        times: Times = {}
-        results: dict[str, list] = {}
-        subsets: dict[str, list[tuple[str, str]]] = {"all": pairs}
-        for repeat in range(args.repeats):
-            for side in SIDES:
-                wall, cpu, results[side] = gradus_run(config, side, warm, pairs)
-                times.setdefault(("all", side), []).append((wall, cpu))
-            for side, run in theirs.items():
-                wall, cpu, results[side] = timed(lambda run=run: run(pairs))
-                times.setdefault(("all", side), []).append((wall, cpu))
-            if repeat == 0:
-                decided = list(zip(pairs, results["baseline check"], strict=True))
-                subsets[NOT_EXACT] = [pair for pair, [verdict] in decided if verdict.rule != "exact"]
-                subsets[BY_MATH_VERIFY] = [pair for pair, [verdict] in decided if verdict.rule == "math_verify"]
-            for name in (NOT_EXACT, BY_MATH_VERIFY):
-                if not subsets[name]:
-                    continue
-                wall, cpu, _ = gradus_run(config, "v3 check", warm, subsets[name])
-                times.setdefault((name, "v3 check"), []).append((wall, cpu))
-                for side, run in theirs.items():
-                    wall, cpu, _ = timed(lambda run=run, name=name: run(subsets[name]))
-                    times.setdefault((name, side), []).append((wall, cpu))
+    theirs = ([] if args.no_loop else ["loop"]) + ["pool"]
+
+    def run_side(side: str, batch: list[tuple[str, str]]) -> tuple[float, float, list]:
+        if side in SIDES:
+            return gradus_run(config, side, warm, batch)
+        return math_verify_run(args, side, warm, batch)
+
+    times: Times = {}
+    results: dict[str, list] = {}
+    subsets: dict[str, list[tuple[str, str]]] = {"all": pairs}
+    for repeat in range(args.repeats):
+        for side in [*SIDES, *theirs]:
+            wall, cpu, results[side] = run_side(side, pairs)
+            times.setdefault(("all", side), []).append((wall, cpu))
+        if repeat == 0:
+            decided = list(zip(pairs, results["baseline check"], strict=True))
+            subsets[NOT_EXACT] = [pair for pair, [verdict] in decided if verdict.rule != "exact"]
+            subsets[BY_MATH_VERIFY] = [pair for pair, [verdict] in decided if verdict.rule == "math_verify"]
+        for name in (NOT_EXACT, BY_MATH_VERIFY):
+            if not subsets[name]:
+                continue
+            for side in ("v3 check", *theirs):
+                wall, cpu, _ = run_side(side, subsets[name])
+                times.setdefault((name, side), []).append((wall, cpu))
 
     report = "\n".join(_report(args, pairs, times, results, subsets, load))
     print(report)
