@@ -24,7 +24,7 @@ from scoring.grading.policy import GradingConfig
 from scoring.grading.ray_config import RayConfig
 from scoring.grading.rollouts import RolloutConfig
 from scoring.grading.skills import SkillsConfig
-from scoring.grading.verify import VerifyConfig
+from scoring.grading.verify_config import VerifyConfig
 from scoring.storage import DataRoot, safe_name
 from scoring.training.ablation import AblationConfig
 from scoring.training.exports import ExportsConfig
