@@ -303,7 +303,9 @@ _PLAN_GRADE_COLUMNS = ("problem_id", "n", "k", "pass_rate", "post_mean", "post_l
 def _with_grades(problems: pa.Table, difficulty: pa.Table) -> Iterator[dict[str, Any]]:
     """Each pool problem (in pool order) with its grade's columns (nulls when ungraded), joined in Arrow and read
     a batch at a time: planning never holds the pool's texts or every grade as Python objects."""
-    pool = problems.select(_PLAN_PROBLEM_COLUMNS).append_column("_order", pa.array(range(problems.num_rows)))
+    pool = problems.select(_PLAN_PROBLEM_COLUMNS).append_column(
+        "_order", pa.array(range(problems.num_rows), pa.int64())
+    )
     grades = difficulty.select(_PLAN_GRADE_COLUMNS)
     joined = pool.join(grades, "problem_id", join_type="left outer").sort_by("_order")
     for batch in joined.to_batches(max_chunksize=65_536):
