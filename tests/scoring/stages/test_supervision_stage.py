@@ -20,55 +20,16 @@ from trl.data_utils import is_conversational, maybe_apply_chat_template
 from engines import Engine, EngineConfig
 from scoring.catalog import memory_catalog
 from scoring.config import ProjectConfig, StudentConfig
-from scoring.grading.rollouts import RolloutConfig, sampling_hash
-from scoring.grading.verify import VERIFIER_VERSION, CheckItem, Verifier
-from scoring.schemas import DIFFICULTY, PROBLEMS, ROLLOUTS, to_table
+from scoring.grading.rollouts import RolloutConfig
+from scoring.grading.verify import CheckItem, Verifier
 from scoring.stages.report import StageSummary
 from scoring.stages.roles import EngineRoles
 from scoring.stages.supervision import build_supervision, supervision_dir
 from scoring.storage import DataRoot
 from scoring.supervision.config import SupervisionConfig
 from scoring.supervision.traces import TraceSampling
-from synthesis.problem import Problem
+from tests.scoring.supervision.fixtures import TEACHER, problems, seed_tables, teacher_script
 from tests.scoring.supervision.scripted_backend import ScriptedBackendTestDouble, scripted_engine
-
-# question -> (gold, the teacher's three traces; None is a failed engine call)
-TEACHER = {
-    "Compute 12 * 7.": ("84", ["12 * 7 = 84\n\\boxed{84}", "12 * 7 = 86\n\\boxed{86}", "12 * 7 = 84\nSo \\boxed{84}"]),
-    "Compute 84 + 6.": ("90", ["84 + 6 = 91\n\\boxed{91}", "84 + 6 = 90\n\\boxed{90}", "The sum is \\boxed{90}"]),
-    "Compute 15 * 4 - 5.": (
-        "55",
-        [
-            "15 * 4 = 60\n60 - 5 = 55\n\\boxed{55}",
-            "15 * 4 = 60\n60 - 5 = 54\n\\boxed{54}",
-            "15 * 4 = 65\n65 - 5 = 60\n\\boxed{60}",
-        ],
-    ),
-    "Compute 9 * 9.": ("81", ["9 * 9 = 81\n\\boxed{81}", "9 * 9 = 81\nSo \\boxed{81}", None]),
-}
-# question -> the student's rollouts as (completion, verdict)
-STUDENT = {
-    "Compute 12 * 7.": [("\\boxed{80}", "wrong"), ("\\boxed{74}", "wrong")],
-    "Compute 84 + 6.": [
-        ("\\boxed{90}", "correct"),
-        ("\\boxed{96}", "wrong"),
-        ("\\boxed{80}", "wrong"),
-        ("I am not sure.", "unparseable"),
-    ],
-    "Compute 15 * 4 - 5.": [("\\boxed{55}", "correct"), ("\\boxed{55}", "correct"), ("\\boxed{65}", "wrong")],
-    "Compute 9 * 9.": [("\\boxed{81}", "correct"), ("\\boxed{81}", "correct")],
-}
-
-
-def _teacher_script(question: str, index: int) -> str | None:
-    return TEACHER[question][1][index]
-
-
-def _problems() -> dict[str, Problem]:
-    return {
-        q: Problem.create(source="t", family="t", question=q, answer=gold, source_ref=f"t:{i}")
-        for i, (q, (gold, _)) in enumerate(TEACHER.items())
-    }
 
 
 def _config(root: Path, **supervision: object) -> ProjectConfig:
@@ -85,26 +46,6 @@ def _config(root: Path, **supervision: object) -> ProjectConfig:
     )
 
 
-def _seed_tables(root: DataRoot, config: ProjectConfig) -> None:
-    """The pool, the student's rollouts and its difficulty rows (current revision, sampling and verifier)."""
-    problems = _problems()
-    pool = [{n: getattr(p, n) for n in PROBLEMS.names} for p in problems.values()]
-    root.write_table("problems", to_table(pool, PROBLEMS))
-    rollouts, grades = [], []
-    key = {"student_id": "s", "student_revision": "student-r1", "sampling_hash": sampling_hash(config.rollouts)}
-    for question, samples in STUDENT.items():
-        pid = problems[question].problem_id
-        for index, (text, verdict) in enumerate(samples):
-            sample = {"problem_id": pid, "sample_index": index, "completion": text, "verdict": verdict}
-            checked = {"verdict_reason": f"scripted {verdict}", "verifier_version": VERIFIER_VERSION}
-            rollouts.append({**key, **sample, **checked, "finish_reason": "stop"})
-        n, k = len(samples), sum(v == "correct" for _, v in samples)
-        stats = {"n": n, "k": k, "pass_rate": k / n, "post_mean": (k + 1) / (n + 2)}
-        grades.append({**key, "problem_id": pid, "verifier_version": VERIFIER_VERSION, **stats})
-    root.write_table("rollouts", to_table(rollouts, ROLLOUTS), {"student": "s"})
-    root.write_table("difficulty", to_table(grades, DIFFICULTY), {"student": "s"})
-
-
 @dataclass
 class Run:
     root: DataRoot
@@ -118,15 +59,15 @@ class Run:
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     path = tmp_path_factory.mktemp("supervision")
     root, config = DataRoot(path), _config(path)
-    _seed_tables(root, config)
-    engine, backend = scripted_engine(_teacher_script, root.cache_path, model_id="teacher-m", revision="t1")
+    seed_tables(root, config)
+    engine, backend = scripted_engine(teacher_script, root.cache_path, model_id="teacher-m", revision="t1")
     roles = EngineRoles(config, root, overrides={"teacher": engine})
     yield Run(root, config, build_supervision(config, root, roles, progress=False), engine, backend)
     engine.close()
 
 
 def _ids() -> dict[str, str]:
-    return {q: p.problem_id for q, p in _problems().items()}
+    return {q: p.problem_id for q, p in problems().items()}
 
 
 def _kept(run: Run, policy: str) -> list[tuple[str, int, str]]:
@@ -185,7 +126,7 @@ def test_correct_only_low_step_error_and_weak_to_strong_select_what_they_say(run
 
 def test_preference_pairs_never_pair_a_sample_with_itself_and_reverify(run: Run) -> None:
     pairs = run.root.read_table("preference_pairs", {"student": "s"}).to_pylist()
-    gold = {p.problem_id: p for p in _problems().values()}
+    gold = {p.problem_id: p for p in problems().values()}
     assert {(gold[p["problem_id"]].question, p["chosen_index"], p["rejected_index"]) for p in pairs} == {
         ("Compute 84 + 6.", 0, 1),
         ("Compute 84 + 6.", 0, 2),
@@ -277,7 +218,7 @@ def test_rerun_makes_no_model_call_and_rewrites_identical_tables(run: Run) -> No
 
 def test_without_grades_the_stage_says_what_to_run_first(tmp_path: Path) -> None:
     root, config = DataRoot(tmp_path), _config(tmp_path)
-    engine, backend = scripted_engine(_teacher_script, root.cache_path)
+    engine, backend = scripted_engine(teacher_script, root.cache_path)
     summary = build_supervision(config, root, EngineRoles(config, root, overrides={"teacher": engine}), progress=False)
     engine.close()
     assert backend.calls == 0 and summary.table.num_rows == 0
@@ -294,8 +235,8 @@ def test_weak_to_strong_needs_enough_samples_to_agree() -> None:
 def test_two_roles_on_one_engine_are_sampled_once(tmp_path: Path) -> None:
     config = _config(tmp_path, roles=("teacher", "generator"))  # the generator defaults to the teacher's engine
     root = DataRoot(tmp_path)
-    _seed_tables(root, config)
-    engine, _ = scripted_engine(_teacher_script, root.cache_path, model_id="teacher-m", revision="t1")
+    seed_tables(root, config)
+    engine, _ = scripted_engine(teacher_script, root.cache_path, model_id="teacher-m", revision="t1")
     summary = build_supervision(config, root, EngineRoles(config, root, overrides={"teacher": engine}), progress=False)
     engine.close()
     assert summary.counts["traces"] == 11 and "same engine as role 'teacher'" in str(
