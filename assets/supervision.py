@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.partitions import STUDENTS
 from assets.resources import (
+    CatalogResource,
     DataRootResource,
     GeneratorEngineResource,
     ProjectResource,
@@ -13,7 +14,11 @@ from assets.resources import (
     TeacherEngineResource,
 )
 from assets.roles import RoleResources, run_role_stage
+from scoring.config import ProjectConfig
+from scoring.stages.report import StageSummary
+from scoring.stages.roles import EngineRoles
 from scoring.stages.supervision import build_supervision
+from scoring.storage import DataRoot
 
 POLICIES_QUERY = "select * from supervision_policies"
 
@@ -34,6 +39,12 @@ def supervision(
     student: StudentEngineResource,
     teacher: TeacherEngineResource,
     generator: GeneratorEngineResource,
+    catalog: CatalogResource,
 ) -> dg.MaterializeResult:
+    def stage(config: ProjectConfig, root: DataRoot, roles: EngineRoles) -> StageSummary:
+        summary = build_supervision(config, root, roles)
+        catalog.refresh()  # publish the new tables and the supervision_policies view to DuckDB
+        return summary
+
     resources = RoleResources(project, data_root, student, teacher, generator)
-    return run_role_stage(build_supervision, resources, section="supervision", query=POLICIES_QUERY, context=context)
+    return run_role_stage(stage, resources, section="supervision", query=POLICIES_QUERY, context=context)

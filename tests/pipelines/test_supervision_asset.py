@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets import supervision
+from pipelines.cli import main
 from pipelines.materialize import materialize_project
 from scoring.catalog import memory_catalog
 from scoring.config import load_config
@@ -66,3 +67,20 @@ def test_materializes_traces_selections_pairs_and_catalog_views(tmp_path: Path) 
     kept = con.execute("select kept from supervision_policies where policy = 'hard_first_v1'").fetchone()
     assert kept == (2,)
     assert (root.path / "exports" / "sup" / "supervision" / "hard_first_v1" / "trl" / "train-00000.parquet").is_file()
+
+
+def test_gradus_supervise_prints_the_policies_and_refuses_when_off(tmp_path: Path, capsys) -> None:
+    root = DataRoot(tmp_path / "root")
+    off = write_project(tmp_path, root.path, name="off.yaml", student=STUDENT)
+    assert main(["supervise", "--config", str(off)]) == 2
+    assert "supervision.enabled: true" in capsys.readouterr().err
+    with fault_server("ok") as server:
+        teacher = {"backend": "openai", "base_url": server.url, "model": "teacher-m", "model_revision": "t1"}
+        config_path = write_project(
+            tmp_path, root.path, student=STUDENT, teacher=teacher, supervision={"enabled": True}
+        )
+        seed_tables(root, load_config(config_path), revision="r1")
+        assert main(["supervise", "--config", str(config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "traces: 16  preference pairs: 4  (ok)" in out
+    assert "hard_first_v1" in out and "weak_to_strong_v1" in out and "correct_share" in out
