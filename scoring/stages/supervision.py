@@ -63,7 +63,7 @@ def build_supervision(
     root.write_table("supervision_traces", traces, part)
     root.write_table("rejects", to_table(rejects, REJECTS), {"origin": f"{STAGE}-{config.student.id}"})
     selections = _select(config, root, traces)
-    pairs = _pairs(config, root, grades)
+    pairs = _pairs(config, root, {pid: grade for pid, grade in grades.items() if pid in pool})
     exported = _export(config, root, traces, selections, pairs, pool)
     status = "ok" if targets else "no graded problems for this student: materialize rollouts and difficulty first"
     return _summary(config, root, traces, selections, pairs, exported, meter, notes | {"status": status})
@@ -160,7 +160,8 @@ def _select(config: ProjectConfig, root: DataRoot, traces: pa.Table) -> dict[str
 
 
 def _pairs(config: ProjectConfig, root: DataRoot, grades: dict[str, dict[str, Any]]) -> pa.Table | None:
-    """Preference pairs of the student's current rollouts (None when pairs are switched off)."""
+    """Preference pairs of the student's current rollouts on the graded pool problems in `grades` (None when
+    pairs are switched off)."""
     if not config.supervision.pairs.enabled:
         return None
     revision = expected_revision(config.student.engine, root.models_dir)

@@ -20,6 +20,10 @@ MAX_VALUE_BITS = 512  # numerator and denominator of every intermediate value
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|([-+*/^()]))", re.ASCII)
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]{1,60})\}\s*\{([^{}]{1,60})\}")
 _ALIASES = (
+    ("\\(", " "),  # inline and display math delimiters: "\\(47 + 79 = 126\\)"
+    ("\\)", " "),
+    ("\\[", " "),
+    ("\\]", " "),
     ("\\left", ""),
     ("\\right", ""),
     ("\\times", "*"),

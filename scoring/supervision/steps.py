@@ -69,6 +69,9 @@ _RELATION = re.compile(r"(?<![<>!=:])(=|≈)(?![=>])")
 _FULL_STOP = re.compile(r"\.(?=\s|$)")
 _EXPRESSION_CHARS = frozenset("0123456789.+-*/^() \t")
 _SEPARATORS = frozenset(":;,|[")  # punctuation that may sit right before an expression
+# A Markdown or outline list marker opening a step ("- 8 - 4 = 4", "2) 5 * 3 = 15", "a. ..."): not a minus sign.
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)]|[A-Za-z][.)]|\(\w\))\s+")
+_REMAINDER = re.compile(r"\s*(?:with\s+(?:a\s+)?)?(?:remainder|rem\b|r\s*\d)", re.IGNORECASE)
 _DECIMALS = re.compile(r"^\s*[-+]?\d*\.(\d+)\s*$")
 
 
@@ -120,13 +123,16 @@ def _left_side(segment: str) -> str | None:
 
 
 def _right_side(segment: str) -> str | None:
-    """The expression starting after a relation sign, or None when it runs into a word (`= 12x`)."""
+    """The expression starting after a relation sign, or None when it runs into a word (`= 12x`) or is a quotient
+    with a remainder (`12 / 5 = 2 with a remainder of 2`)."""
     end = _prefix_end(segment)
     expression = segment[:end].strip()
     if not expression:
         return None
     after = segment[end:]
     if after and not segment[end - 1].isspace() and (after[0].isalnum() or after[0] in "\\_%"):
+        return None
+    if _REMAINDER.match(after):
         return None
     return expression
 
@@ -153,7 +159,7 @@ def _holds(left: str, right: str, lv: Fraction, rv: Fraction, relation: str) -> 
 
 def step_claims(step: str) -> list[Claim]:
     """The arithmetic claims in one step, each checked exactly."""
-    text = _FULL_STOP.sub("|", normalize_operators(step.replace("\\approx", "≈")))
+    text = _FULL_STOP.sub("|", normalize_operators(_LIST_MARKER.sub("", step).replace("\\approx", "≈")))
     parts = _RELATION.split(text)
     claims: list[Claim] = []
     for index in range(0, len(parts) - 2, 2):

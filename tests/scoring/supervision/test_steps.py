@@ -31,6 +31,18 @@ CLAIMS = [
     ("10 / 3 \\approx 3", [("10 / 3 ≈ 3", True)]),
     ("2 + 3 = 5 + 1 = 6", [("2 + 3 = 5 + 1", False), ("5 + 1 = 6", True)]),  # chains are checked pair by pair
     ("is 3 * 4 = 12 apples", [("3 * 4 = 12", True)]),
+    # shapes from tests/fixtures/embedded_completions.jsonl (Qwen2.5-Coder 0.5B): a list marker is not a minus,
+    # inline-math delimiters are not part of the numbers, a quotient with a remainder is not a false claim
+    ("   - 4 - 0 = 4", [("4 - 0 = 4", True)]),
+    ("2) 5 * 3 = 15", [("5 * 3 = 15", True)]),
+    ("a. 3 + 4 = 7", [("3 + 4 = 7", True)]),
+    ("we add the ones together: \\(47 + 79 = 126\\).", [("47 + 79 = 126", True)]),
+    ("We know that \\(12 \\div 5 = 2\\) with a remainder of 2.", []),
+    ("17 R 2: 87 / 5 = 17 r2", []),
+    (
+        "   - (27 / 20) + (1/7) = (27 + 1) / (20 * 7) = 28 / 140",
+        [("(27 / 20) + (1/7) = (27 + 1) / (20 * 7)", False), ("(27 + 1) / (20 * 7) = 28 / 140", True)],
+    ),
     # not arithmetic claims: algebra, no operator, comparisons, units glued on, percent, words in between
     ("2x - 3 = 5", []),
     ("x^2 + 3 = 12", []),
