@@ -70,9 +70,9 @@ def _ids() -> dict[str, str]:
     return {q: p.problem_id for q, p in problems().items()}
 
 
-def _kept(run: Run, policy: str) -> list[tuple[str, int, str]]:
+def _kept(root: DataRoot, policy: str) -> list[tuple[str, int, str]]:
     """(question, sample index, verdict) of the policy's kept traces, in export order."""
-    table = run.root.read_table("supervision_selection", {"student": "s", "selection": policy}).to_pylist()
+    table = root.read_table("supervision_selection", {"student": "s", "selection": policy}).to_pylist()
     question = {pid: q for q, pid in _ids().items()}
     kept = sorted((r for r in table if r["kept"]), key=lambda r: r["position"])
     return [(question[r["problem_id"]], r["sample_index"], r["verdict"]) for r in kept]
@@ -100,7 +100,7 @@ def test_traces_carry_verdict_difficulty_length_and_step_errors(run: Run) -> Non
 
 def test_hard_first_keeps_the_problems_the_student_fails_with_wrong_traces(run: Run) -> None:
     # pass rates: 12*7 0/2, 84+6 1/4, 15*4-5 2/3, 9*9 2/2; hard_below 0.5; the first trace of a problem is kept
-    assert _kept(run, "hard_first_v1") == [("Compute 12 * 7.", 0, "correct"), ("Compute 84 + 6.", 0, "wrong")]
+    assert _kept(run.root, "hard_first_v1") == [("Compute 12 * 7.", 0, "correct"), ("Compute 84 + 6.", 0, "wrong")]
     selection = run.root.read_table("supervision_selection", {"student": "s", "selection": "hard_first_v1"})
     dropped = [r for r in selection.to_pylist() if not r["kept"]]
     assert len(dropped) == 11 - 2 and all(r["reason"] for r in dropped)
@@ -108,16 +108,16 @@ def test_hard_first_keeps_the_problems_the_student_fails_with_wrong_traces(run: 
 
 
 def test_correct_only_low_step_error_and_weak_to_strong_select_what_they_say(run: Run) -> None:
-    assert _kept(run, "correct_only_v1") == [
+    assert _kept(run.root, "correct_only_v1") == [
         ("Compute 12 * 7.", 0, "correct"),
         ("Compute 84 + 6.", 1, "correct"),
         ("Compute 15 * 4 - 5.", 0, "correct"),
         ("Compute 9 * 9.", 0, "correct"),
     ]
     # every problem has a step-error-free checked trace; those come first, hardest first
-    assert _kept(run, "low_step_error_first_v1") == _kept(run, "correct_only_v1")
+    assert _kept(run.root, "low_step_error_first_v1") == _kept(run.root, "correct_only_v1")
     # 15*4-5: three different answers (55, 54, 60), no agreement; 84+6: 90 twice beats 91 once
-    assert _kept(run, "weak_to_strong_v1") == [
+    assert _kept(run.root, "weak_to_strong_v1") == [
         ("Compute 12 * 7.", 0, "correct"),
         ("Compute 84 + 6.", 1, "correct"),
         ("Compute 9 * 9.", 0, "correct"),
@@ -243,3 +243,27 @@ def test_two_roles_on_one_engine_are_sampled_once(tmp_path: Path) -> None:
         summary.figures["skipped_role_generator"]
     )
     assert pa.compute.unique(root.read_table("supervision_traces").column("role")).to_pylist() == ["teacher"]
+
+
+def test_two_engines_are_independent_teachers_for_weak_to_strong(tmp_path: Path) -> None:
+    root = DataRoot(tmp_path)
+    generator = EngineConfig(backend="openai", base_url="http://127.0.0.1:9", model="weak-m", model_revision="w1")
+    config = _config(tmp_path, roles=("teacher", "generator")).model_copy(update={"generator": generator})
+    seed_tables(root, config)
+    gold = {q: g for q, (g, _) in TEACHER.items()}
+    teacher, _ = scripted_engine(teacher_script, root.cache_path, model_id="teacher-m", revision="t1")
+    weak, _ = scripted_engine(lambda q, i: f"I think it is \\boxed{{{gold[q]}}}", root.cache_path, model_id="weak-m")
+    roles = EngineRoles(config, root, overrides={"teacher": teacher, "generator": weak})
+    summary = build_supervision(config, root, roles, progress=False)
+    teacher.close()
+    weak.close()
+    assert summary.counts["traces"] == 11 + 12
+    traces = root.read_table("supervision_traces").to_pylist()
+    assert {(r["role"], r["model_id"]) for r in traces} == {("teacher", "teacher-m"), ("generator", "weak-m")}
+    # 15*4-5: the teacher's three answers disagree, the weak engine's three 55s settle it; the first agreeing
+    # trace (by role name, then sample) is the generator's
+    kept = {q: (i, v) for q, i, v in _kept(root, "weak_to_strong_v1")}
+    assert set(kept) == set(TEACHER) and kept["Compute 15 * 4 - 5."] == (0, "correct")
+    selection = root.read_table("supervision_selection", {"student": "s", "selection": "weak_to_strong_v1"})
+    dropped = [r for r in selection.to_pylist() if not r["kept"] and r["role"] == "teacher"]
+    assert any("is not the agreed '55/1'" in r["reason"] for r in dropped)
