@@ -13,6 +13,7 @@ from assets.problems import problems
 from assets.report import report
 from assets.rollouts import rollouts
 from assets.skills import problem_skills, skill_profile, skill_vocabulary, stat_syn_problems
+from assets.supervision import supervision
 from assets.synthesis import (
     glan_problems,
     glan_syllabus,
@@ -45,6 +46,7 @@ MAIN_ASSETS = [
     skill_profile,
     restructured_problems,
     stat_syn_problems,
+    supervision,
     report,
 ]
 # Socratic-Zero rounds are partitioned by round, so they run in their own job.
@@ -68,6 +70,7 @@ __all__ = [
     "problems",
     "report",
     "rollouts",
+    "supervision",
     "trainer",
     "trainer_exports",
 ]

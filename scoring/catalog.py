@@ -1,6 +1,7 @@
 """The DuckDB catalog of a data root (`<root>/catalog.duckdb`): one view per stored table, `shards` over all
 curriculum shards, and the views derived from them (verifier disagreements, students compared, difficulty
-changes between revisions). Refreshed at the end of each run; the Parquet files stay the data.
+changes between revisions, supervision policies compared). Refreshed at the end of each run; the Parquet files
+stay the data.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ def define_views(con: duckdb.DuckDBPyConnection, root: DataRoot) -> list[str]:
         con.execute(DIFFICULTY_DIFF_VIEW)
         con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
         views += ["difficulty_diff", "difficulty_diff_family"]
+    if {"supervision_selection", "supervision_traces"} <= set(views):
+        con.execute(SUPERVISION_POLICIES_VIEW)
+        views.append("supervision_policies")
     if any(root.shards_dir.glob("*/*/shard-*.parquet")):
         glob = (root.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
         con.execute(
@@ -147,6 +151,27 @@ select d.problem_id, coalesce(d.family, p.family) as family, d.student_id, d.stu
 from difficulty d
 left join problems p on p.problem_id = d.problem_id
 where d.n > 0
+"""
+
+
+# Each supervision policy's selection in numbers: what it kept, and the kept traces' correctness, step-wise error
+# rate, difficulty for the student and length (methods §14: which traces help is what the policies differ in).
+SUPERVISION_POLICIES_VIEW = """
+create or replace view supervision_policies as
+select s.student_id, s.policy,
+       count(*) filter (where s.kept) as kept,
+       count(*) filter (where not s.kept) as dropped,
+       count(distinct s.problem_id) filter (where s.kept) as problems,
+       avg(case when s.verdict = 'correct' then 1.0 else 0.0 end) filter (where s.kept) as correct_share,
+       avg(s.step_error_rate) filter (where s.kept) as mean_step_error_rate,
+       avg(s.pass_rate) filter (where s.kept) as mean_pass_rate,
+       avg(t.trace_chars) filter (where s.kept) as mean_trace_chars
+from supervision_selection s
+left join supervision_traces t
+       on t.student_id = s.student_id and t.problem_id = s.problem_id and t.role = s.role
+      and t.model_id = s.model_id and t.sample_index = s.sample_index
+group by all
+order by s.student_id, s.policy
 """
 
 
