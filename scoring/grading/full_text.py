@@ -12,7 +12,8 @@ block). So a box or the Minerva phrase is always the final commitment, but one "
 ("To answer this, note 3 + 4 = 7 …") outranks the real, unanchored final answer at the end.
 
 Hence `Pick.is_final`: the pick counts as the completion's final answer when it came from a box or a "final answer
-is" phrase (priority ≤ 50), or when no digit follows it in the completion. `locate` finds the pick with
+is" phrase (priority ≤ 50), or when no digit follows it in the completion and it is not an unevaluated arithmetic
+expression (an echoed "Compute 12 * 7." is not an answer of 84). `locate` finds the pick with
 math-verify's own regexes and its own `extract_match`, in its own order (a mirror of its
 `extract_target_from_pred` loop that also keeps the match); it runs only when math-verify's verdict is
 `correct`, and its parses hit math-verify's own LaTeX cache.
@@ -35,6 +36,8 @@ from synthesis.problem import Verdict
 
 RULE = "math_verify_full"
 COMMITTED_PRIORITY = 50  # math-verify's box / "final answer … is" priority
+# "12 * 7", "3 \\times 4": an operation still to carry out ("3/4" is a fraction, a value, so `/` is not here)
+_UNEVALUATED = re.compile(r"\d\s*(?:[-+*^×÷]|\\times|\\cdot|\\div)\s*[\d(\\]")
 _ANCHORS = {0: "'final answer is … I hope'", 50: "\\boxed{} or 'final answer … is'", 100: "'answer:'", 200: "'answer'"}
 
 
@@ -80,7 +83,9 @@ def check(gold: str, completion: str) -> tuple[Verdict, Pick | None]:
         where = "its pick could not be located"
     else:
         where = f"picked by {pick.anchor} at char {pick.start}, " + (
-            "the final answer" if pick.is_final else "followed by more numbers: not the final answer"
+            "the final answer"
+            if pick.is_final
+            else "not the final answer: more numbers follow, or it is an expression still to work out"
         )
     return Verdict("correct", f"math-verify on the full completion: {shown!r} equals gold ({where})", shown, RULE), pick
 
@@ -93,7 +98,11 @@ def locate(text: str) -> Pick | None:
         value = extract_match(match, target)[0]
         if value is not None:
             after = text[match.end() :]
-            final = priority <= COMMITTED_PRIORITY or not any(c.isdigit() for c in after)
+            # unanchored, the pick must be a final value: no digit after it, and not an expression still to be
+            # worked out — "Compute 12 * 7." echoed back equals 84 to math-verify, but it answers nothing
+            final = priority <= COMMITTED_PRIORITY or not (
+                any(c.isdigit() for c in after) or _UNEVALUATED.search(text[match.start() : match.end()])
+            )
             return Pick(priority, match.start(), match.end(), final, str(value)[:200])
     return None
 

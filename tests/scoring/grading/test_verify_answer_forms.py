@@ -68,6 +68,17 @@ def test_mid_solution_number_does_not_override(verifier: Verifier) -> None:
     assert full.label == "correct" and "not the final answer" in full.reason
 
 
+def test_an_echoed_expression_is_not_a_final_answer(verifier: Verifier) -> None:
+    """math-verify alone reads "12 * 7" at the end of an echoed question as 84; unanchored, an expression still
+    to be worked out is not an answer, so the echo stays wrong. In a box it is the model's own commitment."""
+    echoed = verifier.audit([CheckItem("84", "reply to Compute 12 * 7.")])[0]
+    assert (echoed[0].label, echoed[0].rule) == ("wrong", "numeric")
+    [full] = [v for v in echoed if v.rule == "math_verify_full"]
+    assert full.label == "correct" and "expression still to work out" in full.reason
+    boxed = verifier.audit([CheckItem("84", "So we need \\boxed{12 \\times 7}.")])[0]
+    assert boxed[0].label == "correct"
+
+
 def test_full_text_never_overrides_a_family_scorer(verifier: Verifier) -> None:
     """The boxed target value equals the gold expression in value (without the family scorer it grades correct),
     but a family's exact verdict stands, so the candidate is not even run."""
