@@ -1,7 +1,8 @@
 """Time and peak memory of MinHash dedup at scale, against two MinHash libraries, and the n-gram decontaminator.
 
     python bench/dedup_scale.py [--sizes 100000 1000000] [--baselines datasketch rensa] [--pool 10000]
-                                [--shared ../shared] [--skip-decontam] [--out bench/results/dedup_scale.md]
+                                [--shared ../shared] [--skip-decontam] [--skip-accuracy]
+                                [--out bench/results/dedup_scale.md]
 
 Dedup: synthetic problems (random sentences over a 6,000-word made-up vocabulary with 3–5 numbers, ~40 words
 each, so unrelated problems share almost no shingles), of which 5% are planted near-duplicates of another
@@ -29,6 +30,10 @@ are left out of every implementation's time. Time is reported as wall seconds an
 its threads). Other jobs on a shared machine stretch wall time but hardly CPU time, so "docs per CPU s" is the
 figure to compare; each run's load average is shown beside it.
 
+Signature accuracy: pairs of random texts of 4–60 words, a random share of words replaced, whose true
+Jaccard (of character 5-gram sets) is known: the error of Gradus's estimated Jaccard, of the datasketch affine32
+MinHash that Gradus used before, and of rensa over its own token hash.
+
 Decontamination: a pool of problems from every procedural family checked against MATH test (5,000 items):
 index build time and n-gram matching throughput, and the full `decontaminate` (n-grams + TF-IDF).
 """
@@ -53,7 +58,7 @@ sys.path.insert(0, str(REPO))
 
 from scoring.curation.decontam import BenchmarkSpec, DecontamConfig, NgramIndex, decontaminate, load_benchmark  # noqa: E402
 from scoring.curation.dedup import DedupConfig, deduplicate  # noqa: E402
-from scoring.curation.minhash import lsh_bands, shingles  # noqa: E402
+from scoring.curation.minhash import estimated_jaccard, lsh_bands, minhash_signatures, shingle_hash, shingles  # noqa: E402
 from scoring.curation.normalize import comparable_text  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 
@@ -233,6 +238,70 @@ def run_baseline(size: int, impl: str) -> dict:
     }
 
 
+def _edited_pairs(words_per_text: int, count: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """`count` text pairs of `words_per_text` random words, a random share of them replaced in the second text;
+    returns the texts (pair i = texts 2i, 2i+1) and the true Jaccard of each pair's character 5-gram sets."""
+    rng = np.random.default_rng(seed)
+    vocab = _vocabulary(rng, 2000)
+    texts, truth = [], []
+    for _ in range(count):
+        words = list(rng.choice(vocab, size=words_per_text, replace=False))
+        replaced = rng.random(words_per_text) < rng.random()
+        edited = [str(vocab[rng.integers(len(vocab))]) if r else w for w, r in zip(words, replaced, strict=True)]
+        left, right = " ".join(words), " ".join(edited)
+        a, b = set(shingles(left)), set(shingles(right))
+        texts += [left, right]
+        truth.append(len(a & b) / len(a | b))
+    return texts, np.array(truth)
+
+
+def _affine32_rows(texts: list[str], num_perm: int, seed: int) -> np.ndarray:
+    """The previous Gradus signatures: datasketch's affine32 MinHash over the top 32 bits of `shingle_hash`."""
+    from datasketch import MinHash
+
+    rows = []
+    for text in texts:
+        sketch = MinHash(num_perm=num_perm, seed=seed, hashfunc=lambda s: shingle_hash(s) >> 32, scheme="affine32")
+        sketch.update_batch(shingles(text))
+        rows.append(sketch.hashvalues)
+    return np.array(rows, dtype=np.uint32)
+
+
+def _rensa_token_rows(texts: list[str], num_perm: int, seed: int) -> np.ndarray:
+    """The rensa baseline's signatures: R-MinHash over rensa's hash of each shingle string."""
+    from rensa import RMinHash
+
+    matrix = RMinHash.digest_matrix_from_token_sets([shingles(t) for t in texts], num_perm, seed)
+    return np.array(matrix.to_rows(), dtype=np.uint32)
+
+
+def signature_accuracy(pairs_per_size: int = 400) -> list[str]:
+    """Estimated vs true Jaccard, by text length: Gradus's rows, the affine32 MinHash they replaced, rensa's own."""
+    config = DedupConfig()
+    lines = [
+        f"**Signature accuracy**: estimated vs true Jaccard of character 5-gram sets, {pairs_per_size} pairs of "
+        f"random texts per length (a random share of words replaced), {config.num_perm} values, seed {config.seed}",
+        "",
+        "| words per text | shingles per text | signatures | bias | mean abs error | RMSE |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for words in (4, 8, 16, 60):
+        texts, truth = _edited_pairs(words, pairs_per_size, seed=words)
+        n_shingles = np.mean([len(set(shingles(t))) for t in texts])
+        schemes = {
+            "Gradus (rensa R-MinHash)": minhash_signatures(texts, num_perm=config.num_perm, seed=config.seed),
+            "before (datasketch affine32)": _affine32_rows(texts, config.num_perm, config.seed),
+            "rensa's own token hash": _rensa_token_rows(texts, config.num_perm, config.seed),
+        }
+        for name, rows in schemes.items():
+            error = estimated_jaccard(rows, np.arange(0, len(texts), 2), np.arange(1, len(texts), 2)) - truth
+            lines.append(
+                f"| {words} | {n_shingles:.0f} | {name} | {error.mean():+.4f} | {np.abs(error).mean():.4f} "
+                f"| {np.sqrt((error**2).mean()):.4f} |"
+            )
+    return lines
+
+
 def _family_pool(count: int) -> list[dict]:
     names = FAMILIES.names()
     per_level = count // (len(names) * 5) + 1
@@ -349,6 +418,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=10_000, help="pool size for the decontamination run")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared folder")
     parser.add_argument("--skip-decontam", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true", help="skip the signature accuracy table")
     parser.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
     parser.add_argument("--child-dedup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-baseline", choices=BASELINES, help=argparse.SUPPRESS)
@@ -373,6 +443,8 @@ def main() -> None:
     print(report[0] + "\n", flush=True)
     gradus = [_child(["--child-dedup", str(size)]) for size in args.sizes]
     _emit(report, _gradus_table(gradus))
+    if not args.skip_accuracy:
+        _emit(report, signature_accuracy())
     for r in gradus if args.baselines else []:
         baselines = [_child(["--child-dedup", str(r["size"]), "--child-baseline", b]) for b in args.baselines]
         _emit(report, _comparison([r, *baselines]))
