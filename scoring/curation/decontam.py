@@ -170,9 +170,21 @@ def load_benchmark(spec: BenchmarkSpec, base_dir: str | Path = ".") -> Benchmark
 # --- n-gram overlap ----------------------------------------------------------------------------------------------
 
 
+# MATH draws its figures in Asymptote: `draw((0,0)--(7,0)); label("$A$", ...)` is boilerplate shared by unrelated
+# problems, and its command names are words, so it made word n-grams match across them (observed: a MATH-train
+# problem about a row of squares flagged against a MATH-500 cylinder). The prose around a figure carries the match.
+_DRAWING = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.DOTALL | re.IGNORECASE)
+
+
+def without_drawings(text: str) -> str:
+    """`text` with its Asymptote figures (`[asy] … [/asy]`, an unclosed one to the end) replaced by a space."""
+    return _DRAWING.sub(" ", text) if "[asy]" in text.lower() else text
+
+
 def words(text: str) -> list[str]:
-    """The words n-grams are made of: runs of letters/digits of the number-masked normalized text."""
-    return _WORD.findall(comparable_text(text, mask_numbers=True))
+    """The words n-grams are made of: runs of letters/digits of the number-masked normalized text, figures
+    dropped."""
+    return _WORD.findall(comparable_text(without_drawings(text), mask_numbers=True))
 
 
 def is_bare_expression(text: str) -> bool:
@@ -182,8 +194,11 @@ def is_bare_expression(text: str) -> bool:
 
 
 def _masked(text: str) -> tuple[str, list[str]]:
+    """The number-masked comparable text (figures kept: the exact fallback compares whole texts) and its words
+    without figures (what n-grams are made of)."""
     masked = comparable_text(text, mask_numbers=True)
-    return masked, _WORD.findall(masked)
+    drawn = without_drawings(text)
+    return masked, _WORD.findall(masked if drawn is text else comparable_text(drawn, mask_numbers=True))
 
 
 def _ngram_keys(tokens: list[str], n: int) -> set[int]:

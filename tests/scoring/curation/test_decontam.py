@@ -282,3 +282,21 @@ def test_config_and_input_are_validated() -> None:
     with pytest.raises(ValidationError):
         DecontamConfig(ngram_size=8)
     assert [r.n for r in DecontamConfig(ngrams=[{"n": 8}, {"n": 13}]).ngrams] == [13, 8]
+
+
+ROW_OF_SQUARES = (
+    "[asy]\nunitsize(0.35inch);\ndraw((0,0)--(7,0)--(7,1)--(0,1)--cycle);\ndraw((1,0)--(1,1));\n"
+    'draw((2,0)--(2,1));\nlabel("$A$",(0,0),SW);\nlabel("$B$",(7,1),NE);\n[/asy]'
+)
+
+
+def test_a_shared_asymptote_figure_is_not_a_leak_but_a_copy_with_its_figure_is() -> None:
+    item = f"The volume of the cylinder shown is $45\\pi$ cubic cm. What is its height?\n{ROW_OF_SQUARES}"
+    unrelated = f"The integers in the row of squares form an arithmetic sequence. What is $N$?\n{ROW_OF_SQUARES}"
+    index = NgramIndex([item], DecontamConfig().ngrams)
+    assert index.match(unrelated) == []
+    copied = index.match(item.replace("45", "54"))
+    assert copied and {method for method, _, _ in copied} >= {"ngram13"} and all(score == 1.0 for *_, score in copied)
+    # without the rule the figure alone matched: the drawing commands are words
+    drawing_only = NgramIndex([ROW_OF_SQUARES + " " + ROW_OF_SQUARES], DecontamConfig().ngrams)
+    assert drawing_only.match(ROW_OF_SQUARES + " " + ROW_OF_SQUARES) == [("exact", 0, 1.0)]
