@@ -244,6 +244,9 @@ def trainer_project(directory: Path, model: Path) -> tuple[Path, Path]:
         "batch_size": 2,
         "num_generations": 4,
         "max_completion_tokens": 16,
+        # held-out evaluation has its own tests (tests/scoring/training/test_heldout_eval.py); here it would only
+        # add two greedy passes to every trainer run these tests start
+        "heldout": {"enabled": False},
     }
     student = {"id": "tiny", "engine": {"model": str(model)}}
     return root.path, write_project(directory, root.path, student=student, trainer=trainer)
