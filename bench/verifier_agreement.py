@@ -141,7 +141,7 @@ def _report_part(name: str, cases: list[dict], verdicts: list, alone: list[bool]
         f"| **all** | {len(cases)} | {sum(expected)} | {sum(gradus_ok)} ({sum(gradus_ok) / n:.1%}) "
         f"| {sum(alone_ok)} ({sum(alone_ok) / n:.1%}) | {len(only_alone)} | {sum(by_full)} |"
     )
-    if all("source" in case for case in cases):  # a recorded table: the same figures by source and student
+    if all("student" in case for case in cases):  # a recorded table: the same figures by source and student
         lines += ["", "| source / student | cases | gradus agrees | math-verify alone agrees |", "|---|---:|---:|---:|"]
         for key in sorted({(case["source"], case["student"]) for case in cases}):
             idx = [i for i, case in enumerate(cases) if (case["source"], case["student"]) == key]
