@@ -1,21 +1,26 @@
 """Agreement with expected verdicts: Gradus's verifier vs math-verify alone, on (gold, completion, expected) cases.
 
-    python bench/verifier_agreement.py [--cases tests/fixtures/verifier/hand_written_regressions.jsonl]
-        [--timeout 5] [--workers 2]
+    python bench/verifier_agreement.py [--cases TABLE.jsonl ...] [--timeout 5] [--workers 2] [--out REPORT.md]
 
-The default cases are hand-written regression cases (realistic completion shapes for the categories issue 25
-named: display math after a word, ASCII relations, decimal commas, decimal approximations of fractions,
-matrices after an equation, numbers mentioned mid-solution, plus ordinary right and wrong answers). They are
-not an independent suite: the same person wrote them and the verifier rules.
+Two tables by default, each reported per category (the form of the gold answer, or the hand-written shape):
+- `tests/fixtures/verifier/hand_written_regressions.jsonl`: hand-written cases in the shapes issue 25 named
+  (display math after a word, ASCII relations, decimal commas, decimal approximations of fractions, matrices
+  after an equation, numbers mentioned mid-solution, ordinary answers). Not an independent suite: the same person
+  wrote them and the verifier rules.
+- `tests/fixtures/verifier/recorded_student_completions.jsonl`: real completions of the embedded students on
+  MATH-500, MATH and GSM8K problems, each citing its file and row, with expected verdicts agreed by both checkers
+  or adjudicated by hand where they disagreed (`bench/record_verifier_cases.py`, `bench/label_verifier_cases.py`).
+  Reported per split: `tuning` (the verifier may be fixed on it) and `held_out` (settled by a hash of the case id
+  before any fix; the honest figure).
 
 Agreement is on the binary reward (correct vs anything else), which is what grading uses. Two sides:
 - `gradus`: `scoring.grading.verify.Verifier.check` (its sandboxed worker processes);
 - `math-verify alone`: `math_verify.parse(completion)` with its default extraction configs, then
   `math_verify.verify(parse("\\boxed{gold}"), answer)`, in a separate spawned process with math-verify's own
-  time limits (the cases are hand-written, but model-shaped text is still never parsed in this process).
+  time limits (model text is never parsed in this process).
 The column `decided by math_verify_full` counts Gradus verdicts taken from its full-text math-verify
-candidate (`scoring.grading.full_text`). The table ends with the cases math-verify alone gets right and Gradus
-gets wrong: the verifier is meant to keep that list short, and each entry is explained by its reason.
+candidate (`scoring.grading.full_text`). Each part ends with the cases math-verify alone gets right and Gradus
+gets wrong (the verifier is meant to keep that list empty), the reverse, and the cases both get wrong.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import argparse
 import json
 import multiprocessing
 import sys
-from collections import Counter
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scoring.grading.verify import VERIFIER_VERSION, CheckItem, Verifier, VerifyConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CASES = REPO / "tests" / "fixtures" / "verifier" / "hand_written_regressions.jsonl"
+FIXTURES = REPO / "tests" / "fixtures" / "verifier"
+DEFAULT_CASES = [FIXTURES / "hand_written_regressions.jsonl", FIXTURES / "recorded_student_completions.jsonl"]
 
 
 def math_verify_alone(pair: tuple[str, str, float]) -> bool:
@@ -52,58 +58,114 @@ def load_cases(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _relative(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def table_parts(paths: list[Path]) -> list[tuple[str, list[dict]]]:
+    """(name, cases) per table part: a table with a `split` column is reported per split (tuning, held_out);
+    cases without an expected verdict yet (not adjudicated) are left out, and counted in the name."""
+    parts = []
+    for path in paths:
+        cases = load_cases(path)
+        todo = sum(case.get("expected") is None for case in cases)
+        suffix = f", {todo} not adjudicated left out" if todo else ""
+        splits = sorted({case["split"] for case in cases if "split" in case}, reverse=True)
+        for split in splits or [None]:
+            chosen = [c for c in cases if c.get("expected") is not None and c.get("split") == split]
+            parts.append((f"{_relative(path)}" + (f" — {split}" if split else "") + suffix, chosen))
+    return parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
+    parser.add_argument("--cases", type=Path, nargs="+", default=DEFAULT_CASES)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
     args = parser.parse_args()
-    cases = load_cases(args.cases)
-    expected = [case["expected"] == "correct" for case in cases]
-
+    parts = table_parts(args.cases)
+    cases = [case for _, part in parts for case in part]
+    started = time.perf_counter()
     with Verifier(VerifyConfig(timeout_s=args.timeout, workers=args.workers)) as verifier:
         verdicts = verifier.check([CheckItem(case["gold"], case["completion"]) for case in cases])
-    gradus = [v.is_correct for v in verdicts]
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
         alone = pool.map(math_verify_alone, [(c["gold"], c["completion"], args.timeout) for c in cases])
+    lines = [
+        "# Verifier agreement with hand-checked regression tables",
+        "",
+        "```",
+        "python " + " ".join(["bench/verifier_agreement.py", *sys.argv[1:]]),
+        "```",
+        "",
+        f"verifier: {VERIFIER_VERSION}; math-verify alone = `parse(completion)` + `verify(parse(\\boxed{{gold}}), …)`; "
+        f"agreement on the binary reward (correct vs anything else); {time.perf_counter() - started:.0f} s wall",
+    ]
+    offset = 0
+    for name, part in parts:
+        lines += _report_part(name, part, verdicts[offset : offset + len(part)], alone[offset : offset + len(part)])
+        offset += len(part)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
 
-    gradus_ok = [g == e for g, e in zip(gradus, expected, strict=True)]
+
+def _report_part(name: str, cases: list[dict], verdicts: list, alone: list[bool]) -> list[str]:
+    expected = [case["expected"] == "correct" for case in cases]
+    gradus_ok = [v.is_correct == e for v, e in zip(verdicts, expected, strict=True)]
     alone_ok = [a == e for a, e in zip(alone, expected, strict=True)]
     only_alone = [i for i in range(len(cases)) if alone_ok[i] and not gradus_ok[i]]
     only_gradus = [i for i in range(len(cases)) if gradus_ok[i] and not alone_ok[i]]
-
-    print(f"cases: {args.cases.relative_to(REPO) if args.cases.is_relative_to(REPO) else args.cases} ({len(cases)})")
-    print(f"verifier: {VERIFIER_VERSION}\n")
-    print(
-        "| category | cases | gradus agrees | math-verify alone agrees | math-verify right, gradus wrong "
-        "| decided by `math_verify_full` |"
-    )
-    print("|---|---:|---:|---:|---:|---:|")
+    both_wrong = [i for i in range(len(cases)) if not alone_ok[i] and not gradus_ok[i]]
     by_full = [v.rule == "math_verify_full" for v in verdicts]
-    by_category = Counter(case["category"] for case in cases)
-    for category in by_category:
+    lines = [
+        "",
+        f"## {name} ({len(cases)} cases)",
+        "",
+        "| category | cases | expected correct | gradus agrees | math-verify alone agrees "
+        "| math-verify right, gradus wrong | decided by `math_verify_full` |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for category in sorted({case["category"] for case in cases}):
         idx = [i for i, case in enumerate(cases) if case["category"] == category]
-        print(
-            f"| {category} | {len(idx)} | {sum(gradus_ok[i] for i in idx)} | {sum(alone_ok[i] for i in idx)} "
-            f"| {sum(i in only_alone for i in idx)} | {sum(by_full[i] for i in idx)} |"
+        lines.append(
+            f"| {category} | {len(idx)} | {sum(expected[i] for i in idx)} | {sum(gradus_ok[i] for i in idx)} "
+            f"| {sum(alone_ok[i] for i in idx)} | {sum(i in only_alone for i in idx)} "
+            f"| {sum(by_full[i] for i in idx)} |"
         )
-    n = len(cases)
-    print(
-        f"| **all** | {n} | {sum(gradus_ok)} ({sum(gradus_ok) / n:.0%}) | {sum(alone_ok)} ({sum(alone_ok) / n:.0%}) "
-        f"| {len(only_alone)} | {sum(by_full)} |"
+    n = max(len(cases), 1)
+    lines.append(
+        f"| **all** | {len(cases)} | {sum(expected)} | {sum(gradus_ok)} ({sum(gradus_ok) / n:.1%}) "
+        f"| {sum(alone_ok)} ({sum(alone_ok) / n:.1%}) | {len(only_alone)} | {sum(by_full)} |"
     )
-    print(f"\nmath-verify alone right, gradus wrong ({len(only_alone)}):")
-    for i in only_alone:
-        _print_case(cases[i], verdicts[i].label, verdicts[i].reason)
-    print(f"\ngradus right, math-verify alone wrong ({len(only_gradus)}):")
-    for i in only_gradus:
-        _print_case(cases[i], verdicts[i].label, verdicts[i].reason)
+    if all("student" in case for case in cases):  # a recorded table: the same figures by source and student
+        lines += ["", "| source / student | cases | gradus agrees | math-verify alone agrees |", "|---|---:|---:|---:|"]
+        for key in sorted({(case["source"], case["student"]) for case in cases}):
+            idx = [i for i, case in enumerate(cases) if (case["source"], case["student"]) == key]
+            lines.append(
+                f"| {key[0]} / {key[1]} | {len(idx)} | {sum(gradus_ok[i] for i in idx)} "
+                f"| {sum(alone_ok[i] for i in idx)} |"
+            )
+    for title, chosen in (
+        ("math-verify alone right, gradus wrong", only_alone),
+        ("gradus right, math-verify alone wrong", only_gradus),
+        ("both wrong", both_wrong),
+    ):
+        lines += ["", f"{title} ({len(chosen)}):"]
+        lines += [_case_line(cases[i], verdicts[i]) for i in chosen]
+    return lines
 
 
-def _print_case(case: dict[str, str], label: str, reason: str) -> None:
+def _case_line(case: dict, verdict) -> str:
     tail = case["completion"][-70:].replace("\n", "\\n")
-    print(f"- [{case['category']}] gold {case['gold']!r}, expected {case['expected']}, gradus {label}: …{tail!r}")
-    print(f"    reason: {reason[:160]}")
+    where = case.get("id", case["category"])
+    return (
+        f"- `{where}` gold `{case['gold']}`, expected {case['expected']}, gradus {verdict.label} "
+        f"({verdict.rule}): …{tail!r} — {verdict.reason[:140]}"
+    )
 
 
 if __name__ == "__main__":

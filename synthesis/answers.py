@@ -12,9 +12,12 @@ from dataclasses import dataclass
 MAX_SCAN_CHARS = 20_000
 MAX_ANSWER_CHARS = 4_000  # room for big matrices; longer "answers" are refused as unparseable, not checked
 
-_ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*[:\s]*\$?([^\n$]{1,200})", re.IGNORECASE)
+# The answer starts after the phrase's own colons and spaces: "the final answer is:" cut off before its answer
+# has none (it used to read the colon itself as the answer)
+_ANSWER_IS = re.compile(r"(?:final answer|the answer)\s*(?:is|:)\s*[:\s]*\$?([^\n$:\s][^\n$]{0,199})", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:\D|$))")
+# One number with its digits grouped in threes: "1,000", "12,345.5" (not "2,12", not the "12,102" of "(2,12)")
+_GROUPED_NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w,])")
 _MATH_TOKEN = re.compile(r"^[-(\[\\\d][\w\\{}^()\[\],.+\-*/=]*$")
 _CHOICE = re.compile(r"(?:^|[\s(\[{*:])([A-E])(?:$|[\s)\]}.,*:])")
 _MINUS = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2014": "-", "\ufe63": "-", "\uff0d": "-"})
@@ -56,7 +59,21 @@ def _clean(answer: str) -> str:
     for opening, closing in _DELIMITERS:
         answer = answer.removeprefix(opening).removesuffix(closing).strip()
     answer = answer.strip("$").strip().rstrip(".,;").strip()
-    return _THOUSANDS.sub("", answer)
+    return drop_thousands_separators(answer)
+
+
+def drop_thousands_separators(answer: str) -> str:
+    """`1,000` -> `1000`, but only where every comma of the answer groups the digits of one number: a comma that
+    separates items (`(2,12) \\cup (12,102)`, `1,2,3`) means the answer is a tuple, interval or list, and
+    a lone grouped number in brackets (`(12,102)`, `\\{5,123\\}`) is a pair, not a number."""
+    groups = list(_GROUPED_NUMBER.finditer(answer))
+    if not groups or answer.count(",") != sum(group.group().count(",") for group in groups):
+        return answer
+    for group in groups:
+        before, after = answer[: group.start()].rstrip()[-1:], answer[group.end() :].lstrip()[:1]
+        if before and after and before in "([{" and after in ")]}\\":
+            return answer
+    return _GROUPED_NUMBER.sub(lambda group: group.group().replace(",", ""), answer)
 
 
 def extract_final_answer(text: str, *, choices: bool = False) -> ExtractedAnswer | None:

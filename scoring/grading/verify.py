@@ -49,7 +49,8 @@ __all__ = [
 # Verifiers by name; `<name>_<version>` is the `verifier_version` of every verdict. Bump the version whenever a
 # verdict could change (grades made by another version are not reused).
 VERIFIERS: Registry[type] = Registry("verifier")
-VERIFIER_NAME, VERIFIER_REVISION = "gradus_verify", "v3"  # v3: math_verify_full, issue 25 answer forms
+VERIFIER_NAME, VERIFIER_REVISION = "gradus_verify", "v4"  # v3: math_verify_full, issue 25 answer forms; v4: commas
+# between items are no thousands separators, an answer phrase cut off before its answer is no answer
 VERIFIER_VERSION = f"{VERIFIER_NAME}_{VERIFIER_REVISION}"
 WITHOUT_FULL_TEXT = "-without-full-text"  # version suffix of the bench baseline (no math_verify_full candidate)
 

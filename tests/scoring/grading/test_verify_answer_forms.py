@@ -176,7 +176,7 @@ def test_baseline_without_full_text_keeps_gradus_verdict() -> None:
 def test_verifier_version_bumped() -> None:
     from scoring.grading.verify import VERIFIER_VERSION
 
-    assert VERIFIER_VERSION == "gradus_verify_v3"
+    assert VERIFIER_VERSION == "gradus_verify_v4"
 
 
 # --- pure functions ---------------------------------------------------------------------------------------------
