@@ -10,8 +10,10 @@ from assets.exports import trainer_exports
 from assets.irt import irt
 from assets.predictor import predictor
 from assets.problems import problems
+from assets.report import report
 from assets.rollouts import rollouts
 from assets.skills import problem_skills, skill_profile, skill_vocabulary, stat_syn_problems
+from assets.supervision import supervision
 from assets.synthesis import (
     glan_problems,
     glan_syllabus,
@@ -44,6 +46,8 @@ MAIN_ASSETS = [
     skill_profile,
     restructured_problems,
     stat_syn_problems,
+    supervision,
+    report,
 ]
 # Socratic-Zero rounds are partitioned by round, so they run in their own job.
 # The curriculum ablation trains many runs: only its own jobs materialize it.
@@ -64,7 +68,9 @@ __all__ = [
     "irt",
     "predictor",
     "problems",
+    "report",
     "rollouts",
+    "supervision",
     "trainer",
     "trainer_exports",
 ]

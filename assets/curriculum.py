@@ -16,6 +16,7 @@ from assets.run_config import CurriculumRun
 from scoring.curation.pool import contaminated_in_shards
 from scoring.curriculum.shards import CurriculumReader
 from scoring.stages.curriculum import build_curriculum, curriculum_dir
+from scoring.stages.picture_report import key_plot_markdown
 
 
 @dg.asset(
@@ -34,7 +35,8 @@ def curriculum_shards(
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
     root = data_root.root()
-    summary = build_curriculum(config.apply(effective_config(project, student, context, root)), root)
+    run_config = config.apply(effective_config(project, student, context, root))
+    summary = build_curriculum(run_config, root)
     views = catalog.refresh()
     return dg.MaterializeResult(
         metadata={
@@ -51,6 +53,7 @@ def curriculum_shards(
             "per_stage": dg.MetadataValue.md(per_group_markdown(summary.table, "stage", "post_mean")),
             "catalog_views": dg.MetadataValue.text(", ".join(views)),
             "shard_dir": dg.MetadataValue.path(str(summary.path)),
+            "key_plot": dg.MetadataValue.md(key_plot_markdown(run_config, root, "curriculum")),
         }
     )
 

@@ -7,6 +7,7 @@ from assets.partitions import STUDENTS
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, effective_config
 from assets.run_config import DifficultyRun
 from scoring.stages.difficulty import build_difficulty
+from scoring.stages.picture_report import key_plot_markdown
 
 
 @dg.asset(
@@ -25,7 +26,8 @@ def difficulty(
     catalog: CatalogResource,
 ) -> dg.MaterializeResult:
     root = data_root.root()
-    summary = build_difficulty(config.apply(effective_config(project, student, context, root)), root)
+    run_config = config.apply(effective_config(project, student, context, root))
+    summary = build_difficulty(run_config, root)
     bands = summary.table.column("band").to_pylist()
     stops = summary.table.column("stop_reason").to_pylist()
     catalog.refresh()  # publish the new tables and views to DuckDB
@@ -44,5 +46,6 @@ def difficulty(
                 histogram_markdown(summary.table.column("pass_rate").to_pylist())
             ),
             "path": dg.MetadataValue.path(str(summary.path)),
+            "key_plot": dg.MetadataValue.md(key_plot_markdown(run_config, root, "posterior_knob")),
         }
     )

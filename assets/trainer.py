@@ -6,6 +6,7 @@ import dagster as dg
 from assets.metadata import counts_metadata, preview_markdown
 from assets.partitions import STUDENTS
 from assets.resources import CatalogResource, DataRootResource, ProjectResource, StudentEngineResource, run_settings
+from scoring.stages.picture_report import key_plot_markdown
 from scoring.stages.training import build_trainer
 
 
@@ -42,4 +43,6 @@ def trainer(
             "```sql\nselect step, loss, reward_mean, correct from training_steps "
             f"where run_id = '{run_id}' order by step\n```"
         )
+    if run_id:
+        metadata["key_plot"] = dg.MetadataValue.md(key_plot_markdown(config, root, "training"))
     return dg.MaterializeResult(metadata=metadata)

@@ -1,7 +1,8 @@
 """Time and peak memory of MinHash dedup at scale, against two MinHash libraries, and the n-gram decontaminator.
 
     python bench/dedup_scale.py [--sizes 100000 1000000] [--baselines datasketch rensa] [--pool 10000]
-                                [--shared ../shared] [--skip-decontam]
+                                [--shared ../shared] [--skip-decontam] [--skip-accuracy]
+                                [--out bench/results/dedup_scale.md]
 
 Dedup: synthetic problems (random sentences over a 6,000-word made-up vocabulary with 3–5 numbers, ~40 words
 each, so unrelated problems share almost no shingles), of which 5% are planted near-duplicates of another
@@ -10,15 +11,28 @@ default stages (exact, then MinHash-LSH on character 5-grams, 128 permutations, 
 share of planted pairs that end up in one cluster. Each size runs in its own process, so the peak resident
 memory (ru_maxrss) is that size's alone — it includes the input problems themselves.
 
+Gradus hashes the shingles in numpy and takes rensa's R-MinHash of those hashes as signatures
+(`scoring/curation/minhash.py`); LSH, verification and clustering are its own.
+
 Baselines: on the same problems (same seed, each in its own process too), two libraries do the same job from
-the same question strings: datasketch 2.0 (`MinHash.bulk`: sha1 of each shingle, affine32 permutations;
-`MinHashLSH`) and rensa 0.5 (`RMinHash`, its own hash and permutations, in Rust; `RMinHashLSH`). Both get
-Gradus's shingles (character 5-grams of `comparable_text`), 128 permutations, seed 1 and Gradus's LSH bands
-(`lsh_bands`: 16 bands of 8 rows; datasketch alone would pick 9 of 13 at threshold 0.8). Every LSH candidate
-pair is kept when the library's estimated Jaccard is ≥ 0.8, and a union-find joins kept pairs into clusters;
-recall is then counted exactly as for Gradus. The time of each is from question strings to clusters:
-normalizing, shingling, signatures, LSH, verification, clustering. Gradus's time also covers its exact stage,
-choosing representatives and writing the duplicates table, which the baselines do not do.
+the same question strings, through their token APIs: datasketch 2.0 (`MinHash.bulk`: sha1 of each shingle,
+affine32 permutations; `MinHashLSH`) and rensa 0.5 (`RMinHash.from_token_sets`: its own token hash, in Rust;
+`RMinHashLSH`). Both get Gradus's shingles (character 5-grams of `comparable_text`, as Python strings),
+128 permutations, seed 1 and Gradus's LSH bands (`lsh_bands`: 16 bands of 8 rows; datasketch alone would pick
+9 of 13 at threshold 0.8). Every LSH candidate pair is kept when the library's estimated Jaccard is ≥ 0.8, and a
+union-find joins kept pairs into clusters; recall is then counted exactly as for Gradus. The time of each is from
+question strings to clusters: normalizing, shingling, signatures, LSH, verification, clustering. Gradus's time
+also covers its exact stage, choosing representatives and writing the duplicates table, which the baselines do
+not do.
+
+Each process first dedups 500 other problems untimed, so imports (scipy, pandas, the library) and first calls
+are left out of every implementation's time. Time is reported as wall seconds and CPU seconds (this process, all
+its threads). Other jobs on a shared machine stretch wall time but hardly CPU time, so "docs per CPU s" is the
+figure to compare; each run's load average is shown beside it.
+
+Signature accuracy: pairs of random texts of 4–60 words, a random share of words replaced, whose true
+Jaccard (of character 5-gram sets) is known: the error of Gradus's estimated Jaccard, of the datasketch affine32
+MinHash that Gradus used before, and of rensa over its own token hash.
 
 Decontamination: a pool of problems from every procedural family checked against MATH test (5,000 items):
 index build time and n-gram matching throughput, and the full `decontaminate` (n-grams + TF-IDF).
@@ -28,6 +42,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import resource
 import subprocess
 import sys
@@ -42,11 +58,12 @@ sys.path.insert(0, str(REPO))
 
 from scoring.curation.decontam import BenchmarkSpec, DecontamConfig, NgramIndex, decontaminate, load_benchmark  # noqa: E402
 from scoring.curation.dedup import DedupConfig, deduplicate  # noqa: E402
-from scoring.curation.minhash import lsh_bands, shingles  # noqa: E402
+from scoring.curation.minhash import estimated_jaccard, lsh_bands, minhash_signatures, shingle_hash, shingles  # noqa: E402
 from scoring.curation.normalize import comparable_text  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 
 PLANTED_SHARE = 0.05
+WARM_UP = 500  # problems each process dedups untimed first, so imports are not charged to one implementation
 BASELINES = ("datasketch", "rensa")
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "shi", "po", "ven", "dar", "el", "os", "tri", "bu", "ga", "zen"]
 
@@ -103,6 +120,8 @@ def planted_recall(pairs: list[tuple[str, str]], cluster_of: Callable[[str], obj
 
 def run_dedup(size: int) -> dict:
     """Gradus: `deduplicate` with the default config, from question strings to the duplicates table."""
+    deduplicate(synthetic_problems(WARM_UP, seed=1)[0], DedupConfig())  # imports and first calls, untimed
+    load_start = os.getloadavg()[0]
     start = time.perf_counter()
     problems, pairs = synthetic_problems(size)
     generated = time.perf_counter() - start
@@ -115,6 +134,8 @@ def run_dedup(size: int) -> dict:
     return {
         "impl": "gradus",
         "size": size,
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
         "generate_s": generated,
         "dedup_s": elapsed,
         "dedup_cpu_s": cpu,
@@ -193,6 +214,8 @@ def rensa_clusters(problems: list[dict], config: DedupConfig) -> list[int]:
 def run_baseline(size: int, impl: str) -> dict:
     """One library on the same problems as `run_dedup`: wall and CPU time from question strings to clusters."""
     cluster_fn = {"datasketch": datasketch_clusters, "rensa": rensa_clusters}[impl]
+    cluster_fn(synthetic_problems(WARM_UP, seed=1)[0], DedupConfig())  # imports and first calls, untimed
+    load_start = os.getloadavg()[0]
     problems, pairs = synthetic_problems(size)
     rss_input = _peak_rss_mib()
     start, cpu = time.perf_counter(), time.process_time()
@@ -202,6 +225,8 @@ def run_baseline(size: int, impl: str) -> dict:
     return {
         "impl": impl,
         "size": size,
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
         "dedup_s": elapsed,
         "dedup_cpu_s": cpu,
         "items_per_s": size / elapsed,
@@ -211,6 +236,70 @@ def run_baseline(size: int, impl: str) -> dict:
         "planted": len(pairs),
         "dropped": size - len(set(roots)),  # all but one member of each cluster
     }
+
+
+def _edited_pairs(words_per_text: int, count: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """`count` text pairs of `words_per_text` random words, a random share of them replaced in the second text;
+    returns the texts (pair i = texts 2i, 2i+1) and the true Jaccard of each pair's character 5-gram sets."""
+    rng = np.random.default_rng(seed)
+    vocab = _vocabulary(rng, 2000)
+    texts, truth = [], []
+    for _ in range(count):
+        words = list(rng.choice(vocab, size=words_per_text, replace=False))
+        replaced = rng.random(words_per_text) < rng.random()
+        edited = [str(vocab[rng.integers(len(vocab))]) if r else w for w, r in zip(words, replaced, strict=True)]
+        left, right = " ".join(words), " ".join(edited)
+        a, b = set(shingles(left)), set(shingles(right))
+        texts += [left, right]
+        truth.append(len(a & b) / len(a | b))
+    return texts, np.array(truth)
+
+
+def _affine32_rows(texts: list[str], num_perm: int, seed: int) -> np.ndarray:
+    """The previous Gradus signatures: datasketch's affine32 MinHash over the top 32 bits of `shingle_hash`."""
+    from datasketch import MinHash
+
+    rows = []
+    for text in texts:
+        sketch = MinHash(num_perm=num_perm, seed=seed, hashfunc=lambda s: shingle_hash(s) >> 32, scheme="affine32")
+        sketch.update_batch(shingles(text))
+        rows.append(sketch.hashvalues)
+    return np.array(rows, dtype=np.uint32)
+
+
+def _rensa_token_rows(texts: list[str], num_perm: int, seed: int) -> np.ndarray:
+    """The rensa baseline's signatures: R-MinHash over rensa's hash of each shingle string."""
+    from rensa import RMinHash
+
+    matrix = RMinHash.digest_matrix_from_token_sets([shingles(t) for t in texts], num_perm, seed)
+    return np.array(matrix.to_rows(), dtype=np.uint32)
+
+
+def signature_accuracy(pairs_per_size: int = 400) -> list[str]:
+    """Estimated vs true Jaccard, by text length: Gradus's rows, the affine32 MinHash they replaced, rensa's own."""
+    config = DedupConfig()
+    lines = [
+        f"**Signature accuracy**: estimated vs true Jaccard of character 5-gram sets, {pairs_per_size} pairs of "
+        f"random texts per length (a random share of words replaced), {config.num_perm} values, seed {config.seed}",
+        "",
+        "| words per text | shingles per text | signatures | bias | mean abs error | RMSE |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for words in (4, 8, 16, 60):
+        texts, truth = _edited_pairs(words, pairs_per_size, seed=words)
+        n_shingles = np.mean([len(set(shingles(t))) for t in texts])
+        schemes = {
+            "Gradus (rensa R-MinHash)": minhash_signatures(texts, num_perm=config.num_perm, seed=config.seed),
+            "before (datasketch affine32)": _affine32_rows(texts, config.num_perm, config.seed),
+            "rensa's own token hash": _rensa_token_rows(texts, config.num_perm, config.seed),
+        }
+        for name, rows in schemes.items():
+            error = estimated_jaccard(rows, np.arange(0, len(texts), 2), np.arange(1, len(texts), 2)) - truth
+            lines.append(
+                f"| {words} | {n_shingles:.0f} | {name} | {error.mean():+.4f} | {np.abs(error).mean():.4f} "
+                f"| {np.sqrt((error**2).mean()):.4f} |"
+            )
+    return lines
 
 
 def _family_pool(count: int) -> list[dict]:
@@ -257,38 +346,67 @@ def _child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _print_gradus_head() -> None:
-    print("MinHash dedup (exact + MinHash-LSH, char 5-grams, 128 perms, threshold 0.8), one process per size")
-    print("wall and CPU seconds both: on a shared machine the process may wait for a core")
-    head = ("problems", "gen s", "dedup s", "cpu s", "items/s", "input MiB", "peak MiB", "planted", "recall", "exact")
-    print("{:>10} {:>7} {:>8} {:>8} {:>9} {:>10} {:>9} {:>8} {:>7} {:>6} {:>8}".format(*head, "minhash"))
+def _load(r: dict) -> str:
+    return f"{r['load_start']:.1f} → {r['load_end']:.1f}"
 
 
-def _print_gradus_row(r: dict) -> None:
-    print(
-        f"{r['size']:>10,} {r['generate_s']:>7.1f} {r['dedup_s']:>8.1f} {r['dedup_cpu_s']:>8.1f} "
-        f"{r['items_per_s']:>9,.0f} {r['input_rss_mib']:>10,.0f} {r['peak_rss_mib']:>9,.0f} {r['planted']:>8,} "
-        f"{r['recall']:>7.3f} {r['exact']:>6,} {r['minhash']:>8,}"
-    )
+def _gradus_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| problems | generate s | dedup wall s | dedup CPU s | docs/s (wall) | docs per CPU s | input MiB | peak MiB "
+        "| planted | recall | exact | minhash | load avg (start → end) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']:,} | {r['generate_s']:.1f} | {r['dedup_s']:.1f} | {r['dedup_cpu_s']:.1f} "
+            f"| {r['items_per_s']:,.0f} | {r['size'] / r['dedup_cpu_s']:,.0f} | {r['input_rss_mib']:,.0f} "
+            f"| {r['peak_rss_mib']:,.0f} | {r['planted']:,} | {r['recall']:.4f} | {r['exact']:,} | {r['minhash']:,} "
+            f"| {_load(r)} |"
+        )
+    return lines
 
 
-def _print_comparison(results: list[dict]) -> None:
+def _comparison(results: list[dict]) -> list[str]:
     gradus = results[0]
-    print(f"\n{gradus['size']:,} problems, {gradus['planted']:,} planted pairs: Gradus against MinHash libraries")
     config = DedupConfig()
     bands, rows_per_band = lsh_bands(config.threshold, config.num_perm, config.lsh_recall_weight)
-    print(
-        f"(same shingles, {config.num_perm} perms, seed {config.seed}, LSH {bands} bands x {rows_per_band} rows, "
-        f"candidates kept at estimated Jaccard >= {config.threshold})"
-    )
-    head = ("impl", "docs/s", "seconds", "cpu s", "peak RSS MiB", "recall", "dropped", "vs gradus")
-    print("{:<11} {:>9} {:>8} {:>8} {:>13} {:>7} {:>8} {:>10}".format(*head))
+    lines = [
+        f"**{gradus['size']:,} problems, {gradus['planted']:,} planted pairs** (same shingles, {config.num_perm} "
+        f"perms, seed {config.seed}, LSH {bands} bands × {rows_per_band} rows, candidates kept at estimated "
+        f"Jaccard ≥ {config.threshold})",
+        "",
+        "| impl | docs/s (wall) | wall s | CPU s | docs per CPU s | vs Gradus (CPU) | peak RSS MiB | recall "
+        "| dropped | load avg (start → end) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results:
-        print(
-            f"{r['impl']:<11} {r['items_per_s']:>9,.0f} {r['dedup_s']:>8.1f} {r['dedup_cpu_s']:>8.1f} "
-            f"{r['peak_rss_mib']:>13,.0f} {r['recall']:>7.3f} {r['dropped']:>8,} "
-            f"{r['items_per_s'] / gradus['items_per_s']:>9.2f}x"
+        lines.append(
+            f"| {r['impl']} | {r['items_per_s']:,.0f} | {r['dedup_s']:.1f} | {r['dedup_cpu_s']:.1f} "
+            f"| {r['size'] / r['dedup_cpu_s']:,.0f} | {gradus['dedup_cpu_s'] / r['dedup_cpu_s']:.2f}x "
+            f"| {r['peak_rss_mib']:,.0f} | {r['recall']:.4f} | {r['dropped']:,} | {_load(r)} |"
         )
+    return lines
+
+
+def _decontam_lines(r: dict) -> list[str]:
+    return [
+        f"**Decontamination** of {r['pool']:,} procedural problems against MATH test ({r['items']:,} items)",
+        "",
+        "| step | seconds | problems/s | flagged |",
+        "|---|---:|---:|---:|",
+        f"| n-gram index build | {r['index_s']:.1f} | | |",
+        f"| n-gram matching (CPU {r['match_cpu_s']:.1f} s) | {r['match_s']:.1f} | {r['ngram_per_s']:,.0f} "
+        f"| {r['ngram_flagged']} |",
+        f"| full (n-gram + TF-IDF) | {r['full_s']:.1f} | {r['full_per_s']:,.0f} | {r['full_flagged']} |",
+        "",
+        f"peak RSS {r['peak_rss_mib']:,.0f} MiB",
+    ]
+
+
+def _emit(report: list[str], lines: list[str]) -> None:
+    """Print a finished section at once (a 1M run takes many minutes) and keep it for the written report."""
+    print("\n".join(lines) + "\n", flush=True)
+    report.extend([*lines, ""])
 
 
 def main() -> None:
@@ -300,6 +418,8 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=10_000, help="pool size for the decontamination run")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared folder")
     parser.add_argument("--skip-decontam", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true", help="skip the signature accuracy table")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report (markdown) here")
     parser.add_argument("--child-dedup", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-baseline", choices=BASELINES, help=argparse.SUPPRESS)
     parser.add_argument("--child-decontam", type=int, help=argparse.SUPPRESS)
@@ -314,25 +434,27 @@ def main() -> None:
         print(json.dumps(run_decontam(args.child_decontam, args.shared)))
         return
 
-    _print_gradus_head()
-    gradus = []
-    for size in args.sizes:
-        gradus.append(_child(["--child-dedup", str(size)]))
-        _print_gradus_row(gradus[-1])
-    if args.baselines:
-        for r in gradus:
-            baselines = [_child(["--child-dedup", str(r["size"]), "--child-baseline", b]) for b in args.baselines]
-            _print_comparison([r, *baselines])
-    if args.skip_decontam:
-        return
-    r = _child(["--child-decontam", str(args.pool), "--shared", str(args.shared)])
-    print(f"\nDecontamination of {r['pool']:,} procedural problems against MATH test ({r['items']:,} items)")
-    rate = "{:6.1f} s  {:9,.0f} problems/s  flagged {}"
-    print(f"  n-gram index build  {r['index_s']:6.1f} s")
-    print("  n-gram matching     " + rate.format(r["match_s"], r["ngram_per_s"], r["ngram_flagged"]), end="")
-    print(f"  (cpu {r['match_cpu_s']:.1f} s)")
-    print("  full (n-gram+tfidf) " + rate.format(r["full_s"], r["full_per_s"], r["full_flagged"]))
-    print(f"  peak RSS            {r['peak_rss_mib']:6,.0f} MiB")
+    report = [
+        "MinHash dedup (exact + MinHash-LSH, char 5-grams, 128 perms, threshold 0.8), one process per size and "
+        f"implementation, run one after another; machine: {os.cpu_count()} CPUs, python {platform.python_version()}. "
+        "Wall time stretches when other jobs share the cores; CPU seconds (all threads of the process) hardly do.",
+        "",
+    ]
+    print(report[0] + "\n", flush=True)
+    gradus = [_child(["--child-dedup", str(size)]) for size in args.sizes]
+    _emit(report, _gradus_table(gradus))
+    if not args.skip_accuracy:
+        _emit(report, signature_accuracy())
+    for r in gradus if args.baselines else []:
+        baselines = [_child(["--child-dedup", str(r["size"]), "--child-baseline", b]) for b in args.baselines]
+        _emit(report, _comparison([r, *baselines]))
+    if not args.skip_decontam:
+        _emit(report, _decontam_lines(_child(["--child-decontam", str(args.pool), "--shared", str(args.shared)])))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        command = "python bench/dedup_scale.py " + " ".join(sys.argv[1:])
+        text = "# MinHash dedup at scale\n\n```\n" + command + "\n```\n\n" + "\n".join(report)
+        args.out.write_text(text.rstrip() + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 from engines.base import Completion, SampleCall, canonical_json, sha256_hex
@@ -25,6 +25,9 @@ create table if not exists completions (
     created_at text not null default (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 )
 """
+
+
+_COMPLETION_FIELDS = tuple(f.name for f in fields(Completion))
 
 
 def cache_key(backend: str, model_id: str, model_revision: str, call: SampleCall) -> str:
@@ -62,7 +65,8 @@ def store_completion(conn: sqlite3.Connection, key: str, backend: str, model_id:
     retried next run."""
     if not completion.ok:
         return
-    value = json.dumps({**asdict(completion), "cached": False})
+    # field by field: `dataclasses.asdict` deep-copies and cost as much as the insert itself (bench/pipeline_scale.py)
+    value = json.dumps({**{name: getattr(completion, name) for name in _COMPLETION_FIELDS}, "cached": False})
     conn.execute(
         "insert or ignore into completions (key, backend, model_id, value) values (?, ?, ?, ?)",
         (key, backend, model_id, value),

@@ -13,6 +13,7 @@ import duckdb
 from filelock import FileLock
 
 from assets.skills import stat_syn_problems
+from assets.supervision import supervision
 from assets.synthesis import restructured_problems
 from engines.config import expected_revision
 from engines.errors import GradusError
@@ -21,6 +22,7 @@ from pipelines.query import history_rows, parse_as_of, run_query
 from pipelines.resources import default_config_path
 from scoring.catalog import connect_catalog
 from scoring.config import load_config, resolve_data_root
+from scoring.stages.picture_report import build_picture_report
 from synthesis.families import FAMILIES
 
 SAMPLE_QUERY = """select d.student_id, p.family, p.difficulty_knob, count(*) as problems,
@@ -78,6 +80,8 @@ def run(config_path: Path, data_root: str | None, verbose: bool) -> int:
         print(f"  trainer:  run {trained['run_id']}, consumed positions {trained.get('consumption_order', '')}")
     else:
         print(f"  trainer:  {trained.get('note', 'did not train')}")
+    for report_event in result.asset_materializations_for_node("report"):
+        print(f"  report:   {report_event.metadata['path'].value}   (open in a browser; `gradus report` redoes it)")
     print(f"  catalog:  {root.catalog_path}   (gradus sql '{CATALOG_HINT}'{_flags(config_path)})")
     with connect_catalog(root) as con:  # waits while a concurrent run refreshes the views
         print("\n" + SAMPLE_QUERY + ";")
@@ -152,6 +156,42 @@ def synthesize(config_path: Path, data_root: str | None, verbose: bool, rounds: 
     return run(config_path, data_root, verbose)
 
 
+SUPERVISION_QUERY = """select policy, kept, dropped, problems, round(correct_share, 3) as correct_share,
+       round(mean_step_error_rate, 3) as mean_step_error_rate, round(mean_pass_rate, 3) as mean_pass_rate
+from supervision_policies where student_id = ? order by policy"""
+
+
+def supervise(config_path: Path, data_root: str | None, verbose: bool) -> int:
+    """SFT traces, policy selections, preference pairs and their exports from the student's current grades
+    (the `supervision` asset alone: run `gradus run` first)."""
+    config = load_config(config_path)
+    root = resolve_data_root(config, data_root)
+    if not config.supervision.enabled:
+        print("gradus: supervision is off: set supervision.enabled: true in gradus.yaml", file=sys.stderr)
+        return 2
+    print(f"gradus: supervision data for student {config.student.id}", flush=True)
+    result = materialize_project(
+        config_path,
+        selection=[supervision],
+        data_root=data_root,
+        instance=_instance(config_path),
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "WARNING"}}}},
+        raise_on_error=False,
+        tags={"gradus/cli": "supervise"},
+    )
+    if not result.success:
+        _report_failure(result)
+        return 1
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("supervision")[0].metadata.items()}
+    print(f"  traces: {meta.get('traces', 0)}  preference pairs: {meta.get('preference_pairs', 0)}  ({meta['status']})")
+    print(
+        f"  exports: {root.path / 'exports' / config.student.id / 'supervision'}  (per policy: trl, verl, hf_dataset)"
+    )
+    with connect_catalog(root) as con:
+        print(con.execute(SUPERVISION_QUERY, [config.student.id]).fetch_df().to_string(index=False))
+    return 0
+
+
 def families(name: str | None, seed: int) -> int:
     """List the registered procedural families, or show one with a sample problem at each knob setting."""
     if name is None:
@@ -202,6 +242,23 @@ def history(config_path: Path, data_root: str | None, table: str) -> int:
     return 0
 
 
+def report(config_path: Path, data_root: str | None, out: Path | None) -> int:
+    """Write the picture report of the data root (one offline HTML file) and say where it went."""
+    config = load_config(config_path)
+    root = resolve_data_root(config, data_root)
+    if not root.tables_dir.is_dir():
+        print(f"gradus: {root.path} has no tables yet: run `gradus run` first", file=sys.stderr)
+        return 1
+    summary = build_picture_report(config, root, out)
+    counts = summary.counts
+    print(
+        f"gradus: report of {counts['students']} student(s): {counts['figures']} figures, "
+        f"{counts['notes_only']} left as a note (table absent or feature off), {counts['bytes']} bytes"
+    )
+    print(f"  {summary.path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gradus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -216,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     syn_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
     syn_p.add_argument("--rounds", type=int, default=None, help="Socratic rounds (default: synthesis.socratic.rounds)")
     syn_p.add_argument("--verbose", action="store_true")
+    sup_p = sub.add_parser("supervise", help="SFT traces and preference pairs chosen by difficulty, with exports")
+    sup_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
+    sup_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
+    sup_p.add_argument("--verbose", action="store_true")
     sql_p = sub.add_parser("sql", help="run a DuckDB query on the data root's catalog (tables as views)")
     sql_p.add_argument(
         "query", help='e.g. "select family, avg(pass_rate) from difficulty join problems using (problem_id) group by 1"'
@@ -231,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     hist_p.add_argument("table", help="e.g. difficulty")
     hist_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
     hist_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
+    rep_p = sub.add_parser("report", help="write the picture report: one offline HTML file of the data root's figures")
+    rep_p.add_argument("--config", type=Path, default=None, help="gradus.yaml (default: $GRADUS_CONFIG or ./)")
+    rep_p.add_argument("--data-root", default=None, help="override data_root and GRADUS_HOME")
+    rep_p.add_argument(
+        "--out", type=Path, default=None, help="HTML file to write (default <data root>/reports/report.html)"
+    )
     fam_p = sub.add_parser("families", help="list procedural problem families, or show one with samples")
     fam_p.add_argument("name", nargs="?", help="a family name to show samples of")
     fam_p.add_argument("--seed", type=int, default=0)
@@ -241,8 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         config_path = (args.config or default_config_path()).resolve()
         if args.command == "sql":
             return sql(config_path, args.data_root, args.query, args.as_of, args.max_rows)
+        if args.command == "report":
+            return report(config_path, args.data_root, args.out)
         if args.command == "history":
             return history(config_path, args.data_root, args.table)
+        if args.command == "supervise":
+            return supervise(config_path, args.data_root, args.verbose)
         if args.command == "synthesize":
             return synthesize(config_path, args.data_root, args.verbose, args.rounds)
         return run(config_path, args.data_root, args.verbose)

@@ -38,7 +38,7 @@ socratic = dg.define_asset_job(
 regrade = dg.define_asset_job(
     "regrade",
     selection=dg.AssetSelection.assets(
-        "rollouts", "difficulty", "band_filter", "predictor", "irt", "curriculum_shards", "trainer_exports"
+        "rollouts", "difficulty", "band_filter", "predictor", "irt", "curriculum_shards", "trainer_exports", "report"
     ),
     description="Re-grade the existing pool for the configured student and rebuild its curriculum.",
 )
@@ -47,6 +47,15 @@ export = dg.define_asset_job(
     "export",
     selection=dg.AssetSelection.assets("curriculum_shards", "trainer_exports"),
     description="Rebuild the student's curriculum from its current grades and export it for verl, TRL and HF.",
+)
+
+# Named apart from its one asset: Dagster refuses a job and an op of the same name.
+supervision_data = dg.define_asset_job(
+    "supervision_data",
+    selection=dg.AssetSelection.assets("supervision"),
+    description="SFT traces and preference pairs for the student from its current grades (methods §14): traces, "
+    "policy selections, pairs and their TRL / verl / HF exports (set supervision.enabled: true).",
+    tags={"gradus/job": "supervision_data"},
 )
 
 curriculum_ablation = dg.define_asset_job(
@@ -64,4 +73,4 @@ ablation_summary = dg.define_asset_job(
     tags={"gradus/job": "ablation_summary"},
 )
 
-JOBS = [build_all, regrade, export, synthesize_more, socratic, curriculum_ablation, ablation_summary]
+JOBS = [build_all, regrade, export, synthesize_more, socratic, supervision_data, curriculum_ablation, ablation_summary]

@@ -1,6 +1,7 @@
 """The DuckDB catalog of a data root (`<root>/catalog.duckdb`): one view per stored table, `shards` over all
 curriculum shards, and the views derived from them (verifier disagreements, students compared, difficulty
-changes between revisions). Refreshed at the end of each run; the Parquet files stay the data.
+changes between revisions, supervision policies compared). Refreshed at the end of each run; the Parquet files
+stay the data.
 """
 
 from __future__ import annotations
@@ -32,41 +33,57 @@ def refresh_catalog(root: DataRoot) -> list[str]:
     """(Re)create one DuckDB view per stored table, plus `shards` over all curriculum shards. Runs end here,
     so this is also where temporaries of killed earlier runs in directories not written this run go."""
     root.sweep_temps()
-    views = []
     with connect_catalog(root, read_only=False) as con:
-        for table in TABLES:
-            # The view lists the table's current files: a stock DuckDB reads them with no Delta extension (none
-            # can be downloaded offline). Files stay until vacuumed, so the view stays valid between refreshes.
-            files = root.table_files(table)
-            if not files:
-                if root.has_table(table):  # written, but every row was replaced away: an empty view of its columns
-                    con.execute(f"create or replace view {table} as {_empty_select(table, root)}")
-                    views.append(table)
-                else:
-                    con.execute(f"drop view if exists {table}")
-                continue
-            con.execute(
-                f"create or replace view {table} as select * from read_parquet("
-                f"{parquet_list(files)}, hive_partitioning = true, union_by_name = true)"
-            )
-            views.append(table)
-        if "verdict_audit" in views:
-            con.execute(DISAGREEMENTS_VIEW)
-            views.append("disagreements")
-        if {"difficulty", "problems"} <= set(views):
-            con.execute(STUDENT_COMPARISON_VIEW)
-            views.append("student_comparison")
-        if {"difficulty", "problems", "student_revisions"} <= set(views):
-            con.execute(DIFFICULTY_DIFF_VIEW)
-            con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
-            views += ["difficulty_diff", "difficulty_diff_family"]
-        if any(root.shards_dir.glob("*/*/shard-*.parquet")):
-            glob = (root.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
-            con.execute(
-                "create or replace view shards as select * from read_parquet("
-                f"'{_sql_str(glob)}', filename = true, union_by_name = true)"
-            )
-            views.append("shards")
+        return define_views(con, root)
+
+
+def memory_catalog(root: DataRoot) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """An in-memory DuckDB connection with the catalog's views over the current files of `root`, and their names:
+    the same SQL as `catalog.duckdb` answers, without waiting for (or going stale behind) the catalog file."""
+    con = duckdb.connect()
+    return con, define_views(con, root)
+
+
+def define_views(con: duckdb.DuckDBPyConnection, root: DataRoot) -> list[str]:
+    """Create (or replace) the catalog's views on `con`: one per stored table, the derived views and `shards`;
+    return their names. A table never written has no view (its view is dropped)."""
+    views = []
+    for table in TABLES:
+        # The view lists the table's current files: a stock DuckDB reads them with no Delta extension (none
+        # can be downloaded offline). Files stay until vacuumed, so the view stays valid between refreshes.
+        files = root.table_files(table)
+        if not files:
+            if root.has_table(table):  # written, but every row was replaced away: an empty view of its columns
+                con.execute(f"create or replace view {table} as {_empty_select(table, root)}")
+                views.append(table)
+            else:
+                con.execute(f"drop view if exists {table}")
+            continue
+        con.execute(
+            f"create or replace view {table} as select * from read_parquet("
+            f"{parquet_list(files)}, hive_partitioning = true, union_by_name = true)"
+        )
+        views.append(table)
+    if "verdict_audit" in views:
+        con.execute(DISAGREEMENTS_VIEW)
+        views.append("disagreements")
+    if {"difficulty", "problems"} <= set(views):
+        con.execute(STUDENT_COMPARISON_VIEW)
+        views.append("student_comparison")
+    if {"difficulty", "problems", "student_revisions"} <= set(views):
+        con.execute(DIFFICULTY_DIFF_VIEW)
+        con.execute(DIFFICULTY_DIFF_FAMILY_VIEW)
+        views += ["difficulty_diff", "difficulty_diff_family"]
+    if {"supervision_selection", "supervision_traces"} <= set(views):
+        con.execute(SUPERVISION_POLICIES_VIEW)
+        views.append("supervision_policies")
+    if any(root.shards_dir.glob("*/*/shard-*.parquet")):
+        glob = (root.shards_dir / "*" / "*" / "shard-*.parquet").as_posix()
+        con.execute(
+            "create or replace view shards as select * from read_parquet("
+            f"'{_sql_str(glob)}', filename = true, union_by_name = true)"
+        )
+        views.append("shards")
     return views
 
 
@@ -134,6 +151,27 @@ select d.problem_id, coalesce(d.family, p.family) as family, d.student_id, d.stu
 from difficulty d
 left join problems p on p.problem_id = d.problem_id
 where d.n > 0
+"""
+
+
+# Each supervision policy's selection in numbers: what it kept, and the kept traces' correctness, step-wise error
+# rate, difficulty for the student and length (methods §14: which traces help is what the policies differ in).
+SUPERVISION_POLICIES_VIEW = """
+create or replace view supervision_policies as
+select s.student_id, s.policy,
+       count(*) filter (where s.kept) as kept,
+       count(*) filter (where not s.kept) as dropped,
+       count(distinct s.problem_id) filter (where s.kept) as problems,
+       avg(case when s.verdict = 'correct' then 1.0 else 0.0 end) filter (where s.kept) as correct_share,
+       avg(s.step_error_rate) filter (where s.kept) as mean_step_error_rate,
+       avg(s.pass_rate) filter (where s.kept) as mean_pass_rate,
+       avg(t.trace_chars) filter (where s.kept) as mean_trace_chars
+from supervision_selection s
+left join supervision_traces t
+       on t.student_id = s.student_id and t.problem_id = s.problem_id and t.role = s.role
+      and t.model_id = s.model_id and t.sample_index = s.sample_index
+group by all
+order by s.student_id, s.policy
 """
 
 

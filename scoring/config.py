@@ -1,5 +1,5 @@
 """The project config (`gradus.yaml`): data root, student, sources, rollouts, grading, dedup, decontamination,
-curriculum, exports, regeneration, trainer, distributed (Ray rollouts, Dagster executor).
+curriculum, exports, regeneration, trainer, supervision, distributed (Ray rollouts, Dagster executor).
 
 Unknown keys are rejected with the key named; every error names the file. `GRADUS_HOME` overrides `data_root`.
 """
@@ -24,8 +24,9 @@ from scoring.grading.policy import GradingConfig
 from scoring.grading.ray_config import RayConfig
 from scoring.grading.rollouts import RolloutConfig
 from scoring.grading.skills import SkillsConfig
-from scoring.grading.verify import VerifyConfig
+from scoring.grading.verify_config import VerifyConfig
 from scoring.storage import DataRoot, safe_name
+from scoring.supervision.config import SupervisionConfig
 from scoring.training.ablation import AblationConfig
 from scoring.training.exports import ExportsConfig
 from scoring.training.grpo import TrainerConfig
@@ -90,6 +91,9 @@ class ProjectConfig(BaseModel):
     regeneration: RegenerationConfig = Field(default_factory=RegenerationConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     ablation: AblationConfig = Field(default_factory=AblationConfig, description="the curriculum ablation job")
+    supervision: SupervisionConfig = Field(
+        default_factory=SupervisionConfig, description="SFT traces and preference pairs (off by default)"
+    )
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     base_dir: str = Field(".", description="set by the loader: the config file's directory")
 

@@ -179,10 +179,32 @@ def read(
     written read as nulls."""
     wanted = list(columns) if columns is not None else schema.names
     target = pa.schema([schema.field(name) for name in wanted])
+    result = query(directory, schema, "select * from stored", partition, version=version, columns=wanted)
+    if result is None:
+        return target.empty_table()
+    order = [k for k in sort_by if k in wanted]
+    if order:
+        result = result.sort_by([(k, "ascending") for k in order])
+    return result.cast(target)
+
+
+def query(
+    directory: Path,
+    schema: pa.Schema,
+    sql: str,
+    partition: Partition | None = None,
+    *,
+    version: int | None = None,
+    columns: Sequence[str] | None = None,
+) -> pa.Table | None:
+    """Run `sql` in DuckDB over the stored rows of one partition, visible as the view `stored` (only `columns`
+    of `schema`, when given). DuckDB streams the Parquet files, so an aggregate costs memory in proportion to
+    its result, not to the table. None when the table (partition) holds no file yet."""
+    wanted = list(columns) if columns is not None else schema.names
     table = open_table(directory, version)
     stored_files = _files(table, partition) if table is not None else []
     if not stored_files:
-        return target.empty_table()
+        return None
     # DuckDB reads the files in the listed order (sorted paths: partitions in order, then each write's files in
     # the order it wrote them) and fills columns a file predates with nulls.
     present = {name for path in stored_files for name in pq.read_schema(path).names}
@@ -190,14 +212,11 @@ def read(
     con = duckdb.connect()
     try:
         con.execute("set threads to 2")
-        stored = con.sql(f"select {select} from read_parquet({parquet_list(stored_files)}, union_by_name = true)")
-        result = stored.to_arrow_table()
+        files_sql = f"read_parquet({parquet_list(stored_files)}, union_by_name = true)"
+        con.execute(f"create view stored as select {select} from {files_sql}")
+        return con.sql(sql).to_arrow_table()
     finally:
         con.close()
-    order = [k for k in sort_by if k in wanted]
-    if order:
-        result = result.sort_by([(k, "ascending") for k in order])
-    return result.cast(target)
 
 
 def parquet_list(paths: Sequence[str]) -> str:

@@ -1,11 +1,13 @@
-"""Every table's schema, declared once (the synthesis and skills tables in `synthesis_schemas.py`), and the
-registry of tables by name. Data is cast to these before Parquet is written."""
+"""Every table's schema, declared once (the synthesis and skills tables in `synthesis_schemas.py`, the supervision
+tables in `supervision_schemas.py`), and the registry of tables by name. Data is cast to these before Parquet is
+written."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
 from engines.errors import ConfigError, did_you_mean
+from scoring.supervision_schemas import PREFERENCE_PAIRS, SUPERVISION_SELECTION, SUPERVISION_TRACES
 from scoring.synthesis_schemas import (
     GLAN_DISCIPLINES,
     GLAN_SUBJECTS,
@@ -363,6 +365,9 @@ TABLES: dict[str, pa.Schema] = {
     "problem_skills": PROBLEM_SKILLS,
     "skill_attributions": SKILL_ATTRIBUTIONS,
     "skill_profile": SKILL_PROFILE,
+    "supervision_traces": SUPERVISION_TRACES,
+    "supervision_selection": SUPERVISION_SELECTION,
+    "preference_pairs": PREFERENCE_PAIRS,
 }
 
 

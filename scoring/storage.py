@@ -212,6 +212,22 @@ class DataRoot:
             sort_by=TABLE_KEYS.get(table, ()),
         )
 
+    def query_table(
+        self,
+        table: str,
+        sql: str,
+        partition: dict[str, str] | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        version: int | None = None,
+    ) -> pa.Table | None:
+        """Run `sql` in DuckDB over the stored rows (of one partition), visible as the view `stored`: an
+        aggregate over a large table without reading it into memory. None when nothing is stored yet."""
+        self.table_path(table, partition)
+        return delta_tables.query(
+            self._ready(table), schema_for(table), sql, partition, version=version, columns=columns
+        )
+
     def read_all_partitions(self, table: str) -> pa.Table:
         """Every partition of a table concatenated (e.g. the difficulty rows of all students)."""
         return self.read_table(table)

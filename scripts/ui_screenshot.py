@@ -9,11 +9,14 @@ Usage (from the repo root):
     .venv/bin/python scripts/ui_screenshot.py --out /tmp/graph.png --config gradus.yaml
     .venv/bin/python scripts/ui_screenshot.py --dagster-home $PWD   # the persistent instance: shows real runs
     .venv/bin/python scripts/ui_screenshot.py --path /runs          # any other UI page
+    .venv/bin/python scripts/ui_screenshot.py --report --out report-asset.png   # the `report` asset's page
 
 The project config is `--config`, else `GRADUS_CONFIG`, else `./gradus.yaml`; only its definitions are loaded,
-nothing is materialized. Without `--dagster-home` a throw-away instance in a temp dir is used (with the UI's
-first-visit "Join the Dagster community" dialog turned off); an instance dir without a `dagster.yaml` gets one
-written. Needs Debian's Chromium (`apt-get install chromium`); `--chromium` points at another binary.
+nothing is materialized, except with `--report`: the `report` asset (it reads the data root's tables, starts no
+model) is materialized for the configured student first, and its asset page is captured. Without
+`--dagster-home` a throw-away instance in a temp dir is used (with the UI's first-visit "Join the Dagster
+community" dialog turned off); an instance dir without a `dagster.yaml` gets one written. Needs Debian's Chromium
+(`apt-get install chromium`); `--chromium` points at another binary.
 Exit code 2 when Chromium or the config is missing.
 """
 
@@ -32,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.ui_server import running_webserver  # noqa: E402
+from tests.ui_server import running_webserver, write_instance_yaml  # noqa: E402
 
 ASSET_GRAPH_PATH = "/asset-groups"
 """The global asset graph ("Global asset lineage", all groups) in the Dagster 1.13 UI."""
@@ -76,6 +79,24 @@ def screenshot(chromium: str, url: str, out: Path, *, window: str, budget_ms: in
         raise RuntimeError(f"chromium failed (exit {proc.returncode}) for {url}:\n{proc.stderr[-4000:]}")
 
 
+def materialize_report(home: Path, config: Path) -> str:
+    """Materialize the `report` asset for the configured student into the instance at `home`; return the UI path
+    of its asset page (that student's partition)."""
+    import dagster as dg
+
+    from assets.report import report
+    from pipelines.materialize import materialize_project
+    from scoring.config import load_config
+
+    if not (home / "dagster.yaml").exists():
+        write_instance_yaml(home)
+    student = load_config(config).student.id
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = materialize_project(config, selection=[report], instance=instance, raise_on_error=True)
+    print(f"materialized report: {result.asset_materializations_for_node('report')[0].metadata['path'].value}")
+    return f"/assets/report?partition={student}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("asset-graph.png"), help="PNG to write")
@@ -85,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dagster-home", type=Path, default=None, help="Dagster instance dir (default: a temp dir)")
     parser.add_argument("--path", default=None, help="UI page to capture (default: the asset graph, groups expanded)")
     parser.add_argument("--collapsed", action="store_true", help="show the asset graph's groups collapsed")
+    parser.add_argument(
+        "--report", action="store_true", help="materialize the `report` asset, then capture its asset page"
+    )
     parser.add_argument("--port", type=int, default=None, help="webserver port (default: a free one)")
     parser.add_argument("--window-size", default="1600,1000", help="browser window WIDTH,HEIGHT")
     parser.add_argument("--budget-ms", type=int, default=15000, help="virtual time for the page to render")
@@ -107,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="gradus-ui-") as temp:
         home = args.dagster_home.resolve() if args.dagster_home else Path(temp)
+        report_page = materialize_report(home, config) if args.report else None
         with running_webserver(home, config, port=args.port) as server:
-            if args.path is not None:
+            if report_page is not None:
+                url = server.url + report_page
+            elif args.path is not None:
                 url = server.url + args.path
             elif args.collapsed:
                 url = server.url + ASSET_GRAPH_PATH

@@ -11,8 +11,8 @@ Three detectors, each reported under its own `method`, on the question text only
   letters) is different: its numbers are all it says, so only an exact match with the numbers kept counts, and
   the similarity detectors skip it (masked, `Compute 58 - 23.` is MATH's `Compute $0.8 - 0.07$.`).
 - `tfidf` / `embedding`: cosine of character 3–5-gram TF-IDF vectors of the normalized text, numbers kept
-  (fitted on benchmark + pool), or of an injected embedding of the raw text, against the top-1 item, flagged
-  at or above the configured threshold. These catch rewordings that break every n-gram.
+  (hashed and chunked: `scoring.curation.tfidf_top1`), or of an injected embedding of the raw text, against the
+  top-1 item, flagged at or above the configured threshold. These catch rewordings that break every n-gram.
 
 Benchmarks are read with `synthesis.importers` (any file format and field mapping it reads; presets `gsm8k`,
 `math`, `math_solution`). Only the question column is needed, so the answer rule is switched off: an item
@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from scipy import sparse
 
 from engines.errors import ConfigError, did_you_mean
 from scoring.curation.normalize import comparable_text
-from scoring.curation.similarity import Embed, embedding_matrix
+from scoring.curation.similarity import Embed, embedding_matrix, top1_cosine
+from scoring.curation.tfidf_top1 import tfidf_top1
 from scoring.schemas import CONTAMINATION
 from synthesis.importers import import_dataset, mapping_for
 from synthesis.problem import Reject
@@ -268,36 +268,6 @@ class NgramIndex:
 # --- vector similarity ---------------------------------------------------------------------------------------------
 
 
-def top1_cosine(
-    queries: sparse.csr_matrix | np.ndarray, items: sparse.csr_matrix | np.ndarray, *, block_cells: int = 1 << 22
-) -> tuple[np.ndarray, np.ndarray]:
-    """For each unit query row, its most similar unit item row (lowest index on ties) and that cosine."""
-    n_items = items.shape[0]
-    best = np.zeros(queries.shape[0], dtype=np.int64)
-    score = np.zeros(queries.shape[0], dtype=np.float64)
-    if n_items == 0:
-        return best, score
-    transposed = items.T.tocsr() if sparse.issparse(items) else items.T
-    step = max(1, block_cells // n_items)
-    for lo in range(0, queries.shape[0], step):
-        block = queries[lo : lo + step] @ transposed
-        dense = block.toarray() if sparse.issparse(block) else np.asarray(block)
-        best[lo : lo + step] = dense.argmax(axis=1)
-        score[lo : lo + step] = dense.max(axis=1)
-    return best, np.minimum(score, 1.0)
-
-
-def _tfidf_pair(pool: Sequence[str], bench: Sequence[str]) -> tuple[sparse.csr_matrix, sparse.csr_matrix]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    # Numbers are kept: masked, every short "Compute 0 + 0." would match MATH's "Compute 0 - 0." at cosine
-    # 0.98. Re-numbered copies are the n-gram detectors' job, which mask them.
-    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), dtype=np.float32, lowercase=False)
-    texts = [comparable_text(t) for t in (*bench, *pool)]
-    matrix = vectorizer.fit_transform(texts).tocsr()
-    return matrix[len(bench) :], matrix[: len(bench)]
-
-
 # --- the detector ---------------------------------------------------------------------------------------------------
 
 
@@ -323,10 +293,22 @@ def decontaminate(
     flagged: set[int] = set()
     # the pool is embedded once, not once per benchmark
     pool_vectors = embedding_matrix(questions, embed, batch_size=config.embed_batch_size) if embed is not None else None
-    for spec in benchmarks:
-        bench = spec if isinstance(spec, Benchmark) else load_benchmark(spec, base_dir)
+    loaded = [spec if isinstance(spec, Benchmark) else load_benchmark(spec, base_dir) for spec in benchmarks]
+    # Numbers are kept for TF-IDF: masked, every short "Compute 0 + 0." would match MATH's "Compute 0 - 0." at
+    # cosine 0.98. Re-numbered copies are the n-gram detectors' job, which mask them. The pool's text is
+    # vectorized once for every benchmark.
+    tfidf = (
+        tfidf_top1(
+            [comparable_text(q) for q in questions],
+            [[comparable_text(q) for q in bench.questions] for bench in loaded],
+            block_cells=config.block_cells,
+        )
+        if config.tfidf and questions
+        else [None] * len(loaded)
+    )
+    for bench, bench_tfidf in zip(loaded, tfidf, strict=True):
         rejects.extend(bench.rejects)
-        findings = _findings(questions, bench, config, embed, pool_vectors)
+        findings = _findings(questions, bench, config, embed, pool_vectors, bench_tfidf)
         hit = {index for index, _, _, _ in findings}
         counts[bench.name] = len(hit)
         flagged |= hit
@@ -351,24 +333,30 @@ def _findings(
     config: DecontamConfig,
     embed: Embed | None,
     pool_vectors: np.ndarray | None,
+    tfidf: tuple[np.ndarray, np.ndarray] | None,
 ) -> list[tuple[int, str, int, float]]:
-    """(problem position, method, item position, score) for one benchmark."""
+    """(problem position, method, item position, score) for one benchmark; `tfidf` is its TF-IDF top-1."""
     found: list[tuple[int, str, int, float]] = []
     if not bench.questions or not questions:
         return found
     index = NgramIndex(bench.questions, config.ngrams, config.ngram_max_items)
     for position, question in enumerate(questions):
         found.extend((position, method, item, score) for method, item, score in index.match(question))
-    vectors: list[tuple[str, float, Any, Any]] = []
-    if config.tfidf:
-        vectors.append(("tfidf", config.tfidf_threshold, *_tfidf_pair(questions, bench.questions)))
+    top1: list[tuple[str, float, np.ndarray, np.ndarray]] = []
+    if tfidf is not None:
+        top1.append(("tfidf", config.tfidf_threshold, *tfidf))
     if embed is not None and pool_vectors is not None:
         # raw text: embedding models were trained on text as people write it, not on our normal form
         bench_rows = embedding_matrix(bench.questions, embed, batch_size=config.embed_batch_size)
-        vectors.append(("embedding", config.embedding_threshold, pool_vectors, bench_rows))
+        top1.append(
+            (
+                "embedding",
+                config.embedding_threshold,
+                *top1_cosine(pool_vectors, bench_rows, block_cells=config.block_cells),
+            )
+        )
     bare = {i for i, q in enumerate(questions) if is_bare_expression(q)}
-    for method, threshold, pool_rows, bench_rows in vectors:
-        best, score = top1_cosine(pool_rows, bench_rows, block_cells=config.block_cells)
+    for method, threshold, best, score in top1:
         for position in np.flatnonzero(score >= threshold).tolist():
             if position in bare:  # its only content is numbers, which a cosine over text does not weigh
                 continue

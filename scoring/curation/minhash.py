@@ -3,10 +3,12 @@
 Shingles are *character* n-grams (default 5) of the comparable text (`scoring.curation.normalize`). Word
 shingles lose every shingle that touches a changed number, so a problem whose numbers were edited falls below
 the threshold; character shingles lose only the few that overlap the digits (`tests/scoring/curation/test_dedup.py`
-measures both). Signature rows are datasketch "affine32" MinHash values, computed vectorized in bounded batches.
-Candidates from the LSH bands are verified by their estimated Jaccard (the share of equal signature values)
-before they become pairs. The bands favour recall (see `DedupConfig.lsh_recall_weight`): a missed candidate is
-a lost duplicate, an extra candidate only costs one verification.
+measures both). Each shingle gets a 64-bit hash here (vectorized); the signature rows are rensa's R-MinHash of
+those hashes (Rust, `RMinHash.digest_matrix_from_flat_token_hashes`), which costs about a tenth of a k-permutation
+MinHash in numpy (`bench/dedup_scale.py`). Candidates from the LSH bands are verified by their estimated Jaccard
+(the share of equal signature values) before they become pairs. The bands favour recall (see
+`DedupConfig.lsh_recall_weight`): a missed candidate is a lost duplicate, an extra candidate only costs one
+verification.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+from rensa import RMinHash
 
 from scoring.curation.pairs import Pairs, cluster
 
@@ -23,32 +26,27 @@ _U64 = np.uint64
 _POLY = _U64(0x100000001B3)  # multiplier of the polynomial shingle hash (the 64-bit FNV prime)
 _MASK64 = (1 << 64) - 1
 _EMPTY = np.uint32(0xFFFFFFFF)  # a signature value no shingle lowered: the row of an empty text
+# The R-MinHash algorithm our signatures were measured with: a new one gives other rows for the same texts, so the
+# same pool and seed could dedup differently. Raise rather than mix signatures silently (see `minhash_signatures`).
+RENSA_ALGORITHM_VERSION = 2
 
 
 def _fmix64(h: np.ndarray) -> np.ndarray:
-    # MurmurHash3's 64-bit finalizer: spreads the polynomial hash so its top 32 bits are usable.
-    h = h ^ (h >> _U64(33))
-    h = h * _U64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> _U64(33))
-    h = h * _U64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> _U64(33))
-
-
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    # The 32-bit finalizer datasketch's "affine32" scheme applies to each input hash before permuting it.
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+    # MurmurHash3's 64-bit finalizer, in place: spreads the polynomial hash over all 64 bits.
+    h ^= h >> _U64(33)
+    h *= _U64(0xFF51AFD7ED558CCD)
+    h ^= h >> _U64(33)
+    h *= _U64(0xC4CEB9FE1A85EC53)
+    h ^= h >> _U64(33)
+    return h
 
 
 def shingle_hash(shingle: str) -> int:
-    """The 32-bit hash of one shingle: a polynomial over its code points, mixed. Usable as datasketch's hashfunc."""
+    """The 64-bit hash of one shingle: a polynomial over its code points, mixed (`minhash_signatures` vectorizes it)."""
     h = 0
     for char in shingle:
         h = (h * int(_POLY) + ord(char)) & _MASK64
-    return int(_fmix64(np.array([h], dtype=_U64))[0] >> _U64(32))
+    return int(_fmix64(np.array([h], dtype=_U64))[0])
 
 
 def shingles(text: str, *, size: int = 5, kind: Literal["char", "word"] = "char") -> list[str]:
@@ -60,7 +58,7 @@ def shingles(text: str, *, size: int = 5, kind: Literal["char", "word"] = "char"
 
 
 def _char_shingle_hashes(texts: Sequence[str], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(hash per shingle, owning text index per shingle) for a batch, vectorized over the joined code points."""
+    """(hash per shingle, owning text index per shingle, ascending) for a batch, vectorized over the joined text."""
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(_U64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -69,19 +67,19 @@ def _char_shingle_hashes(texts: Sequence[str], size: int) -> tuple[np.ndarray, n
     hashes = np.zeros(0, dtype=_U64)
     if windows.sum():
         count = len(codes) - size + 1
-        rolling = np.zeros(count, dtype=_U64)
-        for k in range(size):  # polynomial hash of every window of the joined text, one vector op per offset
-            rolling = rolling * _POLY + codes[k : k + count]
+        rolling = codes[:count].copy()
+        for k in range(1, size):  # polynomial hash of every window of the joined text, in place, one op per offset
+            rolling *= _POLY
+            rolling += codes[k : k + count]
         first = np.repeat(starts - np.concatenate([[0], np.cumsum(windows)[:-1]]), windows)
-        hashes = rolling[first + np.arange(len(owner))]
-        hashes = (_fmix64(hashes) >> _U64(32)).astype(np.uint32)
+        hashes = _fmix64(rolling[first + np.arange(len(owner))])  # drops windows that straddle two texts
     short = np.flatnonzero((lengths > 0) & (lengths < size))
     if len(short):  # a text shorter than one shingle is its own single shingle
-        extra = np.array([shingle_hash(texts[i]) for i in short], dtype=np.uint32)
+        extra = np.array([shingle_hash(texts[i]) for i in short], dtype=_U64)
         hashes, owner = np.concatenate([hashes, extra]), np.concatenate([owner, short])
         order = np.argsort(owner, kind="stable")
         hashes, owner = hashes[order], owner[order]
-    return hashes.astype(np.uint32), owner
+    return hashes, owner
 
 
 def _word_shingle_hashes(texts: Sequence[str], size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,15 +89,7 @@ def _word_shingle_hashes(texts: Sequence[str], size: int) -> tuple[np.ndarray, n
         found = [shingle_hash(s) for s in shingles(text, size=size, kind="word")]
         hashes.extend(found)
         owner.extend([index] * len(found))
-    return np.array(hashes, dtype=np.uint32), np.array(owner, dtype=np.int64)
-
-
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from datasketch import MinHash  # imported here: only MinHash dedup needs it
-
-    # datasketch's own affine32 permutations, so each row equals MinHash(...).hashvalues for the same shingles.
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+    return np.array(hashes, dtype=_U64), np.array(owner, dtype=np.int64)
 
 
 def _text_batches(texts: Sequence[str], budget: int) -> Iterator[tuple[int, int]]:
@@ -114,6 +104,16 @@ def _text_batches(texts: Sequence[str], budget: int) -> Iterator[tuple[int, int]
         yield start, len(texts)
 
 
+def _check_rensa() -> None:
+    found = getattr(RMinHash, "ALGORITHM_VERSION", None)
+    if found != RENSA_ALGORITHM_VERSION:
+        raise RuntimeError(
+            f"rensa's RMinHash ALGORITHM_VERSION is {found}, Gradus expects {RENSA_ALGORITHM_VERSION}: its signatures "
+            "would differ from earlier runs'. Install the pinned rensa (`pip install -e .`), or re-measure "
+            "bench/dedup_scale.py with the new one and update RENSA_ALGORITHM_VERSION."
+        )
+
+
 def minhash_signatures(
     texts: Sequence[str],
     *,
@@ -123,26 +123,22 @@ def minhash_signatures(
     seed: int = 1,
     batch_shingles: int = 1 << 17,
 ) -> np.ndarray:
-    """One MinHash row (uint32, `num_perm` values) per normalized text, computed in bounded batches.
+    """One R-MinHash row (uint32, `num_perm` values) per normalized text, computed in bounded batches.
 
-    Rows are datasketch "affine32" MinHash values with `shingle_hash` as the hash function, so
-    `datasketch.LeanMinHash(seed=seed, hashvalues=row, scheme="affine32")` interoperates with them. Memory is
-    the output (N × num_perm × 4 bytes) plus one batch of `batch_shingles` × num_perm values.
-    An empty text's row is all 0xFFFFFFFF and is never a candidate.
+    Row i is rensa's `RMinHash` (seeded by `seed`) of the set of `shingle_hash` values of text i's shingles, so
+    it depends on that set alone: not on shingle order or repeats, nor on how texts are batched. Memory is the
+    output (N × num_perm × 4 bytes) plus one batch of about `batch_shingles` shingles (a text longer than that
+    is a batch of its own). An empty text's row is all 0xFFFFFFFF and is never a candidate.
     """
-    a, b = _permutations(num_perm, seed)
+    _check_rensa()
     out = np.full((len(texts), num_perm), _EMPTY, dtype=np.uint32)
     hasher = _char_shingle_hashes if kind == "char" else _word_shingle_hashes
     for lo, hi in _text_batches(texts, batch_shingles):
         hashes, owner = hasher(texts[lo:hi], size)
-        for c0 in range(0, len(hashes), batch_shingles):  # a single huge text is split across chunks
-            chunk, who = hashes[c0 : c0 + batch_shingles], owner[c0 : c0 + batch_shingles] + lo
-            # (num_perm, shingles): the per-text minimum then runs along contiguous memory, twice as fast
-            permuted = np.multiply.outer(a, _fmix32(chunk))  # uint32 arithmetic wraps: a * h + b mod 2^32
-            permuted += b[:, None]
-            heads = np.flatnonzero(np.concatenate([[True], who[1:] != who[:-1]]))
-            mins = np.minimum.reduceat(permuted, heads, axis=1).T
-            out[who[heads]] = np.minimum(out[who[heads]], mins)
+        offsets = np.zeros(hi - lo + 1, dtype=_U64)
+        np.cumsum(np.bincount(owner, minlength=hi - lo), out=offsets[1:])
+        matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, seed)
+        out[lo:hi] = matrix.to_rows()  # small batches keep this list-of-rows copy cheap (it stays in cache)
     return out
 
 

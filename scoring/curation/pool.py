@@ -29,13 +29,14 @@ class DecontaminationConfig(BaseModel):
     detectors: DecontamConfig = Field(default_factory=DecontamConfig)
 
 
-def _problem_rows(root: DataRoot) -> list[dict[str, object]]:
-    return root.read_table("problems").to_pylist()
+def _problem_rows(root: DataRoot, columns: list[str]) -> list[dict[str, object]]:
+    # only the columns a stage reads: at a million problems, metadata and the rest double the memory
+    return root.read_table("problems", columns=columns).to_pylist()
 
 
 def build_duplicates(dedup: DedupConfig, root: DataRoot) -> tuple[pa.Table, dict[str, int]]:
     """Run the dedup stages over `problems` and write `duplicates` (one row per dropped problem)."""
-    problems = _problem_rows(root)
+    problems = _problem_rows(root, ["problem_id", "question", "answer", "solution", "source"])
     embed = load_embedder(dedup.embedding_model, root.embedding_cache_path) if dedup.semantic == "embedding" else None
     result = deduplicate(problems, dedup, embed)
     root.write_table("duplicates", result.duplicates)
@@ -49,7 +50,7 @@ def build_contamination(
 ) -> tuple[pa.Table, dict[str, int]]:
     """Check the deduplicated pool against every configured benchmark; write `contamination`."""
     dropped = set(root.read_table("duplicates").column("problem_id").to_pylist())
-    problems = [p for p in _problem_rows(root) if p["problem_id"] not in dropped]
+    problems = [p for p in _problem_rows(root, ["problem_id", "question"]) if p["problem_id"] not in dropped]
     model = settings.detectors.embedding_model
     embed = load_embedder(model, root.embedding_cache_path) if model else None
     result = decontaminate(problems, settings.benchmarks, settings.detectors, base_dir=base_dir, embed=embed)

@@ -90,3 +90,22 @@ def row_cosine(matrix: sparse.csr_matrix | np.ndarray, left: np.ndarray, right: 
     if sparse.issparse(matrix):
         return np.asarray(matrix[left].multiply(matrix[right]).sum(axis=1)).ravel().astype(np.float64)
     return np.einsum("ij,ij->i", matrix[left], matrix[right]).astype(np.float64)
+
+
+def top1_cosine(
+    queries: sparse.csr_matrix | np.ndarray, items: sparse.csr_matrix | np.ndarray, *, block_cells: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each unit query row, its most similar unit item row (lowest index on ties) and that cosine."""
+    n_items = items.shape[0]
+    best = np.zeros(queries.shape[0], dtype=np.int64)
+    score = np.zeros(queries.shape[0], dtype=np.float64)
+    if n_items == 0:
+        return best, score
+    transposed = items.T.tocsr() if sparse.issparse(items) else items.T
+    step = max(1, block_cells // n_items)
+    for lo in range(0, queries.shape[0], step):
+        block = queries[lo : lo + step] @ transposed
+        dense = block.toarray() if sparse.issparse(block) else np.asarray(block)
+        best[lo : lo + step] = dense.argmax(axis=1)
+        score[lo : lo + step] = dense.max(axis=1)
+    return best, np.minimum(score, 1.0)

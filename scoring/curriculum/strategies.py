@@ -25,12 +25,13 @@ Every strategy first excludes problems with no learning signal: every rollout so
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scoring.schemas import CURRICULUM_EXCLUDED, SHARD, to_table
@@ -275,12 +276,11 @@ def plan_curriculum(
     """
     config = config or CurriculumConfig()
     categories, weights = categories or {}, weights or {}
-    grades = {row["problem_id"]: row for row in difficulty.to_pylist()}
     candidates: list[dict[str, Any]] = []
     excluded: list[dict[str, Any]] = []
-    for problem in problems.to_pylist():
+    for problem in _with_grades(problems, difficulty):
         pid = problem["problem_id"]
-        grade = grades.get(pid) or {"n": 0, "k": 0}
+        grade = problem if problem["n"] is not None else {"n": 0, "k": 0}
         reason = exclusion_reason(grade["n"], grade["k"])
         if reason and (grade["n"] == 0 or config.strategy not in KEEPS_SIGNAL_FREE):
             excluded.append(_excluded_row(student_id, config, pid, reason, grade))
@@ -293,7 +293,31 @@ def plan_curriculum(
         row["position"] = position
         row["token_budget"] = config.length_budget.at(position, len(ordered)) if config.length_budget else None
     excluded.sort(key=lambda r: r["problem_id"])
-    return CurriculumPlan(to_table(ordered, SHARD), to_table(excluded, CURRICULUM_EXCLUDED))
+    return CurriculumPlan(_with_texts(to_table(ordered, SHARD), problems), to_table(excluded, CURRICULUM_EXCLUDED))
+
+
+_PLAN_PROBLEM_COLUMNS = ("problem_id", "source", "family", "difficulty_knob")
+_PLAN_GRADE_COLUMNS = ("problem_id", "n", "k", "pass_rate", "post_mean", "post_lo", "post_hi")
+
+
+def _with_grades(problems: pa.Table, difficulty: pa.Table) -> Iterator[dict[str, Any]]:
+    """Each pool problem (in pool order) with its grade's columns (nulls when ungraded), joined in Arrow and read
+    a batch at a time: planning never holds the pool's texts or every grade as Python objects."""
+    pool = problems.select(_PLAN_PROBLEM_COLUMNS).append_column(
+        "_order", pa.array(range(problems.num_rows), pa.int64())
+    )
+    grades = difficulty.select(_PLAN_GRADE_COLUMNS)
+    joined = pool.join(grades, "problem_id", join_type="left outer").sort_by("_order")
+    for batch in joined.to_batches(max_chunksize=65_536):
+        yield from batch.to_pylist()
+
+
+def _with_texts(ordered: pa.Table, problems: pa.Table) -> pa.Table:
+    """The planned rows with their question and answer taken from the pool (candidates carry no text)."""
+    at = pc.index_in(ordered.column("problem_id"), value_set=problems.column("problem_id"))
+    for name in ("question", "answer"):
+        ordered = ordered.set_column(ordered.schema.get_field_index(name), name, problems.column(name).take(at))
+    return ordered
 
 
 def _excluded_row(
@@ -317,8 +341,8 @@ def _candidate(
         "problem_id": problem["problem_id"],
         "source": problem["source"],
         "family": problem["family"],
-        "question": problem["question"],
-        "answer": problem["answer"],
+        "question": None,  # joined back from the pool once the order is planned (`_with_texts`)
+        "answer": None,
         "difficulty_knob": problem["difficulty_knob"],
         "n": grade["n"],
         "k": grade["k"],

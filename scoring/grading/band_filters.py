@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scoring.schemas import DIFFICULTY_KEY, FILTER_DECISIONS
@@ -126,22 +127,21 @@ def apply_filter(grades: pa.Table, config: FilterConfig) -> pa.Table:
         raise ValueError(f"difficulty table lacks columns {missing}; has {grades.column_names}")
     decide = _decider(config)
     filter_id = BAND_FILTERS.method(config.name)
-    keys = {c: grades.column(c).to_pylist() for c in DIFFICULTY_KEY}
-    ns, ks = grades.column("n").to_pylist(), grades.column("k").to_pylist()
-    rows = []
-    for i, (n, k) in enumerate(zip(ns, ks, strict=True)):
-        # A null count means nothing was graded; treat it as n = 0 rather than crash or guess.
-        n, k = int(n or 0), int(k or 0)
-        reason = decide(n, k)
-        rows.append(
-            {
-                **{c: keys[c][i] for c in DIFFICULTY_KEY},
-                "filter": filter_id,
-                "kept": reason == KEPT,
-                "reason": reason,
-                "n": n,
-                "k": k,
-                "pass_rate": k / n if n else None,
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=FILTER_DECISIONS)
+    # A null count means nothing was graded; treat it as n = 0 rather than crash or guess.
+    ns = pc.fill_null(grades.column("n"), 0).cast(pa.int32())
+    ks = pc.fill_null(grades.column("k"), 0).cast(pa.int32())
+    # a filter decides on (n, k) alone, and a pool holds few distinct pairs: decide each once
+    reasons: dict[tuple[int, int], int] = {}
+    index = [reasons.setdefault(pair, len(reasons)) for pair in zip(ns.to_pylist(), ks.to_pylist(), strict=True)]
+    decided = pa.array([decide(n, k) for n, k in reasons], pa.string())
+    reason = decided.take(pa.array(index, pa.int64())) if index else pa.array([], pa.string())
+    graded = pc.greater(ns, 0)
+    rate = pc.if_else(
+        graded,
+        pc.divide(ks.cast(pa.float64()), pc.max_element_wise(ns, 1).cast(pa.float64())),
+        pa.scalar(None, pa.float64()),
+    )
+    columns = {c: grades.column(c) for c in DIFFICULTY_KEY}
+    columns |= {"filter": pa.repeat(filter_id, grades.num_rows), "kept": pc.equal(reason, KEPT), "reason": reason}
+    columns |= {"n": ns, "k": ks, "pass_rate": rate}
+    return pa.table(columns).cast(FILTER_DECISIONS)

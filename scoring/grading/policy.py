@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,15 +75,45 @@ class AdaptiveRun:
 
 
 def stored_states(rollouts: pa.Table) -> dict[str, ProblemState]:
-    """Evidence per problem from stored rollouts of one (student, revision, sampling config)."""
-    states: dict[str, ProblemState] = {}
-    for row in rollouts.to_pylist():
-        state = states.setdefault(row["problem_id"], ProblemState(row["problem_id"]))
-        state.drawn = max(state.drawn, int(row["sample_index"]) + 1)
-        if row["verdict"] not in EVIDENCE_FREE:
-            state.n += 1
-            state.k += row["verdict"] == "correct"
-    return states
+    """Evidence per problem from stored rollouts of one (student, revision, sampling config), or from their
+    per-problem counts (`state_counts_sql`'s columns: problem_id, drawn, n, k)."""
+    if "drawn" not in rollouts.column_names:
+        rollouts = _state_counts(rollouts)
+    return {
+        pid: ProblemState(pid, n=n, k=k, drawn=drawn)
+        for pid, drawn, n, k in zip(
+            *(rollouts.column(c).to_pylist() for c in ("problem_id", "drawn", "n", "k")), strict=True
+        )
+    }
+
+
+def state_counts_sql(relation: str, revision: str | None = None, sampling: str | None = None) -> str:
+    """DuckDB SQL counting evidence per problem over `relation` (rollouts with problem_id, student_revision,
+    sampling_hash, sample_index, verdict), only one revision's and sampling config's when given: sample indices
+    used, n and k. An aggregate, so DuckDB reads the stored files out of core."""
+    free = ", ".join(f"'{v}'" for v in sorted(EVIDENCE_FREE))
+    where = [
+        f"{column} = '{value.replace(chr(39), chr(39) * 2)}'"
+        for column, value in (("student_revision", revision), ("sampling_hash", sampling))
+        if value is not None
+    ]
+    return f"""
+        select problem_id, (max(sample_index) + 1)::integer as drawn,
+            count(*) filter (where verdict not in ({free}))::integer as n,
+            count(*) filter (where verdict = 'correct')::integer as k
+        from {relation}
+        {"where " + " and ".join(where) if where else ""}
+        group by problem_id order by problem_id
+    """
+
+
+def _state_counts(rollouts: pa.Table) -> pa.Table:
+    con = duckdb.connect()
+    try:
+        con.register("evidence", rollouts)
+        return con.sql(state_counts_sql("evidence")).to_arrow_table()
+    finally:
+        con.close()
 
 
 def grade_adaptively(

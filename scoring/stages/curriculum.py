@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engines.config import expected_revision
 from scoring.config import ProjectConfig
@@ -60,8 +61,10 @@ def _plan(config: ProjectConfig, root: DataRoot) -> CurriculumPlan:
     """The strategy's plan over the pool's graded problems; problems outside the pool (duplicates, benchmark
     matches) join its excluded rows with their reason."""
     outside_pool = excluded_from_pool(root)
-    problems = root.read_table("problems")
-    in_pool = pa.array([pid not in outside_pool for pid in problems.column("problem_id").to_pylist()], pa.bool_())
+    problems = root.read_table(
+        "problems", columns=["problem_id", "source", "family", "difficulty_knob", "question", "answer"]
+    )
+    in_pool = pc.invert(pc.is_in(problems.column("problem_id"), value_set=pa.array(sorted(outside_pool), pa.string())))
     # With skills on, the skill_balanced strategy balances main skills and every row carries its STAT-Sel weight.
     categories = main_skill(root) if config.skills.enabled else None
     weights = problem_skill_weights(root, config.student.id) if config.skills.enabled else None

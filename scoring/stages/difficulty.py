@@ -20,7 +20,7 @@ from engines.config import expected_revision
 from scoring.config import ProjectConfig
 from scoring.grading.adaptive import ProblemState
 from scoring.grading.band_filters import apply_filter
-from scoring.grading.difficulty import grade_rollouts
+from scoring.grading.difficulty import grade_tallies, tally_sql
 from scoring.grading.irt import fit_rasch
 from scoring.grading.predictor import PREDICTOR_METHOD, PassRatePredictor, Prediction, screen
 from scoring.grading.rollouts import run_rollouts, sampling_hash
@@ -55,21 +55,23 @@ def build_difficulty(config: ProjectConfig, root: DataRoot) -> StageSummary:
     """Grade every key in the student's rollouts partition into its `difficulty` partition, plus predicted
     rows (`predicted_v1`) for problems the predictor screened out of grading; register new revisions."""
     part = student_partition(config)
-    rollouts = root.read_table("rollouts", part, columns=ROLLOUT_EVIDENCE_COLUMNS)
+    # tallied in DuckDB over the stored files: memory grows with the problems graded, not with the rollouts
+    tallies = root.query_table("rollouts", tally_sql("stored"), part, columns=ROLLOUT_EVIDENCE_COLUMNS)
     adaptive = config.grading.adaptive if config.grading.mode == "adaptive" else None
-    measured = grade_rollouts(rollouts, bands=config.grading.bands, adaptive=adaptive)
+    measured = (
+        grade_tallies(tallies, bands=config.grading.bands, adaptive=adaptive)
+        if tallies is not None
+        else to_table([], DIFFICULTY)
+    )
     predicted = predicted_grades(root.read_table("predictions", part), measured)
-    families = {
-        row["problem_id"]: row["family"]
-        for row in root.read_table("problems").select(["problem_id", "family"]).to_pylist()
-    }
     graded = pa.concat_tables([measured, predicted]).sort_by([(k, "ascending") for k in DIFFICULTY_KEY])
-    family = pa.array([families.get(pid) for pid in graded.column("problem_id").to_pylist()], type=pa.string())
+    problems = root.read_table("problems", columns=["problem_id", "family"])
+    family = problems.column("family").take(pc.index_in(graded.column("problem_id"), value_set=problems["problem_id"]))
     graded = graded.set_column(graded.schema.get_field_index("family"), "family", family)
     path = root.write_table("difficulty", graded, part)
     register_revisions(root, measured, config.student.engine.model, part)
-    methods = graded.column("method").to_pylist()
-    counts = {"graded": graded.num_rows} | {f"method_{m}": methods.count(m) for m in sorted(set(methods))}
+    methods = {str(m["values"]): int(m["counts"]) for m in pc.value_counts(graded.column("method")).to_pylist()}
+    counts = {"graded": graded.num_rows} | {f"method_{m}": methods[m] for m in sorted(methods)}
     return StageSummary(graded, counts, path=path)
 
 
@@ -77,10 +79,11 @@ def build_band_filter(config: ProjectConfig, root: DataRoot) -> StageSummary:
     """Each configured band filter's decisions over the student's current grades (`band_filter` table)."""
     decisions = band_filter_decisions(config, current_grades(config, root))
     path = root.write_table("band_filter", decisions, student_partition(config))
-    counts: dict[str, int] = {}
-    for row in decisions.to_pylist():
-        counts[f"{row['filter']}_kept"] = counts.get(f"{row['filter']}_kept", 0) + row["kept"]
-        counts[f"{row['filter']}_dropped"] = counts.get(f"{row['filter']}_dropped", 0) + (not row["kept"])
+    counts: dict[str, int] = {
+        f"{f}_{side}": 0 for f in decisions.column("filter").unique().to_pylist() for side in ("kept", "dropped")
+    }
+    for row in decisions.group_by(["filter", "kept"]).aggregate([([], "count_all")]).to_pylist():
+        counts[f"{row['filter']}_{'kept' if row['kept'] else 'dropped'}"] = row["count_all"]
     return StageSummary(decisions, counts, path=path)
 
 
@@ -240,6 +243,8 @@ def predicted_grades(predictions: pa.Table, measured: pa.Table) -> pa.Table:
 
     A prediction never replaces a measurement: a problem graded on rollouts keeps only its measured row.
     """
+    if predictions.num_rows == 0:
+        return to_table([], DIFFICULTY)
     key = ("problem_id", "student_id", "student_revision", "sampling_hash", "verifier_version")
     graded = set(zip(*(measured.column(k).to_pylist() for k in key), strict=True)) if measured.num_rows else set()
     rows = []
@@ -310,8 +315,8 @@ def irt_fit(all_grades: pa.Table) -> tuple[pa.Table, pa.Table] | None:
 
 
 def _student_pairs(grades: pa.Table) -> set[tuple[str, str]]:
-    ids, revisions = grades.column("student_id").to_pylist(), grades.column("student_revision").to_pylist()
-    return set(zip(ids, revisions, strict=True))
+    pairs = grades.select(["student_id", "student_revision"]).group_by(["student_id", "student_revision"]).aggregate([])
+    return set(zip(pairs.column("student_id").to_pylist(), pairs.column("student_revision").to_pylist(), strict=True))
 
 
 # --- new problems' pass rates ------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ The stage rewrites `problems` and the sources' `rejects` partition from its inpu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+import pyarrow as pa
 
 from scoring.config import ProjectConfig
 from scoring.curation.pool import excluded_from_pool
@@ -31,7 +34,7 @@ def build_problems(config: ProjectConfig, root: DataRoot) -> StageSummary:
         seen.add(row["problem_id"])
         pool.problems.append(Problem(**row))
         synthesized += 1
-    problems = to_table([_as_row(p) for p in pool.problems], PROBLEMS)
+    problems = _rows_table(pool.problems, PROBLEMS)
     rejects = to_table([_as_row(r) for r in pool.rejects], REJECTS)
     path = root.write_table("problems", problems)
     root.write_table("rejects", rejects, {"origin": "sources"})
@@ -56,6 +59,12 @@ def load_pool(root: DataRoot) -> list[Problem]:
     """The problems that get graded: all of `problems` but duplicates and benchmark matches."""
     excluded = excluded_from_pool(root)
     return [p for p in load_problems(root) if p.problem_id not in excluded]
+
+
+def _rows_table(records: Sequence[object], schema: pa.Schema, batch: int = 50_000) -> pa.Table:
+    """The records as one table, converted a batch at a time (never a dict per record for the whole pool)."""
+    parts = [to_table([_as_row(r) for r in records[lo : lo + batch]], schema) for lo in range(0, len(records), batch)]
+    return pa.concat_tables(parts) if parts else to_table([], schema)
 
 
 def _as_row(record: object) -> dict[str, object]:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from engines import Engine
 from scoring.config import ProjectConfig
-from scoring.grading.policy import grade_adaptively, stored_states
+from scoring.grading.policy import grade_adaptively, state_counts_sql, stored_states
 from scoring.grading.ray_rollouts import run_rollouts_on_ray
 from scoring.grading.rollouts import RolloutResult, run_rollouts, sampling_hash
 from scoring.grading.verify import Verifier
@@ -91,7 +91,9 @@ def _adaptive_rollouts(
 ) -> Figures:
     """Adaptive rounds over the problems the student's predictor (when it has one) did not screen out; each round
     is stored before the next is drawn. Returns the run's figures (rounds, rollouts, stop reasons)."""
-    stored = stored_states(student_rollouts(config, root, engine.model_revision, columns=ROLLOUT_EVIDENCE_COLUMNS))
+    sql = state_counts_sql("stored", engine.model_revision, sampling_hash(config.rollouts))
+    counts = root.query_table("rollouts", sql, student_partition(config), columns=ROLLOUT_EVIDENCE_COLUMNS)
+    stored = stored_states(counts) if counts is not None else {}
     priors, screened, predictions = predictor_guidance(
         config,
         root,

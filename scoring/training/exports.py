@@ -246,7 +246,7 @@ def _write_trl(cur: _Curriculum, out_dir: Path, prompt: str) -> ExportResult:
     return _write_parquet_format("trl", cur, out_dir, prompt, TRL, _trl_row)
 
 
-def _replace_dir(tmp: Path, target: Path, attempts: int = 5) -> None:
+def replace_dir(tmp: Path, target: Path, attempts: int = 5) -> None:
     """Move the finished directory `tmp` to `target`, replacing an older export. The old one is renamed aside
     first (a directory cannot be renamed over a non-empty one), so `target` is briefly absent, never partial.
     A concurrent run may publish its own copy in that moment (the rename then fails with ENOTEMPTY): set that
@@ -284,7 +284,7 @@ def _write_hf_dataset(cur: _Curriculum, out_dir: Path, prompt: str) -> ExportRes
         manifest = _export_manifest(fmt, cur, prompt, TRL, [])
         manifest.update(rows=table.num_rows, files=files)
         write_text_atomic(json.dumps(manifest, indent=2, sort_keys=True) + "\n", tmp / EXPORT_MANIFEST)
-        _replace_dir(tmp, target)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     data = tuple(target / f["file"] for f in files if f["file"].endswith(".arrow"))

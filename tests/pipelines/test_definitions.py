@@ -37,10 +37,21 @@ def test_definitions_load_and_every_job_resolves() -> None:
         "problem_skills",
         "skill_profile",
         "stat_syn_problems",
+        "supervision",
         "ablation_run",
         "ablation_report",
+        "report",
     }
-    jobs = ("build_all", "regrade", "export", "synthesize_more", "socratic", "curriculum_ablation", "ablation_summary")
+    jobs = (
+        "build_all",
+        "regrade",
+        "export",
+        "synthesize_more",
+        "socratic",
+        "supervision_data",
+        "curriculum_ablation",
+        "ablation_summary",
+    )
     for job_name in jobs:
         job = defs.resolve_job_def(job_name)
         assert job.name == job_name
@@ -53,6 +64,12 @@ def test_definitions_load_and_every_job_resolves() -> None:
     assert {k.to_user_string() for k in defs.resolve_job_def("socratic").asset_layer.executable_asset_keys} == {
         "socratic_problems"
     }
+    assert {k.to_user_string() for k in defs.resolve_job_def("supervision_data").asset_layer.executable_asset_keys} == {
+        "supervision"
+    }
+    # the picture report is rebuilt by every build and regrade of a student
+    regrade = defs.resolve_job_def("regrade").asset_layer.executable_asset_keys
+    assert "report" in {k.to_user_string() for k in regrade}
     assert defs.resolve_sensor_def("grade_new_problems").name == "grade_new_problems"
 
 

@@ -86,6 +86,11 @@ def test_first_run_grades_with_real_rollouts(first_run: Run) -> None:
         assert rules == [("arithmetic", "family:arithmetic"), ("gsm8k", "numeric")]
         audit_rules = {r for (r,) in con.execute("select distinct rule from verdict_audit").fetchall()}
         assert {"family:arithmetic", "exact_match"} <= audit_rules
+        # Verifier v3's full-text candidate runs only where it could change a verdict: never on a family's
+        # problem, and not on these four GSM8K rollouts either: each stops mid-solution, and the answer
+        # math-verify would read first is the number Gradus read and judged wrong.
+        ours = con.execute(f"select distinct rule from verdict_audit where student_id = '{STUDENT}'").fetchall()
+        assert ("math_verify_full",) not in ours and ("numeric",) in ours
         # The view counts the samples whose checkers disagree, as the rollouts stage counted them while grading.
         audit = con.execute(
             "select problem_id, sample_index, list(distinct verdict) from verdict_audit "

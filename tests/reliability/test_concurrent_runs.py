@@ -98,7 +98,7 @@ def test_an_export_published_by_another_run_mid_swap_is_set_aside_and_retried(
             real(tmp_path / ".theirs", target)
 
     monkeypatch.setattr(exports.os, "replace", racing_replace)
-    exports._replace_dir(tmp_path / ".ours", target)
+    exports.replace_dir(tmp_path / ".ours", target)
     assert (target / "data.arrow").read_text() == ".ours"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf_dataset"]
     assert len(calls) == 4  # aside, ENOTEMPTY, theirs aside, ours in

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from scoring.grading import sandbox, verify
+from scoring.grading import decision, sandbox
 
 
 def _outcome(attempt: Callable[[], object]) -> str:
@@ -62,7 +62,7 @@ def write_to_stderr_file() -> str:
 def warm_up_without_seccomp() -> None:
     """The verifier's initializer on a machine without libseccomp: the rlimits-only fallback."""
     sandbox._pyseccomp = lambda: None  # type: ignore[assignment]
-    verify._warm_up()
+    decision.warm_up()
 
 
 def try_escapes(tmp: str, outside: str, existing: str) -> dict[str, str]:

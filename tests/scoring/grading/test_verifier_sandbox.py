@@ -2,7 +2,7 @@
 and the same worker still checks answers correctly afterwards.
 
 The attempts run inside the real worker: `sandbox_probe` functions are submitted through the `Verifier`'s own
-pool, whose initializer (`_warm_up`) locked the worker down before any task arrived.
+pool, whose initializer (`decision.warm_up`) locked the worker down before any task arrived.
 """
 
 from __future__ import annotations
