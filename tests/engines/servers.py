@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
+import random
 import subprocess
 import sys
 import threading
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -66,6 +69,12 @@ def llama_cpp_server(model_path: Path, alias: str, log: Path) -> Iterator[str]:
 Reply = Callable[[dict], tuple[int, dict[str, str], bytes]]
 
 
+class _WideBacklogServer(ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 resets connections when dozens of clients connect at once
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def chat_body(text: str, finish: str = "stop") -> bytes:
     return json.dumps(
         {
@@ -99,7 +108,7 @@ def scripted_server(replies: list[Reply]) -> Iterator[tuple[str, list[dict]]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _WideBacklogServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -107,3 +116,52 @@ def scripted_server(replies: list[Reply]) -> Iterator[tuple[str, list[dict]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _serve_echo(port: int, seed: int, served: Any, ready: Any) -> None:
+    """Child-process body of `echo_server`: answer each chat request with the last word of its last message."""
+    delays = random.Random(seed)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the client reuses its connections, as with a real server
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                delay = delays.uniform(0.0, 0.02)
+            time.sleep(delay)  # replies finish out of order
+            payload = chat_body(body["messages"][-1]["content"].rsplit(" ", 1)[-1])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            with served.get_lock():
+                served.value += 1
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = _WideBacklogServer(("127.0.0.1", port), Handler)
+    ready.set()
+    server.serve_forever()
+
+
+@contextmanager
+def echo_server(seed: int) -> Iterator[tuple[str, Any]]:
+    """A loopback server in its own process that answers every chat request with the last word of its last
+    message after a seeded random 0-20 ms delay: its URL and a shared counter of requests served. In a process of
+    its own, it neither competes with the client for the GIL nor shows up in the client's traced memory."""
+    context = multiprocessing.get_context("spawn")
+    served, ready = context.Value("i", 0), context.Event()
+    port = free_port()
+    process = context.Process(target=_serve_echo, args=(port, seed, served, ready), daemon=True)
+    process.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the echo server did not start within 60 s")
+        yield f"http://127.0.0.1:{port}", served
+    finally:
+        process.terminate()
+        process.join(10)
