@@ -17,6 +17,7 @@ are linked from the venv's registry packages on first use, as on a fresh machine
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -76,7 +77,7 @@ def outcomes(root: DataRoot, student: str) -> dict[str, object]:
     with connect_catalog(root) as con:
 
         def one(sql: str) -> object:
-            return con.sql(sql).fetchone()[0]
+            return con.sql(sql).fetchall()[0][0]
 
         where = f"student_id = '{student}'"
         figures: dict[str, object] = {
@@ -109,12 +110,19 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=REPO / "gradus.yaml")
     parser.add_argument("--root", type=Path, default=Path("/tmp/gradus-default-run"))
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this markdown file")
+    parser.add_argument(
+        "--report-only", action="store_true", help="do not run: report the run already measured under --root"
+    )
     args = parser.parse_args()
     config_path = args.config.resolve()
     config = load_config(config_path)
-    shutil.rmtree(args.root, ignore_errors=True)
-    args.root.mkdir(parents=True)
-    wall, cpu, peak_gb, code, (load_before, load_after) = run_child(config_path, args.root)
+    facts_path = args.root / "run_facts.json"
+    if not args.report_only:
+        shutil.rmtree(args.root, ignore_errors=True)
+        args.root.mkdir(parents=True)
+        # kept beside the data root, so the tables can be re-read without paying for the run again
+        facts_path.write_text(json.dumps(run_child(config_path, args.root)))
+    wall, cpu, peak_gb, code, (load_before, load_after) = json.loads(facts_path.read_text())
     lines = [
         f"config `{config_path.name}`, {os.cpu_count()} cores, exit code {code}",
         "",
