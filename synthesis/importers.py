@@ -10,6 +10,9 @@ that do exist. A row whose value is null, empty or has no extractable answer bec
 `file:row` (rows count from 1; for JSONL the number is the line). A JSONL file that `datasets` cannot read
 (a malformed line, a blank line, a line that is not an object) is read line by line instead, so each bad line
 becomes a `Reject` and the rest of the file proceeds.
+
+`where` keeps only rows whose column holds one of the listed values (`{"difficulty": [1, 2]}`: MATH levels 1-2);
+other rows are skipped, not rejected, and do not count toward `limit`. Its columns must exist, like mapped ones.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,14 +41,18 @@ log = logging.getLogger(__name__)
 _MAX_LINE_BYTES = 1_000_000  # a larger JSONL line is rejected, not parsed
 _BATCH_ROWS = 1_000
 BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+RowFilter = Mapping[str, Sequence[Any]]  # column -> the values a kept row may hold there
 
 
-def import_dataset(path: Path, *, source: str, mapping: FieldMapping, limit: int | None = None) -> SourceResult:
+def import_dataset(
+    path: Path, *, source: str, mapping: FieldMapping, limit: int | None = None, where: RowFilter | None = None
+) -> SourceResult:
     """Read problems from a JSONL/JSON/Parquet/CSV file or a saved dataset directory; stop after `limit`
-    problems (rejects don't count toward it)."""
+    problems (rejects don't count toward it). With `where`, only rows matching it are read."""
     path = Path(path)
+    where = dict(where or {})
     if path.is_dir():
-        return _import_rows(_load_saved(path), path, source, mapping, limit, refs=None)
+        return _import_rows(_load_saved(path), path, source, mapping, limit, refs=None, where=where)
     if not path.is_file():
         raise ConfigError(f"import file {str(path)!r} does not exist")
     builder = BUILDERS.get(path.suffix.lower())
@@ -55,14 +62,14 @@ def import_dataset(path: Path, *, source: str, mapping: FieldMapping, limit: int
             f"{', '.join(BUILDERS)} or a directory written by Dataset.save_to_disk"
         )
     if path.suffix.lower() == ".jsonl":
-        return _import_jsonl_file(path, source, mapping, limit)
+        return _import_jsonl_file(path, source, mapping, limit, where)
     try:
         dataset = _load_file(builder, path)
     except ConfigError:
         raise
     except _load_errors() as exc:
         raise ConfigError(f"could not read {str(path)!r} as {builder}: {_describe(exc)}") from exc
-    return _import_rows(dataset, path, source, mapping, limit, refs=None)
+    return _import_rows(dataset, path, source, mapping, limit, refs=None, where=where)
 
 
 # --- loading through `datasets` -------------------------------------------------------------------------------
@@ -135,7 +142,12 @@ def _load_saved(path: Path) -> Dataset:
     return loaded
 
 
-def _check_columns(path: Path, mapping: FieldMapping, columns: list[str]) -> None:
+def _check_columns(path: Path, mapping: FieldMapping, columns: list[str], where: RowFilter) -> None:
+    for column in where:
+        if column not in columns:
+            raise ConfigError(
+                f"{str(path)!r} has no column {column!r} to filter on (where);" + did_you_mean(column, columns)
+            )
     for role, column in mapping.columns():
         if column not in columns:
             hint = f" (or set {role} to '' to import without it)" if role in OPTIONAL_ROLES else ""
@@ -146,12 +158,18 @@ def _check_columns(path: Path, mapping: FieldMapping, columns: list[str]) -> Non
 
 
 def _import_rows(
-    dataset: Dataset, path: Path, source: str, mapping: FieldMapping, limit: int | None, refs: list[str] | None
+    dataset: Dataset,
+    path: Path,
+    source: str,
+    mapping: FieldMapping,
+    limit: int | None,
+    refs: list[str] | None,
+    where: RowFilter,
 ) -> SourceResult:
     """Problems from a loaded dataset; `refs` names each row (JSONL line numbers), else `file:row` from 1."""
-    _check_columns(path, mapping, dataset.column_names)
+    _check_columns(path, mapping, dataset.column_names, where)
     result = SourceResult()
-    needed = sorted({column for _, column in mapping.columns()})
+    needed = sorted({column for _, column in mapping.columns()} | set(where))
     index = 0
     for batch in dataset.select_columns(needed).iter(batch_size=_BATCH_ROWS):
         for values in zip(*(batch[c] for c in needed), strict=True):
@@ -160,14 +178,17 @@ def _import_rows(
             ref = refs[index] if refs is not None else f"{path.name}:{index + 1}"
             index += 1
             row = dict(zip(needed, values, strict=True))
-            _append(result, map_row(row, ref, source, mapping))
+            if _matches(row, where):
+                _append(result, map_row(row, ref, source, mapping))
     return result
 
 
 # --- JSONL: through `datasets`, else line by line ---------------------------------------------------------------
 
 
-def _import_jsonl_file(path: Path, source: str, mapping: FieldMapping, limit: int | None) -> SourceResult:
+def _import_jsonl_file(
+    path: Path, source: str, mapping: FieldMapping, limit: int | None, where: RowFilter
+) -> SourceResult:
     line_numbers, oversized = _content_lines(path)
     if not line_numbers:
         return SourceResult()
@@ -179,14 +200,14 @@ def _import_jsonl_file(path: Path, source: str, mapping: FieldMapping, limit: in
         else:
             if len(dataset) == len(line_numbers):
                 refs = [f"{path.name}:{n}" for n in line_numbers]
-                return _import_rows(dataset, path, source, mapping, limit, refs)
+                return _import_rows(dataset, path, source, mapping, limit, refs, where)
             log.info(
                 "datasets read %d rows from %d lines of %s; reading it line by line",
                 len(dataset),
                 len(line_numbers),
                 path,
             )
-    return _import_jsonl_lines(path, source, mapping, limit)
+    return _import_jsonl_lines(path, source, mapping, limit, where)
 
 
 def _content_lines(path: Path) -> tuple[list[int], bool]:
@@ -200,7 +221,9 @@ def _content_lines(path: Path) -> tuple[list[int], bool]:
     return numbers, oversized
 
 
-def _import_jsonl_lines(path: Path, source: str, mapping: FieldMapping, limit: int | None) -> SourceResult:
+def _import_jsonl_lines(
+    path: Path, source: str, mapping: FieldMapping, limit: int | None, where: RowFilter
+) -> SourceResult:
     """The fallback reader: every line on its own, so one bad line is one `Reject`."""
     parsed: list[tuple[str, dict[str, Any] | Reject, str]] = []
     columns: set[str] = set()
@@ -216,11 +239,13 @@ def _import_jsonl_lines(path: Path, source: str, mapping: FieldMapping, limit: i
                 columns.update(row if isinstance(row, dict) else ())
                 parsed.append((ref, row, text))
     if columns:
-        _check_columns(path, mapping, sorted(columns))
+        _check_columns(path, mapping, sorted(columns), where)
     result = SourceResult()
     for ref, row, text in parsed:
         if limit is not None and len(result.problems) >= limit:
             break
+        if isinstance(row, dict) and not _matches(row, where):
+            continue
         _append(result, row if isinstance(row, Reject) else map_row(row, ref, source, mapping, text))
     return result
 
@@ -236,6 +261,11 @@ def _parse_line(text: str, ref: str) -> dict[str, Any] | Reject:
 
 
 # --- one row -----------------------------------------------------------------------------------------------------
+
+
+def _matches(row: dict[str, Any], where: RowFilter) -> bool:
+    """Whether `row` holds one of the allowed values in every filtered column (2 and 2.0 count as equal)."""
+    return all(row.get(column) in allowed for column, allowed in where.items())
 
 
 def _append(result: SourceResult, item: Problem | Reject) -> None:

@@ -4,7 +4,7 @@ merged by id."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,11 @@ class ImportSource(BaseModel):
     preset: str | None = Field(None, description="a field-mapping preset: 'gsm8k', 'math' or 'math_solution'")
     source: str | None = Field(None, description="the source name written on each problem (default: preset)")
     limit: int | None = Field(None, ge=0, description="import at most this many problems")
+    where: dict[str, Annotated[list[str | int | float | bool], Field(min_length=1)]] | None = Field(
+        None,
+        description="keep only rows whose column holds a listed value, e.g. {difficulty: [1, 2]} (skipped rows "
+        "are not rejects and do not count toward limit)",
+    )
     mapping: dict[str, str] | None = Field(
         None,
         description="overrides: question, answer (a column or a '{column} {column}' template), answer_rule, "
@@ -75,7 +80,13 @@ def build_pool(config: SourcesConfig, base_dir: Path) -> tuple[SourceResult, int
             path = (base_dir / path).resolve()
         source = spec.source or spec.preset or path.stem
         gathered.extend(
-            import_dataset(path, source=source, mapping=mapping_for(spec.preset, spec.mapping), limit=spec.limit)
+            import_dataset(
+                path,
+                source=source,
+                mapping=mapping_for(spec.preset, spec.mapping),
+                limit=spec.limit,
+                where=spec.where,
+            )
         )
     seen: set[str] = set()
     unique = SourceResult(rejects=gathered.rejects)

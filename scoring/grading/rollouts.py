@@ -28,6 +28,12 @@ PROMPTS: dict[str, tuple[str, str]] = {  # version -> (system prompt, suffix app
     ),
     # No working: a rollout costs a few tokens, for grading many problems cheaply on a CPU (the bench recording).
     "answer_only_v1": ("You are a helpful assistant.", "\nGive only the final answer in \\boxed{}."),
+    # The 1.5B student ignores answer_only_v1 and starts working (every sample hits a 32-token budget with no
+    # answer); told in both turns not to explain, it answers in a few tokens (a bare number or \boxed{}).
+    "answer_only_v2": (
+        "Answer with the final result only, as \\boxed{answer}. Do not explain or show any work.",
+        "\nReply with only \\boxed{answer}.",
+    ),
 }
 
 
@@ -41,7 +47,7 @@ class RolloutConfig(BaseModel):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1)
     seed: int = 0
-    prompt: Literal["solve_boxed_v1", "answer_only_v1"] = Field(
+    prompt: Literal["solve_boxed_v1", "answer_only_v1", "answer_only_v2"] = Field(
         PROMPT_VERSION, description="the student's system prompt (versioned; part of the sampling hash)"
     )
 

@@ -14,12 +14,20 @@ from scoring.grading.rollouts import PROMPTS
 from synthesis.families import FAMILIES
 from synthesis.problem import Problem
 
+# trainer.precision -> the torch dtype the base weights are held in (the LoRA adapter stays fp32: peft upcasts it)
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
 
-def load_student(model: str, models_dir: Path) -> tuple[Any, Any, str]:
-    """(fp32 causal LM, tokenizer, revision) for a config `model`; a model that cannot load is a `ConfigError`
-    naming it. GGUF weights are de-quantized by transformers, so the quantizer marker is cleared for training."""
+
+def load_student(model: str, models_dir: Path, precision: str = "fp32") -> tuple[Any, Any, str]:
+    """(causal LM in `precision`, tokenizer, revision) for a config `model`; a model that cannot load is a
+    `ConfigError` naming it. GGUF weights are de-quantized by transformers (to `precision` tensor by tensor), so
+    the quantizer marker is cleared for training. `bf16` halves the weights' memory (1.5B: ~3 GB instead of ~6)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    dtype = getattr(torch, PRECISIONS[precision])
 
     path = Path(model).expanduser()
     if is_model_path(model) and path.is_dir():
@@ -31,10 +39,10 @@ def load_student(model: str, models_dir: Path) -> tuple[Any, Any, str]:
         where, kwargs = gguf.parent, {"gguf_file": gguf.name}
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(where), **kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(str(where), dtype=torch.float32, **kwargs)
+        lm = AutoModelForCausalLM.from_pretrained(str(where), dtype=dtype, **kwargs)
     except Exception as exc:  # third-party loaders raise many types (struct.error, OSError, …): name the model
         raise ConfigError(f"model {model!r} could not be loaded from {where}: {type(exc).__name__}: {exc}") from exc
-    # The GGUF weights are plain fp32 tensors by now, but the loader's quantizer marker makes Trainer refuse them.
+    # The GGUF weights are plain tensors by now, but the loader's quantizer marker makes Trainer refuse them.
     lm.hf_quantizer = None
     lm.is_quantized = False
     if tokenizer.pad_token is None:

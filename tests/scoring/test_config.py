@@ -27,6 +27,10 @@ def test_repo_default_config_loads() -> None:
         ("- just\n- a list\n", "must hold a mapping"),
         ("student:\n  id: ../../etc\n", "not a safe name"),
         ("base_dir: /tmp\n", "unknown key 'base_dir'"),
+        ("trainer:\n  precision: fp16\n", r"trainer.precision: Input should be 'fp32' or 'bf16'"),
+        ("trainer:\n  activation_checkpointing: maybe\n", "trainer.activation_checkpointing"),
+        ("sources:\n  imports:\n    - {path: a.jsonl, where: {level: []}}\n", r"sources.imports.0.where.level"),
+        ("sources:\n  imports:\n    - {path: a.jsonl, where: {level: [[1]]}}\n", r"sources.imports.0.where.level.0"),
     ],
 )
 def test_bad_configs_name_the_file_and_the_problem(tmp_path: Path, text: str, match: str) -> None:

@@ -242,3 +242,38 @@ def test_unknown_extension_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("What is 1+1?\n")
     with pytest.raises(ConfigError, match=r"unknown extension '.txt'; expected one of .jsonl, .json, .parquet, .csv"):
         import_dataset(path, source="t", mapping=mapping_for("gsm8k"))
+
+
+def test_where_keeps_listed_math_levels_with_their_original_row_refs(shared_dir: Path) -> None:
+    path = shared_dir / "data" / "math" / "deepscaler_train" / "math.json"
+    rows = json.loads(path.read_text())
+    mapping = mapping_for("math", {"id_field": "", "solution": ""})
+    result = import_dataset(path, source="m", mapping=mapping, limit=12, where={"difficulty": [1, 2]})
+    expected = [
+        i + 1 for i, row in enumerate(rows) if row["difficulty"] in (1.0, 2.0) and (row["answer"] or "").strip()
+    ]
+    assert [p.source_ref for p in result.problems] == [f"math.json:{n}" for n in expected[:12]]
+    assert all(rows[int(p.source_ref.split(":")[1]) - 1]["difficulty"] in (1.0, 2.0) for p in result.problems)
+    unfiltered = import_dataset(path, source="m", mapping=mapping, limit=12)
+    assert [p.source_ref for p in unfiltered.problems] != [p.source_ref for p in result.problems]
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_where_on_jsonl_skips_rows_without_rejecting_them(tmp_path: Path, broken: bool) -> None:
+    path = tmp_path / "levels.jsonl"
+    lines = [
+        json.dumps({"question": f"Q{i}", "answer": f"#### {i}", "level": "easy" if i % 2 else "hard"}) for i in range(6)
+    ]
+    if broken:  # a malformed line sends the file down the line-by-line reader, which must filter the same way
+        lines.insert(1, '{"question": ')
+    path.write_text("\n".join(lines) + "\n")
+    result = import_dataset(path, source="l", mapping=mapping_for("gsm8k"), limit=2, where={"level": ["easy"]})
+    assert [p.answer for p in result.problems] == ["1", "3"]
+    assert len(result.rejects) == int(broken)
+
+
+def test_where_on_a_missing_column_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"question": "Q", "answer": "#### 1", "level": 1}) + "\n")
+    with pytest.raises(ConfigError, match=r"no column 'levle' to filter on \(where\);.*did you mean 'level'"):
+        import_dataset(path, source="r", mapping=mapping_for("gsm8k"), where={"levle": [1]})

@@ -125,8 +125,9 @@ def _lora_weights(model: Any) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("precision", "checkpointing"), [("fp32", False), ("bf16", True)])
 def test_lora_weights_move_only_when_a_groups_rewards_differ(
-    tmp_path: Path, smollm2_gguf: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, smollm2_gguf: Path, monkeypatch: pytest.MonkeyPatch, precision: str, checkpointing: bool
 ) -> None:
     """Two real GRPO steps on SmolLM2 with the rewards TRL sees scripted per curriculum position (the verifier still
     checks and records every rollout). Step 1: an all-correct group and an all-wrong group, so every advantage is
@@ -136,7 +137,8 @@ def test_lora_weights_move_only_when_a_groups_rewards_differ(
     (beta = 0), no weight decay, no entropy bonus: the loss is 0 * (ratio terms), every gradient is exactly 0, and
     AdamW moves a weight by lr * m / (sqrt(v) + eps) = 0 (the last assertion pins those settings). The all-correct
     group matters: a trainer that used the raw reward of 1 instead of the advantage would move them. Step 2 must
-    move every lora_B (zero at init): a trainer that skips the update, or trains anything but the adapter, fails."""
+    move every lora_B (zero at init): a trainer that skips the update, or trains anything but the adapter, fails.
+    With `precision: bf16` (and activation checkpointing) the frozen base is bf16 and the adapter still fp32."""
     import safetensors.torch
     import torch
     from transformers import TrainerCallback
@@ -155,6 +157,7 @@ def test_lora_weights_move_only_when_a_groups_rewards_differ(
             return rewards
 
     weights: dict[str, dict[str, Any]] = {}
+    dtypes: dict[str, set[Any]] = {}
 
     class AfterEachStep(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
@@ -165,16 +168,27 @@ def test_lora_weights_move_only_when_a_groups_rewards_differ(
     def build_then_snapshot(*args: Any, **kwargs: Any) -> Any:
         built = build_trainer(*args, **kwargs)
         weights["init"] = _lora_weights(built.model)
+        for name, param in built.model.named_parameters():
+            dtypes.setdefault("lora" if "lora_" in name else "base", set()).add(param.dtype)
         built.add_callback(AfterEachStep())
         return built
 
     monkeypatch.setattr(trainer_module, "VerifiedReward", ScriptedReward)
     monkeypatch.setattr(trainer_module, "_grpo_trainer", build_then_snapshot)
     config = TrainerConfig(
-        model=str(smollm2_gguf), steps=2, batch_size=2, num_generations=4, max_completion_tokens=8, seed=0
+        model=str(smollm2_gguf),
+        steps=2,
+        batch_size=2,
+        num_generations=4,
+        max_completion_tokens=8,
+        seed=0,
+        precision=precision,
+        activation_checkpointing=checkpointing,
     )
     run = train_on_curriculum(tmp_path / "shards", config, tmp_path / "models", tmp_path / "out", progress=False)
     assert run.consumption["position"].to_pylist() == [0, 1, 2, 3]
+    base_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    assert dtypes == {"base": {base_dtype}, "lora": {torch.float32}}
     assert sorted(weights) == ["init", "step 1", "step 2"]
     init, step1, step2 = weights["init"], weights["step 1"], weights["step 2"]
 
