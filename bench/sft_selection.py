@@ -45,11 +45,14 @@ def main() -> None:
     parser.add_argument("--per-knob", type=int, default=5, help="held-out problems per (family, knob)")
     parser.add_argument("--max-tokens", type=int, default=256, help="held-out answer budget (tokens)")
     parser.add_argument("--prepare-only", action="store_true", help="grade and trace, then stop")
+    parser.add_argument("--report-only", action="store_true", help="write the table from the finished runs only")
+    parser.add_argument("--skip-prepare", action="store_true", help="reuse the stored exports (no `gradus run`)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "sft_selection.md")
     args = parser.parse_args()
 
     config_path = args.config.resolve()
-    prepare(config_path)
+    if not (args.report_only or args.skip_prepare):
+        prepare(config_path)
     if args.prepare_only:
         return
     from scoring.config import load_config, resolve_data_root
@@ -62,7 +65,8 @@ def main() -> None:
         raise SystemExit(f"sft_selection: --size {size} but the sets hold { ({p: len(r) for p, r in sets.items()}) }")
     sets = {policy: rows[:size] for policy, rows in sets.items()}
     results = root.path / "sft_selection" / "results.jsonl"
-    run_all(config, root, sets, args, results)
+    if not args.report_only:
+        run_all(config, root, sets, args, results)
     report(config, config_path, sets, args, results)
 
 
