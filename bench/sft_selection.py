@@ -242,6 +242,17 @@ COMPOSITION = ("correct_share", "student_pass_rate", "step_error_rate")
 COLUMNS = ("policy", "seeds", "traces", *COMPOSITION, "heldout_acc", "hard_acc", "train_cpu_s")
 
 
+def _status(sets: dict[str, list[dict[str, Any]]], done: list[dict[str, Any]], args: Any) -> str:
+    wanted = {(p, seed) for p in sets for seed in args.seeds}
+    finished = {(r["policy"], r["seed"]) for r in done if r.get("max_tokens") == args.max_tokens} & wanted
+    if len(finished) == len(wanted):
+        return f"Complete: {len(wanted)} of {len(wanted)} policy x seed runs."
+    return (
+        f"**Incomplete: {len(finished)} of {len(wanted)} policy x seed runs finished** (the rest resume with the "
+        "same command; finished runs are read back, not trained again). No conclusion can be drawn yet."
+    )
+
+
 def _unit_lines(done: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in done:
@@ -268,11 +279,12 @@ def report(config: Any, config_path: Path, sets: dict[str, list[dict[str, Any]]]
     print(table + "\n\n" + difference)
     heldout = next((r for r in done if r["policy"] == BASELINE and r.get("max_tokens") == args.max_tokens), {})
     teacher = config.teacher.model if config.teacher else config.student.engine.model
+    size_flag = f" --size {args.size}" if args.size else ""
     lines = [
         "# Does the supervision selection matter? (SFT on equal-size sets)",
         "",
         f"Command: `python bench/sft_selection.py --config {config_path.name} --policies {' '.join(sets)} "
-        f"--seeds {' '.join(map(str, args.seeds))}`. Student `{config.student.engine.model}`, teacher "
+        f"--seeds {' '.join(map(str, args.seeds))}{size_flag}`. Student `{config.student.engine.model}`, teacher "
         f"`{teacher}` ({config.supervision.traces.samples} traces per problem, prompt "
         f"`{config.supervision.traces.prompt}`); each set is a policy's first {len(next(iter(sets.values())))} "
         f"traces; LoRA SFT (r 16) for {args.epochs} epochs at learning rate {args.learning_rate}, batch 4. "
@@ -281,6 +293,8 @@ def report(config: Any, config_path: Path, sets: dict[str, list[dict[str, Any]]]
         "Intervals: 95% t over seeds.",
         "",
         table,
+        "",
+        _status(sets, done, args),
         "",
         f"Paired difference: {difference}.",
         "",
