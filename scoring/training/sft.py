@@ -100,6 +100,7 @@ def train_sft(
         data_seed=config.seed,
         use_cpu=True,
         bf16=False,
+        activation_checkpointing=False,  # TRL turns it on for SFT; memory is plentiful on CPU, recomputing is not
         logging_steps=1,
         save_strategy="no",
         report_to=[],
