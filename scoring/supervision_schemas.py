@@ -70,15 +70,23 @@ SUPERVISION_SELECTION = pa.schema(
     ]
 )
 
-# Chosen/rejected pairs of the student's own verified rollouts; partition `student=<id>`.
-PREFERENCE_PAIR_KEY = ("problem_id", "student_revision", "sampling_hash", "chosen_index", "rejected_index")
+# Chosen/rejected pairs of one problem: the student's own verified rollouts (kind `student_vs_student`), or a
+# teacher trace verified correct against a student rollout verified wrong (`teacher_vs_student`); partition
+# `student=<id>`. The rejected side is always a student rollout (its sampling hash and sample index).
+PREFERENCE_PAIR_KEY = (
+    "problem_id", "student_revision", "sampling_hash", "method", "chosen_role", "chosen_revision", "chosen_index",
+    "rejected_index",
+)  # fmt: skip
 PREFERENCE_PAIRS = pa.schema(
     [
         ("problem_id", pa.string()),
         ("student_id", pa.string()),
-        ("sampling_hash", pa.string()),
+        ("sampling_hash", pa.string()),  # of the student's rollouts (the rejected side)
         ("verifier_version", pa.string()),
         ("method", pa.string()),  # the pairing rule, versioned
+        ("kind", pa.string()),  # student_vs_student | teacher_vs_student
+        ("chosen_role", pa.string()),  # the engine role that wrote the chosen text: student | teacher | generator
+        ("chosen_revision", pa.string()),  # that model's revision (the student's for its own samples)
         ("chosen_index", pa.int32()),
         ("rejected_index", pa.int32()),
         ("chosen", pa.string()),

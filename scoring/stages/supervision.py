@@ -2,11 +2,13 @@
 
 1. Traces: for each problem the student is graded on (its current `difficulty` rows; hardest first, at most
    `max_problems`), `traces.samples` reasoning traces from each configured engine role (the teacher by default),
-   through the cached Engine; each verified by the project's Verifier and step-checked (`step_checker`), with the
+   through the cached Engine; each verified by the project's Verifier and step-checked (`step_checker`: exact
+   arithmetic, or the teacher judging each step through the cached Engine, `teacher_steps`), with the
    student's difficulty copied in → `supervision_traces` (partition `student`). Failed engine calls go to
    `rejects` with their reason and are retried next run.
 2. Selection: each configured policy decides on every trace → `supervision_selection` (`student`, `selection`).
-3. Pairs: chosen/rejected pairs from the student's own verified rollouts → `preference_pairs` (`student`).
+3. Pairs: chosen/rejected pairs by every configured rule (the student's own verified rollouts; a correct teacher
+   trace against a failed student rollout) → `preference_pairs` (`student`).
 4. Exports: per policy and for the pairs, under `<root>/exports/<student>/supervision/<policy or pairing>/`.
 
 Reruns are idempotent: every model call is served by the cache and every table partition is rewritten whole.
@@ -21,12 +23,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from engines import Engine
+from engines import Completion, Engine
 from engines.config import expected_revision
 from scoring.config import ProjectConfig
 from scoring.grading.rollouts import solve_request
 from scoring.grading.verify import CheckItem, Verifier
-from scoring.schemas import REJECTS, SUPERVISION_TRACES, to_table
+from scoring.schemas import PREFERENCE_PAIRS, REJECTS, SUPERVISION_TRACES, to_table
 from scoring.stages.difficulty import current_grades
 from scoring.stages.problems import load_pool
 from scoring.stages.report import CostMeter, StageSummary, markdown_table, student_partition
@@ -34,12 +36,22 @@ from scoring.stages.roles import EngineRoles, role_engine_config
 from scoring.stages.rollouts import student_rollouts
 from scoring.storage import DataRoot
 from scoring.supervision.exports import SupervisionExport, dpo_row, sft_row, write_exports
-from scoring.supervision.pairs import PAIR_METHOD, preference_pairs
+from scoring.supervision.judge import (
+    JUDGE_METHOD,
+    TEACHER_JUDGE,
+    StepJudgeConfig,
+    judge_request,
+    judged_steps,
+    parse_judgement,
+)
+from scoring.supervision.pairs import PAIRING, PairInputs, pair_table
 from scoring.supervision.policies import POLICIES, select_traces
+from scoring.supervision.steps import STEP_CHECKERS, StepCheck
 from scoring.supervision.traces import trace_messages, trace_request, trace_row, trace_sampling_hash
 from synthesis.problem import Problem
 
 STAGE = "supervision"
+MAX_REJECT_TEXT = 500
 GRADE_COLUMNS = ("problem_id", "student_revision", "n", "k", "pass_rate", "post_mean")
 
 
@@ -63,7 +75,7 @@ def build_supervision(
     root.write_table("supervision_traces", traces, part)
     root.write_table("rejects", to_table(rejects, REJECTS), {"origin": f"{STAGE}-{config.student.id}"})
     selections = _select(config, root, traces)
-    pairs = _pairs(config, root, {pid: grade for pid, grade in grades.items() if pid in pool})
+    pairs = _pairs(config, root, {pid: grade for pid, grade in grades.items() if pid in pool}, traces)
     exported = _export(config, root, traces, selections, pairs, pool)
     status = "ok" if targets else "no graded problems for this student: materialize rollouts and difficulty first"
     return _summary(config, root, traces, selections, pairs, exported, meter, notes | {"status": status})
@@ -101,7 +113,10 @@ def _collect_traces(
             continue
         engine = roles.get(role)
         meter.watch(engine)
-        role_rows, role_rejects = _role_traces(config, role, engine, problems, grades, verifier, progress)
+        judge = roles.get(sup.step_judge.role) if sup.step_checker == TEACHER_JUDGE else None
+        if judge is not None:
+            meter.watch(judge)
+        role_rows, role_rejects = _role_traces(config, role, engine, judge, problems, grades, verifier, progress)
         rows += role_rows
         rejects += role_rejects
     rows.sort(key=lambda r: (r["problem_id"], r["role"], r["sample_index"]))
@@ -112,11 +127,14 @@ def _role_traces(
     config: ProjectConfig,
     role: str,
     engine: Engine,
+    judge: Engine | None,
     problems: Sequence[Problem],
     grades: dict[str, dict[str, Any]],
     verifier: Verifier,
     progress: bool,
 ) -> tuple[list[dict[str, Any]], list[dict[str, object]]]:
+    """One role's traces, verified and step-checked (by the configured checker, or by `judge` when the teacher
+    judges steps), and the rejects: failed trace calls and failed judgements."""
     sup = config.supervision
     requests = [trace_request(p, sup.traces) for p in problems]
     completions = engine.generate(requests, progress=progress, desc=f"supervision: {role} traces")
@@ -131,9 +149,13 @@ def _role_traces(
         "prompt_version": sup.traces.prompt,
         "verifier_version": verifier.version,
     }
+    if judge is None:
+        checks, judge_rejects = [STEP_CHECKERS.get(sup.step_checker)(c.text) for _, c in answered], []
+    else:
+        checks, judge_rejects = _judged(judge, role, answered, sup.step_judge, progress)
     rows = [
-        trace_row(p, c, v, identity=identity, grade=grades[p.problem_id], step_checker=sup.step_checker)
-        for (p, c), v in zip(answered, verdicts, strict=True)
+        trace_row(p, c, v, identity=identity, grade=grades[p.problem_id], steps=check)
+        for (p, c), v, check in zip(answered, verdicts, checks, strict=True)
     ]
     rejects: list[dict[str, object]] = [
         {
@@ -146,7 +168,40 @@ def _role_traces(
         for c in group
         if not c.ok
     ]
-    return rows, rejects
+    return rows, rejects + judge_rejects
+
+
+def _judged(
+    judge: Engine,
+    role: str,
+    answered: list[tuple[Problem, Completion]],
+    config: StepJudgeConfig,
+    progress: bool,
+) -> tuple[list[StepCheck], list[dict[str, object]]]:
+    """The judge's step check of every trace (one cached call per trace with steps) and a reject row per failed
+    judgement (an engine error, retried next run, or a reply that does not judge every step once)."""
+    split = [judged_steps(c.text, config) for _, c in answered]
+    asked = [i for i, (steps, _) in enumerate(split) if steps]
+    requests = [judge_request(answered[i][0].question, split[i][0], config) for i in asked]
+    replies = dict(zip(asked, judge.generate(requests, progress=progress, desc="supervision: step judge"), strict=True))
+    checks, rejects = [], []
+    for i, ((problem, completion), (steps, truncated)) in enumerate(zip(answered, split, strict=True)):
+        reply = replies[i][0] if i in replies else None
+        if reply is not None and not reply.ok:
+            check = StepCheck(JUDGE_METHOD, len(steps), 0, 0, 0, 0, None, truncated, failure=f"engine: {reply.error}")
+        else:
+            check = parse_judgement(reply.text if reply is not None else "", steps, truncated=truncated)
+        if check.failure is not None:
+            rejects.append(
+                {
+                    "stage": STAGE,
+                    "input_ref": f"{problem.problem_id}#{role}#{completion.sample_index}#step_judge",
+                    "reason": f"step judge: {check.failure}",
+                    "raw_text": reply.text[:MAX_REJECT_TEXT] if reply is not None else "",
+                }
+            )
+        checks.append(check)
+    return checks, rejects
 
 
 def _select(config: ProjectConfig, root: DataRoot, traces: pa.Table) -> dict[str, pa.Table]:
@@ -159,16 +214,22 @@ def _select(config: ProjectConfig, root: DataRoot, traces: pa.Table) -> dict[str
     return out
 
 
-def _pairs(config: ProjectConfig, root: DataRoot, grades: dict[str, dict[str, Any]]) -> pa.Table | None:
-    """Preference pairs of the student's current rollouts on the graded pool problems in `grades` (None when
-    pairs are switched off)."""
-    if not config.supervision.pairs.enabled:
-        return None
-    revision = expected_revision(config.student.engine, root.models_dir)
-    rollouts = student_rollouts(config, root, revision)
-    pairs = preference_pairs(rollouts, grades, config.supervision.pairs, student_id=config.student.id)
-    root.write_table("preference_pairs", pairs, student_partition(config))
-    return pairs
+def _pairs(
+    config: ProjectConfig, root: DataRoot, grades: dict[str, dict[str, Any]], traces: pa.Table
+) -> dict[str, pa.Table]:
+    """Preference pairs of every configured rule, by method: the student's current rollouts on the graded pool
+    problems in `grades` (and, for teacher-vs-student pairs, this run's traces); written together to the
+    student's `preference_pairs` partition (empty when pairs are switched off)."""
+    pairing = config.supervision.pairs
+    out: dict[str, pa.Table] = {}
+    if pairing.enabled:
+        revision = expected_revision(config.student.engine, root.models_dir)
+        inputs = PairInputs(student_rollouts(config, root, revision), grades, traces)
+        for rule in pairing.rules:
+            out[PAIRING.method(rule)] = pair_table(rule, inputs, pairing, student_id=config.student.id)
+    table = pa.concat_tables(out.values()) if out else to_table([], PREFERENCE_PAIRS)
+    root.write_table("preference_pairs", table, student_partition(config))
+    return out
 
 
 def _export(
@@ -176,7 +237,7 @@ def _export(
     root: DataRoot,
     traces: pa.Table,
     selections: dict[str, pa.Table],
-    pairs: pa.Table | None,
+    pairs: dict[str, pa.Table],
     pool: dict[str, Problem],
 ) -> dict[str, list[SupervisionExport]]:
     """SFT exports per policy and DPO exports of the pairs, by export name."""
@@ -194,15 +255,15 @@ def _export(
         written[policy] = write_exports(
             rows, out_dir / policy, formats, kind="sft", source={**source, "policy": policy}
         )
-    if pairs is not None:
+    for method, table in pairs.items():
         rows = []
-        for pair in pairs.to_pylist():
+        for pair in table.to_pylist():
             problem = pool[pair["problem_id"]]
-            request = solve_request(problem, config.rollouts, count=1)
+            request = solve_request(problem, config.rollouts, count=1)  # the student's prompt, for both kinds
             prompt = [{"role": m.role, "content": m.content} for m in request.messages]
             rows.append(dpo_row(pair, prompt, answer=problem.answer))
-        pair_source = {**source, "pairing": PAIR_METHOD, "student_prompt": config.rollouts.prompt}
-        written[PAIR_METHOD] = write_exports(rows, out_dir / PAIR_METHOD, formats, kind="dpo", source=pair_source)
+        pair_source = {**source, "pairing": method, "student_prompt": config.rollouts.prompt}
+        written[method] = write_exports(rows, out_dir / method, formats, kind="dpo", source=pair_source)
     return written
 
 
@@ -211,7 +272,7 @@ def _summary(
     root: DataRoot,
     traces: pa.Table,
     selections: dict[str, pa.Table],
-    pairs: pa.Table | None,
+    pairs: dict[str, pa.Table],
     exported: dict[str, list[SupervisionExport]],
     meter: CostMeter,
     notes: dict[str, str],
@@ -222,7 +283,8 @@ def _summary(
         "problems_traced": len(set(traces.column("problem_id").to_pylist())),
         "traces": traces.num_rows,
         "traces_checked": sum(1 for n in traces.column("n_checked_steps").to_pylist() if n),
-        "preference_pairs": pairs.num_rows if pairs is not None else 0,
+        "preference_pairs": sum(t.num_rows for t in pairs.values()),
+        **{f"pairs_{method}": t.num_rows for method, t in pairs.items()},
         **{f"traces_{v}": verdicts[v] for v in sorted(verdicts)},
         **{f"kept_{p}": sum(t.column("kept").to_pylist()) for p, t in selections.items()},
     }

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scoring.supervision.exports import FORMATS, SupervisionFormat
+from scoring.supervision.judge import TEACHER_JUDGE, StepJudgeConfig
 from scoring.supervision.pairs import PairsConfig
 from scoring.supervision.policies import SelectionConfig
 from scoring.supervision.steps import STEP_CHECKERS
@@ -30,7 +31,11 @@ class SupervisionConfig(BaseModel):
     max_problems: int | None = Field(
         None, ge=1, description="trace at most this many graded problems, hardest for the student first"
     )
-    step_checker: str = Field("arith_steps", description="a registered step checker (`STEP_CHECKERS`)")
+    step_checker: str = Field(
+        "arith_steps",
+        description=f"a registered step checker (`STEP_CHECKERS`), or `{TEACHER_JUDGE}`: the teacher judges steps",
+    )
+    step_judge: StepJudgeConfig = Field(default_factory=StepJudgeConfig, description=f"used by `{TEACHER_JUDGE}`")
     traces: TraceSampling = Field(default_factory=TraceSampling)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     pairs: PairsConfig = Field(default_factory=PairsConfig)
@@ -39,7 +44,7 @@ class SupervisionConfig(BaseModel):
     @field_validator("step_checker")
     @classmethod
     def _known_checker(cls, value: str) -> str:
-        return STEP_CHECKERS.check(value)
+        return value if value == TEACHER_JUDGE else STEP_CHECKERS.check(value)
 
     @field_validator("roles")
     @classmethod

@@ -72,6 +72,8 @@ TRL_DPO = pa.schema(
         ("problem_id", pa.string()),
         ("method", pa.string()),
         ("answer", pa.string()),
+        ("kind", pa.string()),  # student_vs_student | teacher_vs_student
+        ("chosen_role", pa.string()),
         ("chosen_index", pa.int32()),
         ("rejected_index", pa.int32()),
         ("chosen_verdict", pa.string()),

@@ -5,7 +5,8 @@ versioned (`hard_first_v1`); the versioned name is the `policy` column of `super
   the teacher's final answer is right or wrong (Guiding Through Complexity: hard supervision with errors beats easy
   correct supervision; W2SR: incorrect traces still help) — the verdict stays in the row for ablations.
 - `low_step_error_first`: traces by their step-wise error rate, lowest first (the paper's finding 3: the step-wise
-  error rate matters more than the outcome); traces with no checkable step are dropped (`require_checked`).
+  error rate matters more than the outcome); traces with no checked step are dropped (`require_checked`): no
+  arithmetic claim for `arith_steps_v1`, a failed judgement for `teacher_steps_v1`.
 - `correct_only`: traces whose final answer verifies correct, hardest first (the usual rejection-sampling filter,
   the baseline the papers compare against).
 - `weak_to_strong`: traces whose final answer agrees with the answer most independent teacher samples reached
@@ -82,7 +83,7 @@ def _low_step_error_first(rows: list[Row], config: SelectionConfig) -> Selected:
     for row in rows:
         rate = row["step_error_rate"]
         if config.require_checked and not row["n_checked_steps"]:
-            dropped.append((row, f"no arithmetic claim to check ({row['step_method']})"))
+            dropped.append((row, f"no step the checker could check ({row['step_method']})"))
         elif rate is None:
             dropped.append((row, "no steps"))
         elif rate > config.max_step_error_rate:

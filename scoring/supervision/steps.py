@@ -48,13 +48,14 @@ class StepCheck:
     n_error_steps: int
     n_claims: int
     n_wrong_claims: int
-    first_error: str | None  # the first false claim, for a person to audit
+    first_error: str | None  # the first false claim (or erroneous step), for a person to audit
     truncated: bool
+    failure: str | None = None  # why a model-judged check failed (then there is no rate)
 
     @property
     def step_error_rate(self) -> float | None:
-        """Erroneous steps / steps (None for a trace without steps)."""
-        return self.n_error_steps / self.n_steps if self.n_steps else None
+        """Erroneous steps / steps (None for a trace without steps or a failed check)."""
+        return self.n_error_steps / self.n_steps if self.n_steps and self.failure is None else None
 
 
 StepChecker = Callable[[str], StepCheck]

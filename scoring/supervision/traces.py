@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engines import ChatRequest, Completion, Message, SamplingParams
 from engines.base import canonical_json, sha256_hex
 from scoring.supervision.arithmetic import ArithmeticTextError, evaluate, normalize_operators
-from scoring.supervision.steps import STEP_CHECKERS
+from scoring.supervision.steps import StepCheck
 from synthesis.problem import Problem, Verdict
 
 TRACE_PROMPT_VERSION = "trace_steps_v1"
@@ -88,12 +88,11 @@ def trace_row(
     *,
     identity: Mapping[str, Any],
     grade: Mapping[str, Any],
-    step_checker: str,
+    steps: StepCheck,
 ) -> dict[str, Any]:
     """One `supervision_traces` row. `identity` holds student_id, role, model_id, model_revision, sampling_hash,
-    prompt_version and verifier_version; `grade` the student's difficulty row of the problem; `step_checker` names
-    a registered step checker (`STEP_CHECKERS`)."""
-    steps = STEP_CHECKERS.get(step_checker)(completion.text)
+    prompt_version and verifier_version; `grade` the student's difficulty row of the problem; `steps` the trace's
+    step check (a registered checker's, `STEP_CHECKERS`, or the teacher's judgement, `judge.py`)."""
     return {
         **identity,
         "problem_id": problem.problem_id,

@@ -19,7 +19,7 @@ tokens), step 0 being the base model before any update.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,15 +140,17 @@ def evaluate_policy(
     prompt: str,
     max_tokens: int,
     batch_size: int = 16,
+    prompts: Mapping[str, tuple[str, str]] = PROMPTS,
 ) -> list[dict[str, Any]]:
     """One row per split: n, correct, accuracy, mean completion tokens and seconds, from greedy answers of
-    `model` (an HF causal LM, LoRA-wrapped or not) checked by `verifier`. The model is left in the mode it was in."""
+    `model` (an HF causal LM, LoRA-wrapped or not) checked by `verifier`. The model is left in the mode it was in.
+    `prompt` is a key of `prompts` (grading's rollout prompts by default; an SFT check passes the trace prompts)."""
     rows = []
     for name, problems in split.problems.items():
         if not problems:
             continue
         started = time.perf_counter()
-        texts, lengths = generate_answers(model, tokenizer, problems, prompt, max_tokens, batch_size)
+        texts, lengths = generate_answers(model, tokenizer, problems, prompt, max_tokens, batch_size, prompts=prompts)
         items = [CheckItem(p.answer, text, p) for p, text in zip(problems, texts, strict=True)]
         correct = sum(v.label == "correct" for v in verifier.check(items))
         rows.append(
@@ -205,13 +207,14 @@ def generate_answers(
     *,
     temperature: float = 0.0,
     top_p: float = 1.0,
+    prompts: Mapping[str, tuple[str, str]] = PROMPTS,
 ) -> tuple[list[str], list[int]]:
     """Completions (text, generated token count) for `problems` with the rollout prompt `prompt`, decoded in
     left-padded batches: greedy at temperature 0, else sampled (nucleus `top_p`). The model is put in eval mode
     for the call and restored after."""
     import torch
 
-    system, suffix = PROMPTS[prompt]
+    system, suffix = prompts[prompt]
     chats = [
         tokenizer.apply_chat_template(
             [{"role": "system", "content": system}, {"role": "user", "content": p.question + suffix}],

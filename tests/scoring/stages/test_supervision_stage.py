@@ -28,6 +28,7 @@ from scoring.stages.supervision import build_supervision, supervision_dir
 from scoring.storage import DataRoot
 from scoring.supervision.config import SupervisionConfig
 from scoring.supervision.traces import TraceSampling
+from scoring.supervision_schemas import PREFERENCE_PAIR_KEY, SUPERVISION_TRACE_KEY
 from tests.scoring.supervision.fixtures import TEACHER, problems, seed_tables, teacher_script
 from tests.scoring.supervision.scripted_backend import ScriptedBackendTestDouble, scripted_engine
 
@@ -125,7 +126,9 @@ def test_correct_only_low_step_error_and_weak_to_strong_select_what_they_say(run
 
 
 def test_preference_pairs_never_pair_a_sample_with_itself_and_reverify(run: Run) -> None:
-    pairs = run.root.read_table("preference_pairs", {"student": "s"}).to_pylist()
+    stored = run.root.read_table("preference_pairs", {"student": "s"}).to_pylist()
+    pairs = [p for p in stored if p["method"] == "verified_pairs_v1"]
+    assert {p["kind"] for p in pairs} == {"student_vs_student"}
     gold = {p.problem_id: p for p in problems().values()}
     assert {(gold[p["problem_id"]].question, p["chosen_index"], p["rejected_index"]) for p in pairs} == {
         ("Compute 84 + 6.", 0, 1),
@@ -140,6 +143,43 @@ def test_preference_pairs_never_pair_a_sample_with_itself_and_reverify(run: Run)
     assert {v.label for v in chosen} == {"correct"} and {v.label for v in rejected} == {"wrong"}
     assert all(p["reason"].startswith(f"chosen: sample {p['chosen_index']} correct") for p in pairs)
     assert {(p["n"], p["k"]) for p in pairs} == {(4, 1), (3, 2)}
+
+
+def test_teacher_pairs_choose_correct_teacher_traces_over_failed_student_samples(run: Run) -> None:
+    stored = run.root.read_table("preference_pairs", {"student": "s"}).to_pylist()
+    pairs = [p for p in stored if p["method"] == "teacher_student_pairs_v1"]
+    gold = {p.problem_id: p for p in problems().values()}
+    # correct teacher traces x failed student samples: 12*7 2x2, 84+6 2x2 (unparseable not rejected), 15*4-5 1x1,
+    # 9*9 none (the student never fails it)
+    assert sorted((gold[p["problem_id"]].question, p["chosen_index"], p["rejected_index"]) for p in pairs) == [
+        ("Compute 12 * 7.", 0, 0), ("Compute 12 * 7.", 0, 1), ("Compute 12 * 7.", 2, 0), ("Compute 12 * 7.", 2, 1),
+        ("Compute 15 * 4 - 5.", 0, 2),
+        ("Compute 84 + 6.", 1, 1), ("Compute 84 + 6.", 1, 2), ("Compute 84 + 6.", 2, 1), ("Compute 84 + 6.", 2, 2),
+    ]  # fmt: skip
+    assert all(p["kind"] == "teacher_vs_student" and (p["chosen_role"], p["chosen_revision"]) == ("teacher", "t1")
+               for p in pairs)  # fmt: skip
+    assert all(p["chosen"] in TEACHER[gold[p["problem_id"]].question][1] for p in pairs)
+    with Verifier() as verifier:
+        chosen = verifier.check([CheckItem(gold[p["problem_id"]].answer, p["chosen"]) for p in pairs])
+        rejected = verifier.check([CheckItem(gold[p["problem_id"]].answer, p["rejected"]) for p in pairs])
+    assert {v.label for v in chosen} == {"correct"} and {v.label for v in rejected} == {"wrong"}
+    assert all(p["reason"].startswith(f"chosen: teacher trace {p['chosen_index']} of teacher-m correct") for p in pairs)
+    out = supervision_dir(run.config, run.root) / "teacher_student_pairs_v1"
+    dpo = datasets.load_dataset("parquet", data_files=str(out / "trl" / "train-00000.parquet"), split="train")
+    assert dpo.num_rows == 9 and set(dpo["kind"]) == {"teacher_vs_student"} and set(dpo["chosen_role"]) == {"teacher"}
+    student_prompt = [m["content"] for m in dpo[0]["prompt"]]
+    assert student_prompt[0].startswith("You are a careful math solver")  # the student's prompt, not the trace's
+
+
+def test_pairs_switched_off_leave_an_empty_partition(tmp_path: Path) -> None:
+    root = DataRoot(tmp_path)
+    config = _config(tmp_path, pairs={"enabled": False})
+    seed_tables(root, config)
+    engine, _ = scripted_engine(teacher_script, root.cache_path, model_id="teacher-m", revision="t1")
+    summary = build_supervision(config, root, EngineRoles(config, root, overrides={"teacher": engine}), progress=False)
+    engine.close()
+    assert summary.counts["preference_pairs"] == 0 and root.read_table("preference_pairs").num_rows == 0
+    assert not (supervision_dir(config, root) / "verified_pairs_v1").exists()
 
 
 def _tokenizer() -> PreTrainedTokenizerFast:
@@ -198,12 +238,23 @@ def test_catalog_compares_the_policies(run: Run) -> None:
     by_policy = {r[0]: r[1:] for r in rows}
     assert by_policy["hard_first_v1"] == (2, 0.5, pytest.approx((0 + 0.25) / 2))
     assert by_policy["correct_only_v1"][:2] == (4, 1.0)
-    assert run.summary.counts["kept_weak_to_strong_v1"] == 3 and run.summary.counts["preference_pairs"] == 4
+    assert run.summary.counts["kept_weak_to_strong_v1"] == 3 and run.summary.counts["preference_pairs"] == 13
+    assert run.summary.counts["pairs_verified_pairs_v1"] == 4
+    assert run.summary.counts["pairs_teacher_student_pairs_v1"] == 9
 
 
 def test_rerun_makes_no_model_call_and_rewrites_identical_tables(run: Run) -> None:
     tables = ("supervision_traces", "supervision_selection", "preference_pairs")
-    before = {t: run.root.read_table(t).sort_by("problem_id") for t in tables}
+    keys = {
+        "supervision_traces": SUPERVISION_TRACE_KEY,
+        "supervision_selection": ("policy", "problem_id", "role", "model_id", "sample_index"),
+        "preference_pairs": PREFERENCE_PAIR_KEY,
+    }  # file order inside a partition is not part of the contract: compare rows by key
+
+    def rows(table: str) -> pa.Table:
+        return run.root.read_table(table).sort_by([(k, "ascending") for k in keys[table]])
+
+    before = {t: rows(t) for t in tables}
     export = supervision_dir(run.config, run.root) / "correct_only_v1" / "trl" / "train-00000.parquet"
     export_bytes = export.read_bytes()
     calls = run.backend.calls
@@ -212,7 +263,7 @@ def test_rerun_makes_no_model_call_and_rewrites_identical_tables(run: Run) -> No
     assert run.backend.calls == calls + 1, "only the failed call is retried (the cache keeps no failures)"
     assert again.counts == run.summary.counts
     for table in tables:
-        assert run.root.read_table(table).sort_by("problem_id").equals(before[table]), table
+        assert rows(table).equals(before[table]), table
     assert export.read_bytes() == export_bytes
 
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from scoring.schemas import ROLLOUTS, SUPERVISION_TRACES, to_table
 from scoring.supervision.config import SupervisionConfig
-from scoring.supervision.pairs import PairsConfig, preference_pairs
+from scoring.supervision.pairs import PairInputs, PairsConfig, pair_table, preference_pairs
 from scoring.supervision.policies import SelectionConfig, agreed_answer, select_traces
 from scoring.supervision.traces import answer_key
 
@@ -45,6 +45,72 @@ def test_timeouts_and_errors_are_never_paired_and_unparseable_only_when_asked() 
     table = _rollouts({"a": ["correct", "timeout", "error", "unparseable", "wrong"], "ungraded": ["correct", "wrong"]})
     assert _pairs(table) == [("a", 0, 4)]
     assert _pairs(table, rejected_verdicts=("wrong", "unparseable")) == [("a", 0, 3), ("a", 0, 4)]
+
+
+def _teacher_traces(specs: list[tuple[str, str, str, int, str]]) -> pa.Table:
+    """(problem, role, model revision, sample, verdict) per trace."""
+    rows = [
+        {"problem_id": pid, "student_id": "s", "role": role, "model_id": f"model-{revision}",
+         "model_revision": revision, "sample_index": i, "completion": f"{pid} {role}/{revision} trace {i}: {verdict}",
+         "verdict": verdict, "verdict_reason": f"checked {verdict}"}
+        for pid, role, revision, i, verdict in specs
+    ]  # fmt: skip
+    return to_table(rows, SUPERVISION_TRACES)
+
+
+def _teacher_pairs(rollouts: pa.Table, traces: pa.Table, **config: object) -> list[dict[str, object]]:
+    grades = {pid: GRADE for pid in set(rollouts.column("problem_id").to_pylist()) if pid != "ungraded"}
+    inputs = PairInputs(rollouts, grades, traces)
+    return pair_table("teacher_student_pairs", inputs, PairsConfig(**config), student_id="s").to_pylist()
+
+
+def test_teacher_pairs_choose_a_correct_teacher_trace_over_a_failed_student_sample() -> None:
+    rollouts = _rollouts({"a": ["correct", "wrong", "unparseable", "timeout"], "b": ["correct"], "ungraded": ["wrong"]})
+    traces = _teacher_traces(
+        [
+            ("a", "teacher", "t1", 0, "correct"),
+            ("a", "teacher", "t1", 1, "wrong"),  # a wrong trace is never chosen
+            ("a", "teacher", "r", 2, "correct"),  # written by the student's own revision: no teacher
+            ("a", "student", "x", 3, "correct"),  # the student role is never a teacher
+            ("a", "generator", "g1", 0, "error"),
+            ("b", "teacher", "t1", 0, "correct"),  # b: the student never fails, nothing to reject
+            ("ungraded", "teacher", "t1", 0, "correct"),  # no difficulty row: skipped
+        ]
+    )
+    pairs = _teacher_pairs(rollouts, traces)
+    assert [(p["problem_id"], p["chosen_role"], p["chosen_revision"], p["chosen_index"], p["rejected_index"])
+            for p in pairs] == [("a", "teacher", "t1", 0, 1)]  # fmt: skip
+    [pair] = pairs
+    assert pair["kind"] == "teacher_vs_student" and pair["method"] == "teacher_student_pairs_v1"
+    assert (pair["chosen_verdict"], pair["rejected_verdict"]) == ("correct", "wrong")
+    assert pair["chosen"] == "a teacher/t1 trace 0: correct" and pair["rejected"] == "a sample 1: wrong"
+    assert pair["sampling_hash"] == "h" and pair["student_revision"] == "r"  # the rejected student's rollouts
+    assert pair["reason"] == (
+        "chosen: teacher trace 0 of model-t1 correct (checked correct); rejected: student sample 1 wrong (wrong)"
+    )
+    with_unparseable = _teacher_pairs(rollouts, traces, rejected_verdicts=("wrong", "unparseable"))
+    assert [p["rejected_index"] for p in with_unparseable] == [1, 2]
+    assert _teacher_pairs(rollouts, _teacher_traces([])) == []
+
+
+def test_teacher_pairs_are_capped_per_problem_by_a_seeded_draw() -> None:
+    rollouts = _rollouts({"a": ["wrong"] * 3})
+    traces = _teacher_traces([("a", "teacher", "t1", i, "correct") for i in range(3)])  # 9 candidates
+    first = [(p["chosen_index"], p["rejected_index"]) for p in _teacher_pairs(rollouts, traces)]
+    assert len(first) == 4 == len(set(first))
+    assert first == [(p["chosen_index"], p["rejected_index"]) for p in _teacher_pairs(rollouts, traces)]
+    draws = {tuple((p["chosen_index"], p["rejected_index"]) for p in _teacher_pairs(rollouts, traces, seed=s))
+             for s in range(8)}  # fmt: skip
+    assert len(draws) > 1
+
+
+def test_student_pairs_say_their_kind_and_unknown_rules_are_named() -> None:
+    [pair] = preference_pairs(
+        _rollouts({"a": ["correct", "wrong"]}), {"a": GRADE}, PairsConfig(), student_id="s"
+    ).to_pylist()
+    assert (pair["kind"], pair["chosen_role"], pair["chosen_revision"]) == ("student_vs_student", "student", "r")
+    with pytest.raises(ValidationError, match="unknown pairing rule 'teacher_pairs'"):
+        PairsConfig(rules=("teacher_pairs",))
 
 
 def _traces(specs: list[tuple[str, int, str, str | None, float]]) -> pa.Table:
