@@ -298,9 +298,44 @@ TRAINER_ROLLOUTS = pa.schema(
         ("reward", pa.float64()),
     ]
 )
+# ADCL's re-grading inside a training run (methods §12): each answer the live policy gave at `step`, and each
+# problem's re-estimate (chunk = the re-grading's number, initial_rank = its place in the starting easy→hard order).
+TRAINER_REGRADES = pa.schema(
+    [
+        ("step", pa.int32()),
+        ("problem_id", pa.string()),
+        ("sample_index", pa.int32()),
+        ("completion", pa.string()),
+        ("extracted_answer", pa.string()),
+        ("verdict", pa.string()),
+        ("verdict_reason", pa.string()),
+        ("verifier_version", pa.string()),
+        ("verifier_rule", pa.string()),
+        ("completion_tokens", pa.int32()),
+    ]
+)
+TRAINER_REESTIMATES = pa.schema(
+    [
+        ("step", pa.int32()),
+        ("chunk", pa.int32()),
+        ("problem_id", pa.string()),
+        ("initial_rank", pa.int32()),
+        ("pass_rate", pa.float64()),
+    ]
+)
 _RUN_COLUMNS = [("student_id", pa.string()), ("run_id", pa.string())]
 TRAINING_STEPS = pa.schema([*_RUN_COLUMNS, *TRAINER_STEPS])
 TRAINING_CONSUMPTION = pa.schema([*_RUN_COLUMNS, *TRAINER_CONSUMPTION])
+# The `adcl_reestimates` table: TRAINER_REESTIMATES of a run plus the problem's difficulty before training
+# (1 - posterior mean of the curriculum row) and after re-grading (1 - pass rate), methods §12's data columns.
+ADCL_REESTIMATES = pa.schema(
+    [
+        *_RUN_COLUMNS,
+        *TRAINER_REESTIMATES,
+        ("initial_difficulty", pa.float64()),
+        ("reestimated_difficulty", pa.float64()),
+    ]
+)
 # Held-out accuracy of a training run's policy: step 0 is before any update (scoring/training/evaluation.py).
 TRAINER_EVAL = pa.schema(
     [
@@ -333,6 +368,24 @@ ABLATION_RUNS = pa.schema(
     ]
 )
 
+# GAIN-RL's angle concentration of a problem under one model (scoring/training/angles.py, methods §16): one row per
+# (problem, model revision, signal version, prompt); reruns compute only the missing rows.
+ANGLE_SIGNAL_KEY = ("problem_id", "model_revision", "signal_version", "prompt")
+ANGLE_SIGNALS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("model_revision", pa.string()),
+        ("signal_version", pa.string()),
+        ("prompt", pa.string()),
+        ("model", pa.string()),
+        ("angle_score", pa.float64()),
+        ("c_intra", pa.float64()),
+        ("c_inter", pa.float64()),
+        ("prefix_tokens", pa.int32()),
+        ("question_tokens", pa.int32()),
+    ]
+)
+
 # Accepted synthesized problems, one partition per method (`method=<name>`); `problems` unions them in.
 SYNTHESIZED_PROBLEMS = pa.schema([*PROBLEMS, ("method", pa.string()), ("round", pa.int32())])
 
@@ -355,6 +408,8 @@ TABLES: dict[str, pa.Schema] = {
     "training_steps": TRAINING_STEPS,
     "training_consumption": TRAINING_CONSUMPTION,
     "training_eval": TRAINING_EVAL,
+    "adcl_reestimates": ADCL_REESTIMATES,
+    "angle_signals": ANGLE_SIGNALS,
     "ablation_runs": ABLATION_RUNS,
     "synthesis_log": SYNTHESIS_LOG,
     "synthesized_problems": SYNTHESIZED_PROBLEMS,
@@ -377,6 +432,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "rollouts": ROLLOUT_KEY,
     "verdict_audit": AUDIT_KEY,
     "student_revisions": ("student_id", "student_revision"),
+    "angle_signals": ANGLE_SIGNAL_KEY,
 }
 
 

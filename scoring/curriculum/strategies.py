@@ -14,6 +14,10 @@ manifest and reads them back in order). Strategies are offline schedules, each n
 - `cures`: CurES's prompt distribution (methods §4, Zeng et al., arXiv 2510.01037): ρ(x) ∝ exp(sqrt(p(1−p))/τ)
   with p the posterior mean; the order is a seeded draw without replacement from ρ (Efraimidis–Spirakis keys),
   so medium problems tend to come first, and `weight` is ρ(x)·N (mean 1) for trainers that sample by weight.
+- `gain_rl`: GAIN-RL's ordering rule (methods §16; Wang et al., arXiv 2506.02281): the student's own angle
+  concentration (`scoring.training.angles`, passed to `plan_curriculum` as `signals`), highest first, ties by
+  problem id. Like `random` it keeps signal-free problems: it orders by the model's signal, not by grades; a
+  problem with no angle score is excluded as `no_angle_signal`.
 
 Every strategy first excludes problems with no learning signal: every rollout solved (k = n) or none did
 (k = 0) — `../shared/methods.md` §1.3, §15.4 (Skywork-OR1's 0 < k < n rule) — and ungraded ones, each written to
@@ -43,7 +47,7 @@ STRATEGIES: Registry[Callable[[list[dict[str, Any]], CurriculumConfig], Ordered]
 
 
 # Strategies that keep graded problems without learning signal (all rollouts right or all wrong): the control arm.
-KEEPS_SIGNAL_FREE = frozenset({"random"})
+KEEPS_SIGNAL_FREE = frozenset({"random", "gain_rl"})
 
 
 class LengthBudget(BaseModel):
@@ -258,6 +262,16 @@ def _cures(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
     return [ordered[i] for i in np.argsort(-keys, kind="stable")], []
 
 
+@STRATEGIES.register(
+    "gain_rl", description="GAIN-RL angle concentration of the student's hidden states, highest first (methods §16)"
+)
+def _gain_rl(rows: list[dict[str, Any]], config: CurriculumConfig) -> Ordered:
+    scored = [r for r in rows if r.get("angle_score") is not None]
+    reason = "no_angle_signal: no angle score for this problem and model"
+    unscored = [(r, reason) for r in rows if r.get("angle_score") is None]
+    return sorted(scored, key=lambda r: (-r["angle_score"], r["problem_id"])), unscored
+
+
 def plan_curriculum(
     problems: pa.Table,
     difficulty: pa.Table,
@@ -266,6 +280,7 @@ def plan_curriculum(
     config: CurriculumConfig | None = None,
     categories: dict[str, str] | None = None,
     weights: dict[str, float] | None = None,
+    signals: dict[str, float] | None = None,
 ) -> CurriculumPlan:
     """Join the pool with one student's difficulty rows, exclude ungraded and signal-free problems (each with
     its reason), and order the rest by the configured strategy. Every pool problem ends up in exactly one of
@@ -273,6 +288,7 @@ def plan_curriculum(
 
     `categories` maps problem id → category (e.g. its main skill) for `skill_balanced`; problems missing from
     it use their family. `weights` are per-problem sampling weights (STAT-Sel) written to the `weight` column.
+    `signals` maps problem id → its angle score (`gain_rl`); it orders, and is not written to the shards.
     """
     config = config or CurriculumConfig()
     categories, weights = categories or {}, weights or {}
@@ -286,8 +302,13 @@ def plan_curriculum(
             excluded.append(_excluded_row(student_id, config, pid, reason, grade))
             continue
         category = categories.get(pid) or problem["family"] or problem["source"]
-        candidates.append(_candidate(problem, grade, config, category, float(weights.get(pid, 1.0))))
+        candidate = _candidate(problem, grade, config, category, float(weights.get(pid, 1.0)))
+        if signals is not None:
+            candidate["angle_score"] = signals.get(pid)
+        candidates.append(candidate)
     ordered, dropped = STRATEGIES.get(config.strategy)(candidates, config)
+    for row in candidates:
+        row.pop("angle_score", None)  # an ordering input, not a shard column
     excluded += [_excluded_row(student_id, config, row["problem_id"], reason, row) for row, reason in dropped]
     for position, row in enumerate(ordered):
         row["position"] = position

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from scoring.config import ProjectConfig
 from scoring.schemas import ABLATION_RUNS, PROBLEMS, TRAINING_EVAL, to_table
+from scoring.stages.angles import cached_angle_signals
 from scoring.stages.difficulty import current_grades
 from scoring.stages.problems import load_pool
 from scoring.stages.report import StageSummary, markdown_table
@@ -45,8 +46,13 @@ def build_ablation_run(
     if pool.num_rows == 0:
         raise ValueError(f"no graded problems for student {config.student.id!r}: materialize `difficulty` first")
     out_dir = root.path / "ablation" / config.student.id / f"{arm}-seed{seed}"
+    signals = None
+    if arm == "gain_rl":  # the ablation student's angle signal over the pool, computed once and cached
+        trainer = config.ablation.trainer
+        pairs = zip(pool.column("problem_id").to_pylist(), pool.column("question").to_pylist(), strict=True)
+        signals = cached_angle_signals(root, list(pairs), model=trainer.model, prompt=trainer.prompt).scores
     rows, evaluations = run_arm(
-        arm, seed, pool, grades, heldout, config.ablation, root.models_dir, out_dir, progress=progress
+        arm, seed, pool, grades, heldout, config.ablation, root.models_dir, out_dir, progress=progress, signals=signals
     )
     table = to_table(rows, ABLATION_RUNS)
     partition = run_partition(config, arm, seed)

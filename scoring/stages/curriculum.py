@@ -20,6 +20,7 @@ from scoring.grading.rollouts import sampling_hash
 from scoring.grading.skills import main_skill, problem_skill_weights
 from scoring.grading.verify import VERIFIER_VERSION
 from scoring.schemas import CURRICULUM_EXCLUDED, to_table
+from scoring.stages.angles import cached_angle_signals
 from scoring.stages.difficulty import current_grades
 from scoring.stages.report import StageSummary
 from scoring.storage import DataRoot
@@ -68,13 +69,20 @@ def _plan(config: ProjectConfig, root: DataRoot) -> CurriculumPlan:
     # With skills on, the skill_balanced strategy balances main skills and every row carries its STAT-Sel weight.
     categories = main_skill(root) if config.skills.enabled else None
     weights = problem_skill_weights(root, config.student.id) if config.skills.enabled else None
+    pool = problems.filter(in_pool)
+    signals = None
+    if config.curriculum.strategy == "gain_rl":
+        # GAIN-RL orders by the angle signal of the model to be trained (methods §16), cached in `angle_signals`
+        pairs = zip(pool.column("problem_id").to_pylist(), pool.column("question").to_pylist(), strict=True)
+        signals = cached_angle_signals(root, list(pairs), model=config.trainer.model, prompt=config.trainer.prompt)
     plan = plan_curriculum(
-        problems.filter(in_pool),
+        pool,
         current_grades(config, root),
         student_id=config.student.id,
         config=config.curriculum,
         categories=categories,
         weights=weights,
+        signals=signals.scores if signals is not None else None,
     )
     strategy = config.curriculum.strategy_id
     pool_rows = [

@@ -6,6 +6,8 @@ An arm is a way of choosing what the student trains on:
   control: what a user gets by shuffling the dataset).
 - `easy_to_hard`, `hard_to_easy` (a negative control), `balanced_band` (ODF's band, methods §5): Gradus's offline
   strategies over the graded pool (`scoring.curriculum.strategies`), signal-free problems excluded.
+- `gain_rl` (methods §16): the student's own angle concentration, highest first (`gain_rl` strategy) over the
+  whole graded pool like `random` (it needs no grades, only one prefill pass per problem, which is not a rollout).
 - `sec` (methods §2) and `dump` (methods §3): online bandits over the pool's categories (`family:knob`), fed each
   step's advantages (`scoring.training.online`). They need no grading.
 
@@ -34,7 +36,7 @@ from scoring.curriculum.shards import write_shards
 from scoring.curriculum.strategies import CurriculumConfig, plan_curriculum
 from scoring.training.evaluation import HARD, HELDOUT, HeldoutConfig, HeldoutSplit
 from scoring.training.grpo import TrainerConfig, TrainingRun, train_on_curriculum, train_online
-from scoring.training.online import OnlineSchedule, RegradingSchedule
+from scoring.training.online import AdclConfig, OnlineSchedule, RegradingSchedule
 from synthesis.registry import Registry
 
 ABLATION_METHOD = "curriculum_ablation_v1"
@@ -58,6 +60,7 @@ for _name, _arm in {
     "balanced_band": Arm("static", True, "Gradus posterior mean inside the band, closest to 0.5 first (ODF)"),
     "sec": Arm("online", False, "SEC bandit over family:knob categories, fed |advantage| each step"),
     "dump": Arm("online", False, "DUMP UCB bandit over family:knob categories, fed |advantage| each step"),
+    "gain_rl": Arm("static", False, "GAIN-RL: the student's angle concentration, highest first, whole pool"),
     "adcl": Arm("regrading", True, "ADCL: re-grade a sample with the current policy each chunk, train the learnable"),
 }.items():
     ARMS.add(_name, _arm, description=_arm.description)
@@ -78,16 +81,6 @@ def _default_trainer() -> TrainerConfig:
         prompt="answer_only_v1",
         heldout=HeldoutConfig(every=5),
     )
-
-
-class AdclConfig(BaseModel):
-    """How the `adcl` arm re-grades (methods §12 leaves chunk size and sample counts open)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    chunk_steps: int = Field(10, ge=1, description="steps trained between re-gradings")
-    sample_size: int = Field(48, ge=1, description="problems re-graded each time (a seeded draw from the pool)")
-    samples: int = Field(4, ge=1, description="answers per re-graded problem, from the current policy")
 
 
 class AblationConfig(BaseModel):
@@ -123,9 +116,10 @@ def run_arm(
     out_dir: Path,
     *,
     progress: bool = False,
+    signals: dict[str, float] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Train one (arm, seed) run; returns its `ablation_runs` rows (one per step, step 0 = before training) and its
-    held-out evaluations (`TRAINER_EVAL` rows)."""
+    held-out evaluations (`TRAINER_EVAL` rows). `signals` (problem id → angle score) is what `gain_rl` orders by."""
     spec = ARMS.get(arm)
     trainer = config.trainer.model_copy(update={"seed": seed})
     regrading: dict[int, int] = {}
@@ -134,7 +128,11 @@ def run_arm(
     elif spec.kind == "regrading":
         run, regrading = _train_regrading_arm(seed, pool, difficulty, config, trainer, models_dir, out_dir, heldout)
     else:
-        run = _train_static_arm(arm, seed, pool, difficulty, config, trainer, models_dir, out_dir, heldout, progress)
+        if arm == "gain_rl" and signals is None:
+            raise ConfigError("arm 'gain_rl' needs the pool's angle scores (`signals`)")
+        run = _train_static_arm(
+            arm, seed, pool, difficulty, config, trainer, models_dir, out_dir, heldout, progress, signals
+        )
     charge = grading_charge(difficulty) if spec.uses_grades else 0
     return step_rows(arm, seed, run, charge, regrading), list(run.evaluations)
 
@@ -150,10 +148,11 @@ def _train_static_arm(
     out_dir: Path,
     heldout: HeldoutSplit,
     progress: bool,
+    signals: dict[str, float] | None = None,
 ) -> TrainingRun:
     """Write the arm's curriculum as shards and train on it in order, repeated until the step budget is spent."""
     curriculum = CurriculumConfig(strategy=arm, seed=seed, band=config.band, shard_size=64)
-    plan = plan_curriculum(pool, difficulty, student_id="ablation", config=curriculum)
+    plan = plan_curriculum(pool, difficulty, student_id="ablation", config=curriculum, signals=signals)
     size = plan.ordered.num_rows
     if size < trainer.batch_size:
         raise ConfigError(

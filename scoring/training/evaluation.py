@@ -166,6 +166,58 @@ def evaluate_policy(
     return rows
 
 
+def sample_policy_answers(
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    *,
+    verifier: Verifier,
+    prompt: str,
+    max_tokens: int,
+    samples: int,
+    temperature: float,
+    top_p: float,
+    seed: int,
+    batch_size: int = 16,
+) -> list[dict[str, Any]]:
+    """`samples` sampled answers of the current policy per problem, each checked by our verifier: one row per answer
+    (`problem_id`, `sample_index` within this call, `completion`, `extracted_answer`, `verdict`, `verdict_reason`,
+    `verifier_version`, `verifier_rule`, `completion_tokens`). ADCL's re-estimation (methods §12) grades from these
+    and the trainer keeps them as evidence. The torch random state is restored afterwards, so training draws the
+    same samples as without it."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        repeated = [p for p in problems for _ in range(samples)]
+        texts, lengths = generate_answers(
+            model, tokenizer, repeated, prompt, max_tokens, batch_size, temperature=temperature, top_p=top_p
+        )
+    verdicts = verifier.check([CheckItem(p.answer, text, p) for p, text in zip(repeated, texts, strict=True)])
+    return [
+        {
+            "problem_id": problem.problem_id,
+            "sample_index": i % samples,
+            "completion": text,
+            "extracted_answer": verdict.extracted,
+            "verdict": verdict.label,
+            "verdict_reason": verdict.reason,
+            "verifier_version": verifier.version,
+            "verifier_rule": verdict.rule,
+            "completion_tokens": length,
+        }
+        for i, (problem, text, length, verdict) in enumerate(zip(repeated, texts, lengths, verdicts, strict=True))
+    ]
+
+
+def pass_rates(answers: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Each problem's share of `correct` verdicts among its answers (rows of `sample_policy_answers`)."""
+    seen: dict[str, list[bool]] = {}
+    for row in answers:
+        seen.setdefault(row["problem_id"], []).append(row["verdict"] == "correct")
+    return {pid: sum(v) / len(v) for pid, v in seen.items()}
+
+
 def estimate_pass_rates(
     model: Any,
     tokenizer: Any,
@@ -180,21 +232,21 @@ def estimate_pass_rates(
     seed: int,
     batch_size: int = 16,
 ) -> dict[str, float]:
-    """Each problem's pass rate over `samples` sampled answers of the current policy (ADCL's re-estimation,
-    methods §12). The torch random state is restored afterwards, so training draws the same samples as without it."""
-    import torch
-
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        repeated = [p for p in problems for _ in range(samples)]
-        texts, _ = generate_answers(
-            model, tokenizer, repeated, prompt, max_tokens, batch_size, temperature=temperature, top_p=top_p
-        )
-    verdicts = verifier.check([CheckItem(p.answer, text, p) for p, text in zip(repeated, texts, strict=True)])
-    correct: dict[str, int] = dict.fromkeys((p.problem_id for p in problems), 0)
-    for problem, verdict in zip(repeated, verdicts, strict=True):
-        correct[problem.problem_id] += verdict.label == "correct"
-    return {pid: n / samples for pid, n in correct.items()}
+    """Each problem's pass rate over `samples` sampled answers of the current policy (`sample_policy_answers`)."""
+    answers = sample_policy_answers(
+        model,
+        tokenizer,
+        problems,
+        verifier=verifier,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        samples=samples,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+    )
+    return pass_rates(answers)
 
 
 def generate_answers(

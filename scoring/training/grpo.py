@@ -42,9 +42,16 @@ from engines.errors import ConfigError, did_you_mean
 from engines.models import EMBEDDED_MODELS, is_model_path
 from scoring.grading.rollouts import PROMPTS
 from scoring.grading.verify import Verifier, VerifyConfig
-from scoring.schemas import TRAINER_CONSUMPTION, TRAINER_ROLLOUTS, TRAINER_STEPS, to_table
-from scoring.training.evaluation import HeldoutConfig, HeldoutEvaluator, HeldoutSplit, estimate_pass_rates
-from scoring.training.online import OnlineSchedule, RegradingSchedule, online_grpo_trainer_class
+from scoring.schemas import (
+    TRAINER_CONSUMPTION,
+    TRAINER_REESTIMATES,
+    TRAINER_REGRADES,
+    TRAINER_ROLLOUTS,
+    TRAINER_STEPS,
+    to_table,
+)
+from scoring.training.evaluation import HeldoutConfig, HeldoutEvaluator, HeldoutSplit, pass_rates, sample_policy_answers
+from scoring.training.online import AdclConfig, OnlineSchedule, RegradingSchedule, online_grpo_trainer_class
 from scoring.training.rewards import VerifiedReward, step_recorder
 from scoring.training.student import as_problem, curriculum_dataset, dataset_record, load_student, save_adapter
 from synthesis.problem import Problem
@@ -91,6 +98,11 @@ class TrainerConfig(BaseModel):
     seed: int = Field(0, ge=0, description="seeds Python, NumPy, torch, the LoRA init and sampling")
     prompt: str = Field("answer_only_v1", description="a rollouts.PROMPTS key: the same prompt text as grading")
     heldout: HeldoutConfig = Field(default_factory=HeldoutConfig, description="held-out accuracy during training")
+    adcl: AdclConfig | None = Field(
+        None,
+        description="ADCL (methods §12): re-grade a draw of the curriculum with the live policy every chunk_steps "
+        "steps and train on what it finds learnable; the re-estimates become evidence of the training student",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -122,6 +134,8 @@ class TrainingRun:
     unconsumed: tuple[int, ...] = field(default=())  # curriculum positions no step reached
     # (step, split, n, correct, accuracy, tokens, seconds): held-out accuracy, step 0 = before training
     evaluations: tuple[dict[str, Any], ...] = field(default=())
+    regrades: pa.Table = field(default_factory=TRAINER_REGRADES.empty_table)  # ADCL: answers graded during training
+    reestimates: pa.Table = field(default_factory=TRAINER_REESTIMATES.empty_table)  # ADCL: per re-graded problem
 
 
 def plan_steps(num_problems: int, config: TrainerConfig) -> tuple[int, int]:
@@ -319,6 +333,7 @@ def _train(
             schedule.estimator = _policy_estimator(trainer, tokenizer, by_id, verifier, config, schedule)
         trainer.train()
     recorder = callbacks[0]
+    regrading = schedule if isinstance(schedule, RegradingSchedule) else None
     adapter_dir = save_adapter(trainer.model, out_dir / "adapter", config, revision, len(recorder.rows), method=METHOD)
     return TrainingRun(
         steps=to_table(recorder.rows, TRAINER_STEPS),
@@ -329,6 +344,8 @@ def _train(
         load_seconds=round(load_seconds, 3),
         model_revision=revision,
         evaluations=tuple(evaluator.rows) if evaluator is not None else (),
+        regrades=to_table(regrading.answers if regrading else [], TRAINER_REGRADES),
+        reestimates=to_table(regrading.estimates if regrading else [], TRAINER_REESTIMATES),
     )
 
 
@@ -340,13 +357,14 @@ def _policy_estimator(
     config: TrainerConfig,
     schedule: RegradingSchedule,
 ) -> Any:
-    """Problem ids -> pass rates of the policy as it is now (`schedule.samples` sampled answers each)."""
+    """Problem ids -> pass rates of the policy as it is now (`schedule.samples` sampled answers each); the graded
+    answers are kept on `schedule.answers` with the step they were taken at."""
 
     def estimate(problem_ids: list[str]) -> dict[str, float]:
         missing = [pid for pid in problem_ids if problems.get(pid) is None]
         if missing:
             raise ConfigError(f"cannot re-grade {missing[:3]}: pass the pool table (`problems`) to the trainer")
-        return estimate_pass_rates(
+        answers = sample_policy_answers(
             trainer.model,
             tokenizer,
             [problems[pid] for pid in problem_ids],  # type: ignore[misc]
@@ -359,6 +377,8 @@ def _policy_estimator(
             seed=config.seed * 1000 + len(schedule.history),
             batch_size=config.heldout.batch_size,
         )
+        schedule.answers += [{"step": schedule.step, **row} for row in answers]
+        return pass_rates(answers)
 
     return estimate
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.curriculum.category_sampler import CategorySampler, grpo_advantages
 
@@ -73,6 +74,17 @@ def online_grpo_trainer_class() -> type:
     return OnlineGRPOTrainer
 
 
+class AdclConfig(BaseModel):
+    """How ADCL re-grades during training (methods §12 leaves chunk size and sample counts open): `trainer.adcl` in
+    gradus.yaml for the trainer stage, `ablation.adcl` for the ablation's `adcl` arm."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chunk_steps: int = Field(10, ge=1, description="steps trained between re-gradings")
+    sample_size: int = Field(48, ge=1, description="problems re-graded each time (a seeded draw from the pool)")
+    samples: int = Field(4, ge=1, description="answers per re-graded problem, from the current policy")
+
+
 class RegradingSchedule:
     """ADCL (methods §12; Zhang et al., arXiv 2505.08364): grades go stale as the policy learns, so re-estimate
     difficulty with the current policy before each chunk of training, and train the chunk on what is learnable now.
@@ -80,8 +92,11 @@ class RegradingSchedule:
     Before every `chunk_steps` steps, `sample_size` problems (a seeded draw from the graded pool, taken in the
     pool's initial easy→hard order) are re-graded by `estimator` (the trainer sets it: `samples` answers each from
     the current policy); the chunk's batches are those with 0 < pass rate < 1, closest to 0.5 first, topped up with
-    the rest by the same closeness when too few remain. The re-grading rollouts are recorded per step (`history`)
-    so the ablation can charge them. `feedback` is accepted and ignored: this schedule learns only from re-grading.
+    the rest by the same closeness when too few remain. The re-grading rollouts are counted per step (`history`)
+    so the ablation can charge them; each re-estimate is kept (`estimates`: step, chunk, problem, initial rank,
+    pass rate), and the estimator may add the answers it graded to `answers` (the trainer does, with their step),
+    so they can be written back as evidence of the training student. `feedback` is accepted and ignored: this
+    schedule learns only from re-grading.
     """
 
     def __init__(
@@ -93,10 +108,17 @@ class RegradingSchedule:
         self.chunk_steps, self.sample_size, self.samples = chunk_steps, sample_size, samples
         self.estimator: Any = None  # problem ids -> {problem id: pass rate}, set by the trainer
         self.history: list[dict[str, Any]] = []  # per re-grading: step, problems, rollouts, learnable
+        self.estimates: list[dict[str, Any]] = []  # per re-graded problem: step, chunk, problem_id, rank, pass_rate
+        self.answers: list[dict[str, Any]] = []  # the graded answers behind `estimates`, with their step
         self._rank = {pid: i for i, pid in enumerate(self.order)}
         self._rng = np.random.default_rng(seed)
         self._queue: list[str] = []
         self._step = 0
+
+    @property
+    def step(self) -> int:
+        """The step being prepared (1 for the first): the step a re-grading made now is taken at."""
+        return self._step
 
     def next_batch(self, size: int) -> list[str]:
         """The next step's problems; re-grades a fresh sample first when the current chunk is used up."""
@@ -115,6 +137,17 @@ class RegradingSchedule:
         drawn = self._rng.choice(len(self.order), size=min(self.sample_size, len(self.order)), replace=False)
         candidates = [self.order[i] for i in sorted(drawn.tolist())]
         rates = self.estimator(candidates)
+        chunk = len(self.history)
+        self.estimates += [
+            {
+                "step": self._step,
+                "chunk": chunk,
+                "problem_id": pid,
+                "initial_rank": self._rank[pid],
+                "pass_rate": float(rates[pid]),
+            }
+            for pid in candidates
+        ]
         closeness = sorted(candidates, key=lambda pid: (abs(rates[pid] - 0.5), self._rank[pid]))
         learnable = [pid for pid in closeness if 0.0 < rates[pid] < 1.0]
         chosen = learnable + [pid for pid in closeness if pid not in set(learnable)]

@@ -50,6 +50,15 @@ def load_student(model: str, models_dir: Path, precision: str = "fp32") -> tuple
     return lm, tokenizer, revision
 
 
+def student_revision(model: str, models_dir: Path) -> str:
+    """The revision `load_student` reports for `model`, without loading it: the GGUF file's sha256, or the HF
+    directory's resolved path."""
+    path = Path(model).expanduser()
+    if is_model_path(model) and path.is_dir():
+        return str(path.resolve())
+    return resolve_model_file(model, models_dir)[1]
+
+
 def curriculum_dataset(shard_dir: Path, prompt: str) -> tuple[list[dict[str, Any]], Any]:
     """The shard rows in manifest order (sha256-checked by `CurriculumReader`) and the matching TRL dataset:
     a conversational `prompt` plus the columns the reward function receives."""

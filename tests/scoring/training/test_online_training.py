@@ -101,6 +101,10 @@ def test_regrading_trains_each_chunk_on_what_the_policy_finds_learnable_now() ->
     schedule.next_batch(2)
     assert len(rounds) == 2 and schedule.history[1]["step"] == 3
     assert [h["rollouts"] for h in schedule.history] == [32, 32] and schedule.history[0]["learnable"] == 2
+    first_round = [e for e in schedule.estimates if e["chunk"] == 0]
+    assert len(first_round) == 8 and {e["step"] for e in first_round} == {1}
+    assert {e["problem_id"]: e["pass_rate"] for e in first_round}["p3"] == 0.5, "each re-estimate is kept"
+    assert {e["step"] for e in schedule.estimates if e["chunk"] == 1} == {3}
 
 
 def test_regrading_needs_the_policy() -> None:
@@ -123,5 +127,14 @@ def test_regrading_asks_the_live_policy_before_each_chunk(tmp_path: Path, smollm
     config = TrainerConfig(model=str(smollm2_gguf), steps=2, batch_size=2, num_generations=2, max_completion_tokens=8)
     run = train_online(rows, schedule, config, tmp_path / "m", tmp_path / "o", progress=False, problems=pool)
     assert [h["step"] for h in schedule.history] == [1, 2] and all(h["problems"] == 4 for h in schedule.history)
+    # the live policy's answers are kept with their step: 4 problems x 2 answers before each step
+    answers = run.regrades.to_pylist()
+    assert sorted({(a["step"], a["problem_id"]) for a in answers}) == sorted(
+        {(e["step"], e["problem_id"]) for e in run.reestimates.to_pylist()}
+    )
+    assert [sum(a["step"] == s for a in answers) for s in (1, 2)] == [8, 8]
+    for estimate in run.reestimates.to_pylist():
+        mine = [a for a in answers if (a["step"], a["problem_id"]) == (estimate["step"], estimate["problem_id"])]
+        assert estimate["pass_rate"] == sum(a["verdict"] == "correct" for a in mine) / len(mine)
     assert run.steps["step"].to_pylist() == [1, 2]
     assert {r["problem_id"] for r in run.consumption.to_pylist()} <= {p.problem_id for p in problems}
