@@ -1,7 +1,8 @@
 """Held-out decontamination report: thresholds chosen on a tuning split, recall and false positives on a test split,
 without and with the LLM judge.
 
-    python bench/decontam_paraphrase.py --cache-dir DIR [--para-per-style 10] [--test-items 200] [--clean-real 300]
+    python bench/decontam_paraphrase.py --cache-dir DIR [--para-per-style 5] [--para-tune-per-style 5]
+        [--test-items 200] [--clean-real 300]
         [--teacher qwen2.5-coder-1.5b-instruct-q4_k_m] [--no-embed] [--no-judge] [--only-generate]
         [--shared ../shared] [--out bench/results/decontamination.md]
 
@@ -122,12 +123,16 @@ def plant_edits(bench: Benchmark, items: Sequence[int], seed_tag: str) -> list[P
     return out
 
 
-def paraphrases_for(engine, bench: Benchmark, items: Sequence[int], per_style: int) -> list[Planted]:
+def paraphrases_for(
+    engine, bench: Benchmark, items: Sequence[int], per_style: int, cached_only: bool = False
+) -> list[Planted]:
     """The teacher's rewrites of `items` in every style: style s of S takes items s, s + S, s + 2S, ... (`per_style`
     of them), so a larger `per_style` keeps every earlier assignment and its cached rewrite."""
     styles = len(STYLES)
     by_style = {style: [items[s + styles * i] for i in range(per_style)] for s, style in enumerate(STYLES)}
-    kept, dropped = paraphrase_items(engine, bench.name, bench.questions, bench.item_ids, by_style)
+    kept, dropped = paraphrase_items(
+        engine, bench.name, bench.questions, bench.item_ids, by_style, cached_only=cached_only
+    )
     for d in dropped:
         print(f"dropped rewrite ({d.style}, {d.bench} {d.item_id}): {d.reason}", file=sys.stderr)
     DROPPED.extend(dropped)
@@ -490,7 +495,8 @@ def run_judge_bench(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test-items", type=int, default=200, help="held-out items per benchmark for the edits")
-    parser.add_argument("--para-per-style", type=int, default=10, help="paraphrased items per benchmark, style, split")
+    parser.add_argument("--para-per-style", type=int, default=5, help="paraphrased items per benchmark and style")
+    parser.add_argument("--para-tune-per-style", type=int, default=None, help="the same on tuning (default: as test)")
     parser.add_argument("--clean-real", type=int, default=300, help="clean GSM8K-train and MATH-train problems each")
     parser.add_argument(
         "--teacher", default="qwen2.5-coder-1.5b-instruct-q4_k_m", help="embedded model: rewrites, judge"
@@ -498,6 +504,11 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".gradus-bench", help="models/ and engine cache")
     parser.add_argument("--only-generate", action="store_true", help="write the rewrites into the cache and stop")
     parser.add_argument("--no-judge", action="store_true", help="skip the LLM judge")
+    parser.add_argument(
+        "--cached-rewrites-only",
+        action="store_true",
+        help="plant only the rewrites already in the cache (no generation)",
+    )
     parser.add_argument("--shared", default=str(REPO.parent / "shared"))
     parser.add_argument("--no-embed", action="store_true", help="skip the all-MiniLM-L6-v2 embedding detector")
     parser.add_argument("--embed", action="store_true", help="no effect: embeddings are on unless --no-embed")
@@ -525,9 +536,12 @@ def main() -> None:
         root / "cache" / "completions.sqlite",
     )
     generation = time.perf_counter()
+    per_style = {"tuning": args.para_tune_per_style or args.para_per_style, "test": args.para_per_style}
     paraphrases = {
         split: [
-            p for name in PLANTED_FROM for p in paraphrases_for(engine, by_name[name], items[name], args.para_per_style)
+            p
+            for name in PLANTED_FROM
+            for p in paraphrases_for(engine, by_name[name], items[name], per_style[split], args.cached_rewrites_only)
         ]
         for split, items in (("tuning", tune_items), ("test", test_items))
     }

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engines import ChatRequest, Engine, Message, SamplingParams
+from engines.base import SampleCall
+from engines.cache import cache_key
 
 _ONLY = " Reply with the rewritten problem only: no solution, no answer, no comments."
 # style -> (prompt version, instruction); the question follows the instruction after a blank line
@@ -44,6 +46,14 @@ MAX_CHARS = 2000  # a rewrite longer than this is not a rewrite of a benchmark q
 _LEAD_IN = re.compile(r"^\s*(?:\*\*)?(?:rewritten|reworded|new|paraphrased)?\s*(?:math\s+)?problem\s*:?\s*(?:\*\*)?\s*",
                       re.IGNORECASE)  # fmt: skip
 _SOLVING = re.compile(r"(?:\\boxed|the answer is|step 1\b|solution\s*:)", re.IGNORECASE)
+# A problem asks something: a question mark or an imperative/interrogative word. A rewrite without one has
+# stated (often solved) the facts instead of asking about them ("Tommy raises $1,230.").
+_ASKS = re.compile(
+    r"\?|\b(?:find|compute|calculate|determine|evaluate|simplify|solve|express|what|how|which|who|when|where|show|"
+    r"prove|give|list|enter|write)\b",
+    re.IGNORECASE,
+)
+MIN_LENGTH_RATIO = 0.5  # a rewrite keeps the facts: under half the original's length, it has dropped some
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +92,15 @@ def clean_rewrite(text: str, original: str) -> tuple[str | None, str]:
         return None, f"longer than {MAX_CHARS} characters"
     text = text.strip("`").strip()
     text = _LEAD_IN.sub("", text, count=1).strip()
+    first, _, rest = text.partition("\n")
+    if first.rstrip().endswith(":") and rest.strip():  # "Let's rewrite the problem ...:" before the rewrite
+        text = rest.strip()
     if not text:
         return None, "empty"
+    if len(text) < MIN_LENGTH_RATIO * len(original.strip()):
+        return None, f"under {MIN_LENGTH_RATIO:.0%} of the original's length: {text[:60]!r}"
+    if not _ASKS.search(text):
+        return None, f"asks nothing: {text[:60]!r}"
     if " ".join(text.split()) == " ".join(original.split()):
         return None, "identical to the original"
     if _SOLVING.search(text) and not _SOLVING.search(original):
@@ -91,14 +108,37 @@ def clean_rewrite(text: str, original: str) -> tuple[str | None, str]:
     return text, ""
 
 
+def is_cached(engine: Engine, request: ChatRequest) -> bool:
+    """Whether the engine's cache already holds the request's (first) sample."""
+    if engine.cache is None:
+        return False
+    call = SampleCall(request.messages, request.sampling, request.first_sample)
+    key = cache_key(engine.backend.name, engine.model_id, engine.model_revision, call)
+    return key in engine.cache.get_many([key])
+
+
 def paraphrase_items(
-    engine: Engine, bench: str, questions: Sequence[str], item_ids: Sequence[str], items_by_style: dict[str, list[int]]
+    engine: Engine,
+    bench: str,
+    questions: Sequence[str],
+    item_ids: Sequence[str],
+    items_by_style: dict[str, list[int]],
+    *,
+    cached_only: bool = False,
 ) -> tuple[list[Paraphrase], list[DroppedRewrite]]:
-    """Rewrite the items of each style (positions into `questions`) with the engine; one batch for all styles."""
+    """Rewrite the items of each style (positions into `questions`) with the engine; one batch for all styles.
+    With `cached_only`, an item whose rewrite is not in the cache yet is left out (a dropped rewrite)."""
     jobs = [(style, item) for style, items in items_by_style.items() for item in items]
+    dropped = []
+    if cached_only:
+        missing = [job for job in jobs if not is_cached(engine, rewrite_request(job[0], questions[job[1]]))]
+        dropped = [
+            DroppedRewrite(bench, item_ids[item], style, "not generated yet (cached only)") for style, item in missing
+        ]
+        jobs = [job for job in jobs if job not in missing]
     requests = [rewrite_request(style, questions[item]) for style, item in jobs]
     outputs = engine.generate(requests, desc=f"paraphrasing {bench}")
-    kept, dropped = [], []
+    kept = []
     for (style, item), [completion] in zip(jobs, outputs, strict=True):
         if not completion.ok:
             dropped.append(DroppedRewrite(bench, item_ids[item], style, f"model call failed: {completion.error}"))
