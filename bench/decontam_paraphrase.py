@@ -1,34 +1,43 @@
-"""Held-out decontamination report: thresholds chosen on a tuning split, recall and false positives on a test split.
+"""Held-out decontamination report: thresholds chosen on a tuning split, recall and false positives on a test split,
+without and with the LLM judge.
 
-    python bench/decontam_paraphrase.py [--test-items 200] [--para-tune 0] [--para-test 5] [--clean-real 300]
-        [--no-embed] [--model qwen2.5-coder-0.5b-instruct-q4_k_m] [--shared ../shared]
-        [--out bench/results/decontamination.md]
+    python bench/decontam_paraphrase.py --cache-dir DIR [--para-per-style 5] [--para-tune-per-style 5]
+        [--test-items 200] [--clean-real 300]
+        [--teacher qwen2.5-coder-1.5b-instruct-q4_k_m] [--no-embed] [--no-judge] [--only-generate]
+        [--shared ../shared] [--out bench/results/decontamination.md]
 
 Planted problems are benchmark questions (GSM8K test, MATH-500) edited the way `tests/scoring/curation/test_decontam.py`
-edits them (verbatim, numbers changed, whitespace/LaTeX, lightly reworded — the same functions) or paraphrased
-by the embedded model (through the Gradus engine and its persistent cache under `.gradus-bench/`). A planted
-problem counts as found only when a detector names the item it was made from. Every pool is checked
-with `scoring.curation.decontam.decontaminate` against GSM8K test and MATH-500,
+edits them (verbatim, numbers changed, whitespace/LaTeX, lightly reworded — the same functions) or rewritten by
+the teacher model (the embedded 1.5B by default) in four styles with versioned prompts (`bench/paraphrase_set.py`:
+reword, reorder, change names and numbers, change the setting). Every model call (rewrites and judge) goes
+through the Gradus engine and its persistent cache under `--cache-dir` (`models/`, `cache/`), so a killed run
+resumes and a rerun makes no call. A planted problem counts as found only when a detector names the item it was
+made from. Every pool is checked with `scoring.curation.decontam.decontaminate` against GSM8K test and MATH-500,
 the benchmarks `gradus.yaml` checks by default.
 
 Splits (all data read from `--shared`, nothing copied into the repository):
 - tuning: the items the shipped defaults were measured on — the 100 items per benchmark the test plants, the
   test's clean procedural pool (seed 2024) plus this bench's old one (seed 11), the first `--clean-real`
-  GSM8K-train and MATH-train questions, and paraphrases of the first `--para-tune` items per benchmark (0 by
-  default: the rule below uses no paraphrase, and each costs about a minute of the 0.5B model on a busy
-  2-core machine);
+  GSM8K-train and MATH-train questions, and rewrites of `--para-per-style` of those 100 items per benchmark and
+  style (each item in one style);
 - test: `--test-items` other items per benchmark (not among those 100, nor the first 20 the old paraphrase
-  bench rewrote), edited with other random seeds; paraphrases of the first `--para-test` of them; procedural
-  problems from a new seed (2025; problems identical to a tuning one are dropped); the next `--clean-real`
-  GSM8K-train and MATH-train questions.
+  bench rewrote), edited with other random seeds, and rewrites of `--para-per-style` of them per style;
+  procedural problems from a new seed (2025; problems identical to a tuning one are dropped); the next
+  `--clean-real` GSM8K-train and MATH-train questions.
 
-Tuned: the 8-gram rule's `min_overlap`, the TF-IDF cosine and the embedding cosine (the 13-gram rule and the
-exact fallback have no threshold). Rule, fixed before looking at any result: for each of the three on its own,
-the lowest value on its grid at which the problems it flags beyond the 13-gram/exact rule are at most 0.5% of
-the tuning clean procedural problems and at most 0.5% of the tuning clean GSM8K/MATH-train problems. One
-`decontaminate` run per split with the loosest thresholds gives every detector's top-1 score per problem and
-benchmark, so any threshold's result is read off without rerunning; the test figures of the tuned setting are
-checked against a real `decontaminate` run with it.
+Tuned without the judge: the 8-gram rule's `min_overlap`, the TF-IDF cosine and the embedding cosine (the
+13-gram rule and the exact fallback have no threshold). Rule, fixed before looking at any result: for each of
+the three on its own, the lowest value on its grid at which the problems it flags beyond the 13-gram/exact rule
+are at most 0.5% of the tuning clean procedural problems and at most 0.5% of the tuning clean GSM8K/MATH-train
+problems. One `decontaminate` run per split with the loosest thresholds gives every detector's top-1 score per
+problem and benchmark, so any threshold's result is read off without rerunning; the test figures of the tuned
+setting are checked against a real `decontaminate` run with it.
+
+Tuned with the judge (`bench/decontam_judge.py`): k and the cosine floor. The judge sees the problems the tuned
+detectors leave, asked once at the loosest grid setting; rule, fixed before any result: among the settings
+whose judge-only flags are at most 0.5% of each tuning clean group, the most tuning paraphrases found, then the
+fewest judged pairs. The test figures are checked against a real `decontaminate` run with the judge on, which
+must make no model call (every judgement is cached by then).
 """
 
 from __future__ import annotations
@@ -39,26 +48,28 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines import ChatRequest, Message, SamplingParams  # noqa: E402
+from bench.decontam_judge import JudgedPair, asked, judge_pool, judge_says_yes  # noqa: E402
+from bench.paraphrase_set import STYLES, DroppedRewrite, paraphrase_items  # noqa: E402
 from engines.config import EngineConfig, build_engine  # noqa: E402
 from scoring.curation.decontam import Benchmark, BenchmarkSpec, DecontamConfig, NgramRule, decontaminate, load_benchmark  # noqa: E402
+from scoring.curation.judge import JudgeConfig  # noqa: E402
 from synthesis.families import FAMILIES  # noqa: E402
 from tests.scoring.curation.test_decontam import CLEAN_PER_LEVEL, EDITS, PLANTED_PER_BENCHMARK, _clean_pool  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-PROMPT = (
-    "Rewrite the following math problem in different words. Keep every number, quantity and the question "
-    "asked exactly the same. Reply with the rewritten problem only.\n\n"
-)
 PLANTED_FROM = ("gsm8k_test", "math500")
 CHECKED = PLANTED_FROM  # what gradus.yaml checks by default
 FP_BUDGET = 0.005
+JUDGE_FP_BUDGET = 0.005  # judge-only flags per clean group, on top of the other detectors' (target ≤ 1% in all)
+JUDGE_KS = (1, 2)
+JUDGE_FLOORS = (0.75, 0.8, 0.85)  # lower floors send a fifth of clean GSM8K/MATH-train problems to the judge
 OLD_PARAPHRASED = 20  # items the old paraphrase bench rewrote (the embedding default was picked on them)
 GRIDS: dict[str, list[float]] = {
     "ngram8": [round(0.05 * i, 2) for i in range(13)],  # min_overlap of the 8-gram rule
@@ -68,7 +79,9 @@ GRIDS: dict[str, list[float]] = {
 DEFAULT = DecontamConfig()
 DEFAULTS = {"ngram8": DEFAULT.ngrams[1].min_overlap, "tfidf": DEFAULT.tfidf_threshold, "embedding": 0.85}
 UNTUNED = ("ngram13", "exact")
-KINDS = (*EDITS, "paraphrased")
+PARAPHRASE_KINDS = tuple(f"para_{style}" for style in STYLES)
+KINDS = (*EDITS, *PARAPHRASE_KINDS)
+DROPPED: list[DroppedRewrite] = []
 GROUPS = ("procedural", "GSM8K/MATH train")
 
 Thresholds = dict[str, float | None]  # detector -> threshold; None: detector off
@@ -89,6 +102,7 @@ class Split:
     planted: list[Planted]
     clean: dict[str, list[dict[str, str]]]  # group -> problems
     rows: dict[str, list[tuple[str, str, str, float]]] | None = None  # problem -> (method, bench, item, score)
+    judged: dict[str, list[JudgedPair]] | None = None  # problem -> the judge's pairs at the loosest setting
 
     def pool(self) -> list[dict[str, str]]:
         problems = [{"problem_id": p.problem_id, "question": p.question} for p in self.planted]
@@ -109,17 +123,22 @@ def plant_edits(bench: Benchmark, items: Sequence[int], seed_tag: str) -> list[P
     return out
 
 
-def paraphrase(engine, bench: Benchmark, items: Sequence[int]) -> list[Planted]:
-    sampling = SamplingParams(temperature=0.7, top_p=0.95, max_tokens=320, seed=0)
-    requests = [ChatRequest((Message("user", PROMPT + bench.questions[i]),), sampling) for i in items]
-    outputs = engine.generate(requests, desc=f"paraphrasing {bench.name}")
-    out = []
-    for item, [completion] in zip(items, outputs, strict=True):
-        text = completion.text.strip()
-        if completion.ok and text and text != bench.questions[item]:
-            item_id = bench.item_ids[item]
-            out.append(Planted(f"para:{bench.name}:{item_id}", text, bench.name, item_id, "paraphrased"))
-    return out
+def paraphrases_for(
+    engine, bench: Benchmark, items: Sequence[int], per_style: int, cached_only: bool = False
+) -> list[Planted]:
+    """The teacher's rewrites of `items` in every style: style s of S takes items s, s + S, s + 2S, ... (`per_style`
+    of them), so a larger `per_style` keeps every earlier assignment and its cached rewrite."""
+    styles = len(STYLES)
+    by_style = {style: [items[s + styles * i] for i in range(per_style)] for s, style in enumerate(STYLES)}
+    kept, dropped = paraphrase_items(
+        engine, bench.name, bench.questions, bench.item_ids, by_style, cached_only=cached_only
+    )
+    for d in dropped:
+        print(f"dropped rewrite ({d.style}, {d.bench} {d.item_id}): {d.reason}", file=sys.stderr)
+    DROPPED.extend(dropped)
+    return [
+        Planted(f"para:{p.style}:{p.bench}:{p.item_id}", p.text, p.bench, p.item_id, f"para_{p.style}") for p in kept
+    ]
 
 
 def procedural(seed: int, per_level: int) -> list[dict[str, str]]:
@@ -180,15 +199,27 @@ def flags(rows: list[tuple[str, str, str, float]], th: Thresholds, only: str | N
     return out if only is None else out & {only}
 
 
+def judged(split: Split, pid: str, th: Thresholds, own: tuple[str, str] | None = None) -> bool:
+    """The judge flags the problem at the setting's (judge_k, judge_floor); False when the setting has no judge.
+    The judged pairs were asked for the problems the tuned detectors leave, so a setting with a judge must use
+    the tuned thresholds for the other detectors (checked where the settings are made)."""
+    k, floor = th.get("judge_k"), th.get("judge_floor")
+    if k is None or floor is None or split.judged is None:
+        return False
+    return judge_says_yes(split.judged.get(pid, []), int(k), floor, own)
+
+
 def found(split: Split, p: Planted, th: Thresholds, only: str | None = None) -> bool:
     assert split.rows is not None
     own = [r for r in split.rows.get(p.problem_id, []) if (r[1], r[2]) == (p.bench, p.item_id)]
-    return bool(flags(own, th, only))
+    if flags(own, th, only):
+        return True
+    return only in (None, "judge") and judged(split, p.problem_id, th, (p.bench, p.item_id))
 
 
 def flagged(split: Split, pid: str, th: Thresholds) -> bool:
     assert split.rows is not None
-    return bool(flags(split.rows.get(pid, []), th))
+    return bool(flags(split.rows.get(pid, []), th)) or judged(split, pid, th)
 
 
 def marginal_fp(split: Split, group: str, detector: str, value: float) -> int:
@@ -234,6 +265,39 @@ def tune(split: Split) -> tuple[Thresholds, list[str]]:
     return chosen, lines
 
 
+def tune_judge(split: Split, base: Thresholds) -> tuple[Thresholds, list[str]]:
+    """(k, floor) for the judge, chosen on the tuning split by a rule fixed before any result: among the grid
+    settings whose judge-only flags are ≤ JUDGE_FP_BUDGET of each clean group, the highest paraphrase recall,
+    then the fewest judged pairs (CPU)."""
+    paraphrases = [p for p in split.planted if p.kind in PARAPHRASE_KINDS]
+    lines = [
+        "| k | cosine floor | pairs judged | judge-only flags: procedural | judge-only flags: GSM8K/MATH train | "
+        "paraphrases found (with the tuned detectors) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    best: tuple[int, int, float] | None = None
+    pick: Thresholds | None = None
+    for k in JUDGE_KS:
+        for floor in JUDGE_FLOORS:
+            th: Thresholds = {**base, "judge_k": k, "judge_floor": floor}
+            pairs = sum(asked(v, k, floor) for v in (split.judged or {}).values())
+            fps = [sum(judged(split, c["problem_id"], th) for c in split.clean[g]) for g in GROUPS]
+            ok = all(fp <= JUDGE_FP_BUDGET * len(split.clean[g]) for fp, g in zip(fps, GROUPS, strict=True))
+            hits = sum(found(split, p, th) for p in paraphrases)
+            if ok and (best is None or (hits, -pairs) > (best[0], -best[1])):
+                best, pick = (hits, pairs, floor), th
+            cells = [_frac(fp, len(split.clean[g])) for fp, g in zip(fps, GROUPS, strict=True)]
+            lines.append(
+                f"| {k} | {floor:.2f} | {pairs} | " + " | ".join(cells) + f" | {_recall(hits, len(paraphrases))} |"
+            )
+    if pick is None:
+        pick = {**base, "judge_k": min(JUDGE_KS), "judge_floor": max(JUDGE_FLOORS)}
+        lines.append("\nno setting meets the budget; the strictest is taken")
+    mark = f"| {pick['judge_k']} | {pick['judge_floor']:.2f} |"
+    lines = [line.replace(mark, f"| **{pick['judge_k']}** | **{pick['judge_floor']:.2f}** |", 1) for line in lines]
+    return pick, lines
+
+
 # --- report -------------------------------------------------------------------------------------------------------
 
 
@@ -244,17 +308,38 @@ def _pct(k: int, n: int) -> str:
 
 
 def _frac(k: int, n: int) -> str:
-    return f"{k}/{n} ({k / n:.2%})" if n else "–"
+    if not n:
+        return "–"
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} ({k / n:.2%}; {lo:.1%}–{hi:.1%})"
+
+
+def _recall(k: int, n: int) -> str:
+    """Recall with its 95% Wilson interval when the count is small enough for the interval to matter."""
+    if not n or n >= 200:
+        return _pct(k, n)
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} ({lo:.0%}–{hi:.0%})"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of k successes in n trials."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def evaluate(split: Split, settings: dict[str, Thresholds]) -> list[str]:
     names = list(settings)
     lines = ["| planted from / clean | edit | n | " + " | ".join(names) + " |", "|---|---|---:|" + "---:|" * len(names)]
-    for kind in KINDS:
+    groups = [(kind, (kind,)) for kind in KINDS]
+    groups += [("all paraphrases", PARAPHRASE_KINDS), ("all planted", KINDS)]
+    for label, kinds in groups:
         for bench in (*PLANTED_FROM, "both"):
-            rows = [p for p in split.planted if p.kind == kind and bench in (p.bench, "both")]
-            cells = [_pct(sum(found(split, p, th) for p in rows), len(rows)) for th in settings.values()]
-            lines.append(f"| {bench} | {kind} | {len(rows)} | " + " | ".join(cells) + " |")
+            rows = [p for p in split.planted if p.kind in kinds and bench in (p.bench, "both")]
+            cells = [_recall(sum(found(split, p, th) for p in rows), len(rows)) for th in settings.values()]
+            lines.append(f"| {bench} | {label} | {len(rows)} | " + " | ".join(cells) + " |")
     for group in GROUPS:
         problems = split.clean[group]
         cells = [
@@ -291,7 +376,7 @@ def flagged_list(split: Split, th: Thresholds, group: str, by_name: dict[str, Be
 
 def embedding_sweep(split: Split) -> list[str]:
     """The embedding detector alone at each grid value: own-item recall on paraphrases, clean problems flagged."""
-    paraphrases = [p for p in split.planted if p.kind == "paraphrased"]
+    paraphrases = [p for p in split.planted if p.kind in PARAPHRASE_KINDS]
     lines = [
         "| embedding cosine ≥ | paraphrases found (embedding alone) | "
         + " | ".join(f"clean {g} flagged (embedding alone)" for g in GROUPS)
@@ -313,16 +398,22 @@ def embedding_sweep(split: Split) -> list[str]:
 
 def paraphrase_list(split: Split) -> list[str]:
     """Each paraphrase, the best score each detector gives its own item, and its text."""
-    lines = ["| item | own-item scores | paraphrase |", "|---|---|---|"]
+    lines = ["| item | style | own-item scores | judge on own item | paraphrase |", "|---|---|---|---|---|"]
     for p in split.planted:
-        if p.kind != "paraphrased":
+        if p.kind not in PARAPHRASE_KINDS:
             continue
         own = [r for r in split.rows.get(p.problem_id, []) if (r[1], r[2]) == (p.bench, p.item_id)]
         best: dict[str, float] = {}
         for method, _, _, score in own:
             best[method] = max(best.get(method, 0.0), score)
         scores = ", ".join(f"{m} {v:.2f}" for m, v in sorted(best.items())) or "none"
-        lines.append(f"| {p.bench} {p.item_id} | {scores} | {_cell(p.question, 160)} |")
+        verdicts = [
+            f"{j.verdict} (rank {j.rank + 1}, cos {j.cosine:.2f})"
+            for j in (split.judged or {}).get(p.problem_id, [])
+            if (j.bench, j.item_id) == (p.bench, p.item_id)
+        ]
+        judge = "; ".join(verdicts) or "not asked"
+        lines.append(f"| {p.bench} {p.item_id} | {p.kind} | {scores} | {judge} | {_cell(p.question, 140)} |")
     return lines
 
 
@@ -331,13 +422,93 @@ def _cell(text: str, limit: int = 110) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def run_judge_bench(
+    tuning: Split, test: Split, benchmarks: list[Benchmark], embed, engine, chosen: Thresholds, settings: dict
+) -> list[str]:
+    """Judge both splits at the loosest (k, floor), choose (k, floor) on tuning, check a real run, report."""
+    loosest = JudgeConfig(enabled=True, k=max(JUDGE_KS), min_cosine=min(JUDGE_FLOORS))
+    cost = {}
+    for split in (tuning, test):
+        before = (engine.stats.model_calls, time.process_time(), time.perf_counter())
+        skip = {p["problem_id"] for p in split.pool() if flagged(split, p["problem_id"], chosen)}
+        split.judged = judge_pool(split.pool(), skip, benchmarks, embed, engine, loosest)
+        after = (engine.stats.model_calls, time.process_time(), time.perf_counter())
+        cost[split.name] = [b - a for a, b in zip(before, after, strict=True)]
+    pick, grid = tune_judge(tuning, chosen)
+    label = f"tuned + judge (k {pick['judge_k']}, cosine ≥ {pick['judge_floor']})"
+    with_judge = {**settings, label: pick}
+
+    # The read-off must be what `decontaminate` does with the judge on; every call is in the cache by now.
+    config = config_for(chosen).model_copy(
+        update={"judge": JudgeConfig(enabled=True, k=int(pick["judge_k"]), min_cosine=float(pick["judge_floor"]))}
+    )
+    calls = engine.stats.model_calls
+    real = decontaminate(test.pool(), benchmarks, config, embed=embed, judge_engine=engine)
+    rerun_calls = engine.stats.model_calls - calls
+    predicted = {p["problem_id"] for p in test.pool() if flagged(test, p["problem_id"], pick)}
+    if set(real.flagged_ids) != predicted:
+        raise SystemExit(f"judge read-off and real run disagree on {len(set(real.flagged_ids) ^ predicted)} problems")
+    verdicts = Counter(j.verdict for v in (test.judged or {}).values() for j in v)
+    failed = [j for v in (tuning.judged or {}).values() for j in v if j.verdict == "failed"]
+    failed += [j for v in (test.judged or {}).values() for j in v if j.verdict == "failed"]
+    return [
+        "### With the LLM judge: test split (held out; k and the cosine floor were chosen on the tuning split)",
+        "",
+        f"judge: {engine.model_id}, prompt `{loosest.prompt}`; asked about the problems the tuned detectors leave,",
+        f"against each benchmark's {max(JUDGE_KS)} nearest items at cosine ≥ {min(JUDGE_FLOORS)} (the loosest grid "
+        "setting; smaller settings are read off).",
+        *[
+            f"{name}: {c[0]} model calls in this run (the rest cached), {c[1]:.0f} CPU s, {c[2]:.0f} s wall"
+            for name, c in cost.items()
+        ],
+        f"test-split verdicts at the loosest setting: {dict(verdicts)}; failed judgements (both splits): "
+        f"{len(failed)}" + (f", e.g. {failed[0].reason}" if failed else ""),
+        f"checked: a real `decontaminate` run with the judge at the chosen setting flags the same "
+        f"{len(real.flagged_ids)} test problems and made {rerun_calls} model calls (every judgement cached)",
+        "",
+        *evaluate(test, with_judge),
+        "",
+        "### With the LLM judge: tuning split (in-sample)",
+        "",
+        *evaluate(tuning, with_judge),
+        "",
+        f"### Judge settings on the tuning split (rule: judge-only flags ≤ {JUDGE_FP_BUDGET:.1%} of each clean group, "
+        "then the most paraphrases found, then the fewest pairs; chosen in bold)",
+        "",
+        *grid,
+        "",
+        "### Clean problems the judge flags on the test split (chosen setting)",
+        "",
+        "| problem | judged item | cosine | problem text |",
+        "|---|---|---:|---|",
+        *[
+            f"| {c['problem_id']} | {j.bench} {j.item_id} | {j.cosine:.2f} | {_cell(c['question'])} |"
+            for g in GROUPS
+            for c in test.clean[g]
+            for j in (test.judged or {}).get(c["problem_id"], [])
+            if judge_says_yes([j], int(pick["judge_k"]), float(pick["judge_floor"]))
+        ],
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test-items", type=int, default=200, help="held-out items per benchmark for the edits")
-    parser.add_argument("--para-tune", type=int, default=0, help="paraphrased items per benchmark, tuning split")
-    parser.add_argument("--para-test", type=int, default=5, help="paraphrased items per benchmark, test split")
+    parser.add_argument("--para-per-style", type=int, default=5, help="paraphrased items per benchmark and style")
+    parser.add_argument("--para-tune-per-style", type=int, default=None, help="the same on tuning (default: as test)")
     parser.add_argument("--clean-real", type=int, default=300, help="clean GSM8K-train and MATH-train problems each")
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b-instruct-q4_k_m")
+    parser.add_argument(
+        "--teacher", default="qwen2.5-coder-1.5b-instruct-q4_k_m", help="embedded model: rewrites, judge"
+    )
+    parser.add_argument("--cache-dir", type=Path, default=REPO / ".gradus-bench", help="models/ and engine cache")
+    parser.add_argument("--only-generate", action="store_true", help="write the rewrites into the cache and stop")
+    parser.add_argument("--no-judge", action="store_true", help="skip the LLM judge")
+    parser.add_argument(
+        "--cached-rewrites-only",
+        action="store_true",
+        help="plant only the rewrites already in the cache (no generation)",
+    )
     parser.add_argument("--shared", default=str(REPO.parent / "shared"))
     parser.add_argument("--no-embed", action="store_true", help="skip the all-MiniLM-L6-v2 embedding detector")
     parser.add_argument("--embed", action="store_true", help="no effect: embeddings are on unless --no-embed")
@@ -352,25 +523,33 @@ def main() -> None:
         name: random.Random(f"pick:{name}").sample(range(len(by_name[name].questions)), PLANTED_PER_BENCHMARK)
         for name in PLANTED_FROM
     }
-    para_tune = {name: list(range(args.para_tune)) for name in PLANTED_FROM}
     test_items = {}
     for name in PLANTED_FROM:
-        seen = {*tune_items[name], *range(max(OLD_PARAPHRASED, args.para_tune))}
+        seen = {*tune_items[name], *range(OLD_PARAPHRASED)}
         rest = sorted(set(range(len(by_name[name].questions))) - seen)
         test_items[name] = random.Random(f"heldout:{name}").sample(rest, args.test_items)
-    para_test = {name: test_items[name][: args.para_test] for name in PLANTED_FROM}
 
-    root = REPO / ".gradus-bench"
+    root = args.cache_dir
     engine = build_engine(
-        EngineConfig(backend="embedded", model=args.model, n_ctx=2048), root / "models", root / "cache" / "p.sqlite"
+        EngineConfig(backend="embedded", model=args.teacher, n_ctx=2048, parallel=16),
+        root / "models",
+        root / "cache" / "completions.sqlite",
     )
     generation = time.perf_counter()
+    per_style = {"tuning": args.para_tune_per_style or args.para_per_style, "test": args.para_per_style}
     paraphrases = {
-        split: [p for name in PLANTED_FROM for p in paraphrase(engine, by_name[name], items[name])]
-        for split, items in (("tuning", para_tune), ("test", para_test))
+        split: [
+            p
+            for name in PLANTED_FROM
+            for p in paraphrases_for(engine, by_name[name], items[name], per_style[split], args.cached_rewrites_only)
+        ]
+        for split, items in (("tuning", tune_items), ("test", test_items))
     }
     generation = time.perf_counter() - generation
-    engine.close()
+    print(f"rewrites: {engine.stats.as_dict()}", file=sys.stderr)
+    if args.only_generate:
+        engine.close()
+        return
 
     tune_procedural = {p["problem_id"]: p for p in [*_clean_pool(), *procedural(11, 10)]}
     test_procedural = [p for p in procedural(2025, CLEAN_PER_LEVEL) if p["problem_id"] not in tune_procedural]
@@ -414,12 +593,18 @@ def main() -> None:
     if set(check) != predicted:
         raise SystemExit(f"read-off and real run disagree on {len(set(check) ^ predicted)} problems")
 
+    judge_lines: list[str] = []
+    if embed is not None and not args.no_judge:
+        judge_lines = run_judge_bench(tuning, test, benchmarks, embed, engine, chosen, settings)
+    engine.close()
+
     sizes = {s.name: (len(s.planted), {g: len(v) for g, v in s.clean.items()}) for s in (tuning, test)}
     tuned_text = ", ".join(f"{d} {v}" for d, v in chosen.items() if v is not None)
     default_text = ", ".join(f"{d} {v}" for d, v in DEFAULTS.items() if chosen.get(d) is not None)
     report = [
         f"benchmarks checked: {', '.join(CHECKED)}; planted from {', '.join(PLANTED_FROM)}; paraphrases by "
-        f"{args.model} ({generation:.0f} s generating in this run; completions are cached)",
+        f"{args.teacher} in {len(STYLES)} styles ({', '.join(v for v, _ in STYLES.values())}; {generation:.0f} s "
+        f"generating in this run; completions are cached; {len(DROPPED)} rewrites dropped, listed below)",
         f"tuning split: {sizes['tuning'][0]} planted, clean {sizes['tuning'][1]}",
         f"test split: {sizes['test'][0]} planted, clean {sizes['test'][1]}",
         f"rule: per detector, the lowest grid value whose flags beyond the 13-gram/exact rule are ≤ {FP_BUDGET:.1%} "
@@ -430,8 +615,7 @@ def main() -> None:
         "defaults were picked on those items, and the tuned values here too). A planted problem is found only when",
         "a detector names the item it was made from. The GSM8K/MATH-train group is clean by provenance only: it",
         "holds template twins of test items (listed below), so its flagged share is an upper bound on false",
-        "positives. The 0.5B model does not always rewrite: some of its outputs solve or shorten the problem",
-        "(listed below).",
+        "positives. Rewrites the bench's parser dropped (empty, cut off, identical, a solution) are not planted.",
         "",
         "### Test split (held out: no threshold was chosen on it)",
         "",
@@ -459,10 +643,15 @@ def main() -> None:
             if embed is not None
             else []
         ),
+        *judge_lines,
         "### Clean problems the tuned setting flags on the test split",
         "",
         *flagged_list(test, chosen, "procedural", by_name),
         *flagged_list(test, chosen, "GSM8K/MATH train", by_name)[2:],
+        "",
+        "### Rewrites dropped by the bench's parser",
+        "",
+        *[f"- {d.style}, {d.bench} {d.item_id}: {d.reason}" for d in DROPPED],
         "",
         "### Threshold sweeps on the tuning split",
         "Recall columns: share of planted problems the detector alone attributes to their own item.",
@@ -474,8 +663,8 @@ def main() -> None:
     text = "\n".join(report)
     print(text)
     for p in test.planted:
-        if p.kind == "paraphrased":
-            print(f"\nexample paraphrase ({p.bench} {p.item_id}): {json.dumps(p.question[:300])}")
+        if p.kind in PARAPHRASE_KINDS:
+            print(f"\nexample paraphrase ({p.kind}, {p.bench} {p.item_id}): {json.dumps(p.question[:300])}")
             break
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

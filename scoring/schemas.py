@@ -257,6 +257,23 @@ CONTAMINATION = pa.schema(
         ("score", pa.float64()),
         ("method", pa.string()),
         ("matched_text", pa.string()),
+        # set on `judge` rows only (null on the other detectors' rows and on rows written before the judge)
+        ("judge_verdict", pa.string()),
+        ("judge_model", pa.string()),  # model_id@model_revision
+        ("judge_prompt", pa.string()),  # prompt version, e.g. same_problem_v1
+    ]
+)
+# Every (problem, benchmark item) pair the LLM judge was asked about: yes, no, or failed with its reason.
+CONTAMINATION_JUDGEMENTS = pa.schema(
+    [
+        ("problem_id", pa.string()),
+        ("benchmark", pa.string()),
+        ("benchmark_item_id", pa.string()),
+        ("cosine", pa.float64()),
+        ("verdict", pa.string()),
+        ("reason", pa.string()),
+        ("judge_model", pa.string()),
+        ("judge_prompt", pa.string()),
     ]
 )
 
@@ -405,6 +422,7 @@ TABLES: dict[str, pa.Schema] = {
     "irt_students": IRT_STUDENTS,
     "duplicates": DUPLICATES,
     "contamination": CONTAMINATION,
+    "contamination_judgements": CONTAMINATION_JUDGEMENTS,
     "training_steps": TRAINING_STEPS,
     "training_consumption": TRAINING_CONSUMPTION,
     "training_eval": TRAINING_EVAL,

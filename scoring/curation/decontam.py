@@ -13,6 +13,10 @@ Three detectors, each reported under its own `method`, on the question text only
 - `tfidf` / `embedding`: cosine of character 3–5-gram TF-IDF vectors of the normalized text, numbers kept
   (hashed and chunked: `scoring.curation.tfidf_top1`), or of an injected embedding of the raw text, against the
   top-1 item, flagged at or above the configured threshold. These catch rewordings that break every n-gram.
+- `judge` (off by default; `scoring.curation.judge`): the problems no detector above flagged, against each
+  benchmark's `k` nearest items by embedding cosine (at least `min_cosine`), go to an LLM (the teacher engine)
+  with a versioned prompt; its "yes" is a finding (score: the cosine) carrying the judge model and prompt
+  version. Every answer, failed ones with their reason, is returned in `DecontamResult.judgements`.
 
 Benchmarks are read with `synthesis.importers` (any file format and field mapping it reads; presets `gsm8k`,
 `math`, `math_solution`). Only the question column is needed, so the answer rule is switched off: an item
@@ -35,11 +39,13 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engines import Engine
 from engines.errors import ConfigError, did_you_mean
+from scoring.curation.judge import JUDGE_METHOD, JudgeConfig, Judgement, judge_pairs, nearest_items
 from scoring.curation.normalize import comparable_text
 from scoring.curation.similarity import Embed, embedding_matrix, top1_cosine
 from scoring.curation.tfidf_top1 import tfidf_top1
-from scoring.schemas import CONTAMINATION
+from scoring.schemas import CONTAMINATION, CONTAMINATION_JUDGEMENTS
 from synthesis.importers import import_dataset, mapping_for
 from synthesis.problem import Reject
 
@@ -117,6 +123,9 @@ class DecontamConfig(BaseModel):
         None, description="sentence-transformers model (name or directory) for the embedding detector; None: off"
     )
     embedding_threshold: float = Field(0.85, gt=0.0, le=1.0, description="cosine at or above which embedding flags")
+    judge: JudgeConfig = Field(
+        default_factory=JudgeConfig, description="LLM judge on the nearest items (scoring.curation.judge); off"
+    )
     embed_batch_size: int = Field(256, ge=1)
     block_cells: int = Field(1 << 22, ge=1024, description="similarity cells per block (bounds memory)")
 
@@ -141,12 +150,14 @@ class Benchmark:
 
 @dataclass(frozen=True, slots=True)
 class DecontamResult:
-    """Flagged problem ids (input order), one `CONTAMINATION` row per finding, flagged problems per benchmark."""
+    """Flagged problem ids (input order), one `CONTAMINATION` row per finding, flagged problems per benchmark,
+    and one `CONTAMINATION_JUDGEMENTS` row per pair the judge was asked about (empty when it is off)."""
 
     flagged_ids: list[str]
     contamination: pa.Table
     counts: dict[str, int]
     rejects: list[Reject]
+    judgements: pa.Table = field(default_factory=CONTAMINATION_JUDGEMENTS.empty_table)
 
 
 def load_benchmark(spec: BenchmarkSpec, base_dir: str | Path = ".") -> Benchmark:
@@ -292,11 +303,16 @@ def decontaminate(
     config: DecontamConfig,
     embed: Embed | None = None,
     base_dir: str | Path = ".",
+    judge_engine: Engine | None = None,
 ) -> DecontamResult:
     """Check every problem's question against every benchmark with each configured detector.
 
-    A problem is flagged when any detector flags it against any benchmark; every finding is a row.
+    A problem is flagged when any detector flags it against any benchmark; every finding is a row. With
+    `config.judge.enabled`, the problems no other detector flagged then go to the judge (`judge_engine`, with
+    the `embed` vectors), whose "yes" is a finding too.
     """
+    if config.judge.enabled and (judge_engine is None or embed is None):
+        raise ConfigError("the judge detector needs an engine and an embedding model (detectors.embedding_model)")
     for index, problem in enumerate(problems):
         if "problem_id" not in problem or "question" not in problem:
             raise ValueError(f"problem #{index} needs problem_id and question; has keys {sorted(problem)}")
@@ -321,33 +337,101 @@ def decontaminate(
         if config.tfidf and questions
         else [None] * len(loaded)
     )
+    bench_vectors = []
     for bench, bench_tfidf in zip(loaded, tfidf, strict=True):
         rejects.extend(bench.rejects)
-        findings = _findings(questions, bench, config, embed, pool_vectors, bench_tfidf)
+        vectors = (
+            embedding_matrix(bench.questions, embed, batch_size=config.embed_batch_size)
+            if embed is not None and bench.questions
+            else None
+        )
+        bench_vectors.append(vectors)
+        findings = _findings(questions, bench, config, pool_vectors, vectors, bench_tfidf)
         hit = {index for index, _, _, _ in findings}
         counts[bench.name] = len(hit)
         flagged |= hit
-        for index, method, item, score in findings:
-            rows.append(
-                {
-                    "problem_id": ids[index],
-                    "benchmark": bench.name,
-                    "benchmark_item_id": bench.item_ids[item],
-                    "score": float(score),
-                    "method": method,
-                    "matched_text": bench.questions[item][:MATCHED_TEXT_CHARS],
-                }
-            )
+        rows.extend(_finding_row(ids[index], bench, item, score, method) for index, method, item, score in findings)
+    judged: list[dict[str, Any]] = []
+    if config.judge.enabled and judge_engine is not None and pool_vectors is not None:
+        # Only what the cheaper detectors left: the judge can add a flag, never take one away, and the CPU it
+        # costs is spent where it can change the outcome.
+        unflagged = [i for i in range(len(ids)) if i not in flagged and not is_bare_expression(questions[i])]
+        for bench, vectors in zip(loaded, bench_vectors, strict=True):
+            if vectors is None or not unflagged:
+                continue
+            judgements = judge_benchmark(judge_engine, config.judge, questions, unflagged, pool_vectors, bench, vectors)
+            found, asked = _judge_rows(ids, bench, judgements, judge_engine, config.judge.prompt)
+            rows.extend(found)
+            judged.extend(asked)
+            hit = {j.problem for j in judgements if j.verdict == "yes"}
+            counts[bench.name] += len(hit)  # these problems had no other finding against any benchmark
+            flagged |= hit
     table = pa.Table.from_pylist(rows, schema=CONTAMINATION)
-    return DecontamResult([ids[i] for i in sorted(flagged)], table, counts, rejects)
+    judgement_table = pa.Table.from_pylist(judged, schema=CONTAMINATION_JUDGEMENTS)
+    return DecontamResult([ids[i] for i in sorted(flagged)], table, counts, rejects, judgement_table)
+
+
+def judge_benchmark(
+    engine: Engine,
+    config: JudgeConfig,
+    questions: Sequence[str],
+    positions: Sequence[int],
+    pool_vectors: np.ndarray,
+    bench: Benchmark,
+    bench_vectors: np.ndarray,
+) -> list[Judgement]:
+    """The judge's answers for the problems at `positions` against their nearest items of one benchmark
+    (problem and item positions refer to `questions` and `bench.questions`)."""
+    chosen = np.asarray(positions, dtype=np.int64)
+    pairs = nearest_items(pool_vectors[chosen], bench_vectors, config.k, config.min_cosine)
+    pairs = [(int(chosen[row]), item, cosine) for row, item, cosine in pairs]
+    return judge_pairs(engine, config, questions, bench.questions, pairs)
+
+
+def _finding_row(problem_id: str, bench: Benchmark, item: int, score: float, method: str) -> dict[str, Any]:
+    return {
+        "problem_id": problem_id,
+        "benchmark": bench.name,
+        "benchmark_item_id": bench.item_ids[item],
+        "score": float(score),
+        "method": method,
+        "matched_text": bench.questions[item][:MATCHED_TEXT_CHARS],
+    }
+
+
+def _judge_rows(
+    ids: list[str], bench: Benchmark, judgements: list[Judgement], engine: Engine, prompt: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(`contamination` rows for the judge's yes answers, `contamination_judgements` rows for all of them)."""
+    model = f"{engine.model_id}@{engine.model_revision}"
+    judge_columns = {"judge_verdict": "yes", "judge_model": model, "judge_prompt": prompt}
+    found = [
+        _finding_row(ids[j.problem], bench, j.item, j.cosine, JUDGE_METHOD) | judge_columns
+        for j in judgements
+        if j.verdict == "yes"
+    ]
+    return found, [_judgement_row(ids[j.problem], bench, j, model, prompt) for j in judgements]
+
+
+def _judgement_row(problem_id: str, bench: Benchmark, j: Judgement, model: str, prompt: str) -> dict[str, Any]:
+    return {
+        "problem_id": problem_id,
+        "benchmark": bench.name,
+        "benchmark_item_id": bench.item_ids[j.item],
+        "cosine": j.cosine,
+        "verdict": j.verdict,
+        "reason": j.reason,
+        "judge_model": model,
+        "judge_prompt": prompt,
+    }
 
 
 def _findings(
     questions: list[str],
     bench: Benchmark,
     config: DecontamConfig,
-    embed: Embed | None,
     pool_vectors: np.ndarray | None,
+    bench_vectors: np.ndarray | None,
     tfidf: tuple[np.ndarray, np.ndarray] | None,
 ) -> list[tuple[int, str, int, float]]:
     """(problem position, method, item position, score) for one benchmark; `tfidf` is its TF-IDF top-1."""
@@ -360,14 +444,13 @@ def _findings(
     top1: list[tuple[str, float, np.ndarray, np.ndarray]] = []
     if tfidf is not None:
         top1.append(("tfidf", config.tfidf_threshold, *tfidf))
-    if embed is not None and pool_vectors is not None:
+    if bench_vectors is not None and pool_vectors is not None:
         # raw text: embedding models were trained on text as people write it, not on our normal form
-        bench_rows = embedding_matrix(bench.questions, embed, batch_size=config.embed_batch_size)
         top1.append(
             (
                 "embedding",
                 config.embedding_threshold,
-                *top1_cosine(pool_vectors, bench_rows, block_cells=config.block_cells),
+                *top1_cosine(pool_vectors, bench_vectors, block_cells=config.block_cells),
             )
         )
     bare = {i for i, q in enumerate(questions) if is_bare_expression(q)}

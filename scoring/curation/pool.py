@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engines import Engine
 from engines.embeddings import load_embedder
 from scoring.curation.decontam import BenchmarkSpec, DecontamConfig, decontaminate
 from scoring.curation.dedup import DedupConfig, deduplicate
+from scoring.curation.similarity import Embed
 from scoring.schemas import REJECTS, to_table
 from scoring.storage import DataRoot
 
@@ -27,6 +29,15 @@ class DecontaminationConfig(BaseModel):
 
     benchmarks: list[BenchmarkSpec] = Field(default_factory=list)
     detectors: DecontamConfig = Field(default_factory=DecontamConfig)
+
+    @model_validator(mode="after")
+    def _judge_has_vectors(self) -> DecontaminationConfig:
+        if self.detectors.judge.enabled and not self.detectors.embedding_model:
+            raise ValueError(
+                "decontamination.detectors.judge needs the embedding detector's vectors to pick the nearest items: "
+                "set decontamination.detectors.embedding_model (e.g. all-MiniLM-L6-v2)"
+            )
+        return self
 
 
 def _problem_rows(root: DataRoot, columns: list[str]) -> list[dict[str, object]]:
@@ -46,15 +57,25 @@ def build_duplicates(dedup: DedupConfig, root: DataRoot) -> tuple[pa.Table, dict
 
 
 def build_contamination(
-    settings: DecontaminationConfig, root: DataRoot, base_dir: Path
+    settings: DecontaminationConfig,
+    root: DataRoot,
+    base_dir: Path,
+    judge_engine: Engine | None = None,
+    embed: Embed | None = None,
 ) -> tuple[pa.Table, dict[str, int]]:
-    """Check the deduplicated pool against every configured benchmark; write `contamination`."""
+    """Check the deduplicated pool against every configured benchmark; write `contamination` and (the judge's
+    answers, empty when it is off) `contamination_judgements`. `embed` replaces the configured embedding model
+    (a caller that already holds one)."""
     dropped = set(root.read_table("duplicates").column("problem_id").to_pylist())
     problems = [p for p in _problem_rows(root, ["problem_id", "question"]) if p["problem_id"] not in dropped]
     model = settings.detectors.embedding_model
-    embed = load_embedder(model, root.embedding_cache_path) if model else None
-    result = decontaminate(problems, settings.benchmarks, settings.detectors, base_dir=base_dir, embed=embed)
+    if embed is None and model:
+        embed = load_embedder(model, root.embedding_cache_path)
+    result = decontaminate(
+        problems, settings.benchmarks, settings.detectors, base_dir=base_dir, embed=embed, judge_engine=judge_engine
+    )
     root.write_table("contamination", result.contamination)
+    root.write_table("contamination_judgements", result.judgements)
     rejects = [
         {"stage": "decontamination", "input_ref": r.input_ref, "reason": r.reason, "raw_text": r.raw_text}
         for r in result.rejects
@@ -62,6 +83,9 @@ def build_contamination(
     root.write_table("rejects", to_table(rejects, REJECTS), {"origin": "benchmarks"})
     counts = {"checked": len(problems), "flagged": len(result.flagged_ids)}
     counts |= {f"flagged_{name}": n for name, n in result.counts.items()}
+    if settings.detectors.judge.enabled:
+        verdicts = result.judgements.column("verdict").to_pylist()
+        counts |= {f"judge_{v}": verdicts.count(v) for v in ("yes", "no", "failed")}
     return result.contamination, counts
 
 

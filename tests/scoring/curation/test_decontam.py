@@ -221,6 +221,10 @@ def test_short_texts_fall_back_to_exact_masked_match() -> None:
             "score": 1.0,
             "method": "exact",
             "matched_text": "Evaluate $\\log_2 64$.",
+            # the judge's columns: set on its own rows only
+            "judge_verdict": None,
+            "judge_model": None,
+            "judge_prompt": None,
         }
     ]
 
